@@ -1,0 +1,283 @@
+"""The `fangfei` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="fangfei 防非 — an assistant against illegal fundraising.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+kb_app = typer.Typer(help="The knowledge base: validate it, see what residents asked that it could not answer.")
+db_app = typer.Typer(help="The database schema.")
+eval_app = typer.Typer(help="Quality figures on labelled JSONL sets.")
+app.add_typer(kb_app, name="kb")
+app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
+console = Console()
+err = Console(stderr=True)
+
+
+class State:
+    config: str | None = None
+
+
+@app.callback()
+def _options(config: Annotated[str | None, typer.Option("--config", help="Config file (default: ./config.yaml, "
+                                                          "or FANGFEI_CONFIG).")] = None) -> None:
+    State.config = config
+
+
+def settings() -> Settings:
+    try:
+        s = load_settings(State.config)
+    except ConfigError as exc:
+        for line in exc.problems:
+            err.print(line, markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=s.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("jieba", "httpx", "aiosqlite", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return s
+
+
+def services(s: Settings):  # noqa: ANN201 - imported lazily: jieba and the index load only for commands that search
+    from bot.services import Services
+
+    return Services.create(s)
+
+
+def _lines(text: str | None, batch: Path | None) -> list[str]:
+    if batch is not None:
+        source = sys.stdin.read() if str(batch) == "-" else batch.read_text(encoding="utf-8")
+        return [line for line in source.splitlines() if line.strip()]
+    if text is None:
+        err.print("Give a TEXT or --batch FILE.")
+        raise typer.Exit(2)
+    return [text]
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+async def _prepare(s: Settings) -> object:
+    """Open the database; an empty SQLite file is migrated, PostgreSQL must be migrated with `db upgrade`."""
+    from bot.engine import Engine
+
+    svc = services(s)
+    if svc.db.is_sqlite:
+        await svc.db.upgrade()
+    elif not await svc.db.is_current():
+        await svc.db.close()
+        err.print("The database schema is not up to date: run `fangfei db upgrade` first.")
+        raise typer.Exit(2)
+    return Engine(svc)
+
+
+@app.command()
+def chat() -> None:
+    """Talk to the bot here; from a pipe, one message a line, replies printed, exit at end of input."""
+    from bot.channels import local
+
+    s = settings()
+
+    async def main() -> None:
+        engine = await _prepare(s)
+        try:
+            await local.run(engine)  # type: ignore[arg-type]
+        finally:
+            await engine.services.db.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+@app.command()
+def serve() -> None:
+    """Serve the web chat, its API and the messaging channels over HTTP."""
+    import uvicorn
+
+    from bot.web.app import create_app
+
+    s = settings()
+
+    async def main() -> None:
+        engine = await _prepare(s)
+        server = uvicorn.Server(uvicorn.Config(create_app(engine), host=s.http.host, port=s.http.port,  # type: ignore[arg-type]
+                                               log_level=s.log.level.lower(), access_log=False))
+        logging.getLogger(__name__).info("fangfei serving on http://%s:%s", s.http.host, s.http.port)
+        try:
+            await server.serve()
+        finally:
+            await engine.services.db.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+@app.command()
+def ask(text: Annotated[str | None, typer.Argument()] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per query.")] = False,
+        top: Annotated[int, typer.Option("--top", min=1, max=20)] = 3,
+        batch: Annotated[Path | None, typer.Option("--batch", help="One query a line; - for stdin.")] = None) -> None:
+    """Search the knowledge base."""
+    s = settings()
+    svc = services(s)
+    for query in _lines(text, batch):
+        result = svc.search(query, top=top)
+        best = result.best
+        answer = (svc.fill(f"{best.entry.title}：{best.entry.summary}") if result.matched and best
+                  else svc.fill("这个问题我还答不上来。可以换个说法再问，或者打 {hotline} 咨询。"))
+        if as_json:
+            _print_json({"query": query, "matched": result.matched, "answer": answer, "results": [
+                {"id": h.entry.id, "category": h.entry.category, "title": h.entry.title, "score": h.score}
+                for h in result.hits]})
+            continue
+        table = Table(title=f"{query}  ({'matched' if result.matched else 'no match'})")
+        for col in ("score", "id", "category", "title"):
+            table.add_column(col)
+        for h in result.hits:
+            table.add_row(f"{h.score:.3f}", h.entry.id, h.entry.category, h.entry.title)
+        console.print(table)
+        console.print(answer, markup=False)
+
+
+@app.command()
+def check(text: Annotated[str | None, typer.Argument()] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
+          batch: Annotated[Path | None, typer.Option("--batch", help="One text a line; - for stdin.")] = None) -> None:
+    """Check a described offer for the red flags of illegal fundraising."""
+    s = settings()
+    svc = services(s)
+    for line in _lines(text, batch):
+        report = svc.risk.check(line)
+        entry = svc.explain(line, report.category)
+        obj = {"text": line, "risky": report.risky, "level": report.level,
+               "signals": [{"feature": sig.feature, "evidence": sig.evidence} for sig in report.signals],
+               "advice": report.advice, "entry": entry.id if entry else None}
+        if as_json:
+            _print_json(obj)
+            continue
+        console.print(f"[bold]{report.level}[/bold]  risky={report.risky}  entry={obj['entry']}")
+        for sig in report.signals:
+            console.print(f"  {sig.feature}: {sig.evidence}", markup=False)
+        console.print(report.advice, markup=False)
+
+
+@kb_app.command("check")
+def kb_check(directory: Annotated[Path | None, typer.Option("--dir", help="Entries folder (default: the bundled "
+                                                             "knowledge base).")] = None) -> None:
+    """Validate every entry; print `file: entry: field: problem` lines and exit 1 on any problem."""
+    from knowledge import schema
+
+    s = settings()
+    kb, problems = schema.load(directory or schema.ENTRIES_DIR, region_keys=set(s.region.placeholders()))
+    for p in problems:
+        print(p)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {len(kb.entries)} loaded entries.")
+        raise typer.Exit(1)
+    print(f"ok: {len(kb.entries)} entries in {len(kb.categories)} categories")
+
+
+@kb_app.command("gaps")
+def kb_gaps(limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The most frequent questions the knowledge base could not answer."""
+    from bot.services import top_gaps
+    from bot.storage.database import Database
+
+    s = settings()
+
+    async def main() -> list[tuple[str, int]]:
+        db = Database(s.database.url)
+        try:
+            if db.is_sqlite:
+                await db.upgrade()
+            async with db.session() as session:
+                return await top_gaps(session, limit)
+        finally:
+            await db.close()
+
+    rows = asyncio.run(main())
+    if as_json:
+        _print_json([{"text": t, "count": n} for t, n in rows])
+        return
+    if not rows:
+        print("no unanswered questions recorded")
+    for t, n in rows:
+        print(f"{n:5d}  {t}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest version."""
+    from bot.storage.database import Database
+
+    s = settings()
+
+    async def main() -> None:
+        db = Database(s.database.url)
+        try:
+            await db.upgrade()
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+    print("database schema is up to date")
+
+
+@eval_app.command("kb")
+def eval_kb(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
+    """Top-1, top-3 and no-match accuracy, ours beside plain BM25."""
+    from bot.evaluation import read_jsonl, score_kb
+    from knowledge.search import PlainBM25
+
+    s = settings()
+    svc = services(s)
+    cases = read_jsonl(file)
+    ours = score_kb(cases, lambda q: svc.search(q))
+    base = score_kb(cases, PlainBM25(svc.kb).search)
+    _figures_table(f"knowledge search on {file.name}", ours.figures(), base.figures())
+    if show_misses:
+        for m in ours.misses:
+            print("  miss:", m)
+
+
+@eval_app.command("risk")
+def eval_risk(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
+    """Recall and specificity of the risk check, beside a keyword baseline."""
+    from bot.evaluation import KeywordBaseline, read_jsonl, risk_checker_is_risky, score_risk
+
+    s = settings()
+    svc = services(s)
+    cases = read_jsonl(file)
+    ours = score_risk(cases, risk_checker_is_risky(svc.risk))
+    base = score_risk(cases, KeywordBaseline().is_risky)
+    _figures_table(f"risk check on {file.name}", ours.figures(), base.figures())
+    if show_misses:
+        for m in ours.misses:
+            print("  miss:", m)
+
+
+def _figures_table(title: str, ours: dict[str, float], base: dict[str, float]) -> None:
+    table = Table(title=title)
+    for col in ("figure", "fangfei", "baseline"):
+        table.add_column(col)
+    for key in ours:
+        table.add_row(key, f"{ours[key]}", f"{base[key]}")
+    console.print(table)
+    # one plain line per figure, for scripts
+    print(" ".join(f"{k}={v}" for k, v in ours.items()), "| baseline", " ".join(f"{k}={v}" for k, v in base.items()))
+
+
+def main() -> None:
+    app()

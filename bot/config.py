@@ -1,0 +1,129 @@
+"""Settings: config.yaml, overridden by FANGFEI_<SECTION>__<KEY> environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite+aiosqlite:///data/fangfei.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use an async driver URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db")
+        return value
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(65536, ge=1024)
+
+
+class ChatSettings(BaseModel):
+    max_text_chars: int = Field(2000, ge=10)
+    option_ttl_minutes: int = Field(1440, ge=1)
+
+
+class SearchSettings(BaseModel):
+    threshold: float = Field(0.35, ge=0, le=1)
+    group_threshold: float = Field(0.55, ge=0, le=1)
+    related: int = Field(3, ge=0, le=8)
+
+
+class Township(BaseModel):
+    name: str
+    villages: list[str] = []
+
+
+class RegionSettings(BaseModel):
+    region: str = "示例县"
+    office: str = "示例县处非办"
+    office_phone: str = "0000-0000000"
+    hotline: str = "12345"
+    police: str = "110"
+    report_online: str = "本公众号菜单“我要举报”"
+    reward_max: str = "10万元"
+    townships: list[Township] = []
+
+    def placeholders(self) -> dict[str, str]:
+        """The values knowledge texts may use as {placeholders}."""
+        return {k: v for k, v in self.model_dump().items() if isinstance(v, str)}
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FANGFEI_", env_nested_delimiter="__", extra="forbid")
+
+    mode: Literal["local", "production"] = "local"
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    chat: ChatSettings = ChatSettings()
+    search: SearchSettings = SearchSettings()
+    region: RegionSettings = RegionSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment variables win over the file, which is passed in as init arguments.
+        return env_settings, init_settings
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("FANGFEI_CONFIG"):
+        return Path(os.environ["FANGFEI_CONFIG"])
+    local = Path.cwd() / "config.yaml"
+    return local if local.exists() else DEFAULT_CONFIG
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "config"
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    return f"{where}: {msg}"
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read the config file and the environment; raise ConfigError with one line per problem."""
+    file = config_path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError([f"{file}: config file not found"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: not valid YAML: {' '.join(str(exc).split())}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([f"{file}: the top level must be a mapping of sections"])
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError([f"{file}: {_describe(e)}" for e in exc.errors()]) from exc

@@ -1,0 +1,121 @@
+"""What a handler works with: one turn of a conversation, the choices it offers, and the action registry."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import Conversation
+from bot.types import Inbound, Option, Reply
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+OPTION_VALUE = re.compile(r"^~([A-Za-z0-9]{6})\.(\d{1,2})$")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An option a handler offers: the label the user sees and the action (with its argument) it runs."""
+
+    label: str
+    action: str
+    arg: str = ""
+
+
+@dataclass
+class Turn:
+    """One incoming message being answered: the user's words, their stored conversation, and the replies so far."""
+
+    inbound: Inbound
+    text: str
+    services: Services
+    session: AsyncSession
+    conversation: Conversation
+    replies: list[Reply] = field(default_factory=list)
+
+    # -- speaking -------------------------------------------------------------------------------------------------
+    def say(self, text: str, choices: Sequence[Choice] = ()) -> None:
+        """Send one message; with choices, it becomes the user's current menu (older menus expire)."""
+        text = self.services.fill(text)
+        if not choices:
+            self.replies.append(Reply(text))
+            return
+        token = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(6))
+        ttl = timedelta(minutes=self.services.settings.chat.option_ttl_minutes)
+        self.conversation.menu = {
+            "token": token,
+            "expires": (datetime.now(UTC) + ttl).isoformat(),
+            "choices": [[c.label, c.action, c.arg] for c in choices],
+        }
+        options = tuple(Option(self.services.fill(c.label), f"~{token}.{i}") for i, c in enumerate(choices))
+        self.replies.append(Reply(text, options))
+
+    # -- where the user stands ------------------------------------------------------------------------------------
+    @property
+    def flow(self) -> str | None:
+        return self.conversation.flow
+
+    @property
+    def step(self) -> str | None:
+        return self.conversation.step
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.conversation.data or {})
+
+    def go(self, flow: str, step: str, **data: Any) -> None:
+        """Enter (or move within) a flow; `data` is merged into the flow's draft."""
+        merged = self.data if self.conversation.flow == flow else {}
+        merged.update(data)
+        self.conversation.flow, self.conversation.step, self.conversation.data = flow, step, merged
+
+    def finish(self) -> None:
+        self.conversation.flow = self.conversation.step = None
+        self.conversation.data = {}
+
+    def chosen(self, value: str) -> Choice | None:
+        """The choice of the current menu that an option value names, or None when it is stale or foreign."""
+        m = OPTION_VALUE.match(value)
+        menu = self.conversation.menu or {}
+        if not m or m.group(1) != menu.get("token"):
+            return None
+        return self._menu_choice(int(m.group(2)))
+
+    def chosen_by_number(self, number: int) -> Choice | None:
+        """Numbered text menus (WeChat, the local chat): 1 is the first choice of the current menu."""
+        return self._menu_choice(number - 1) if number >= 1 else None
+
+    def chosen_by_label(self, text: str) -> Choice | None:
+        """The user typed a label of the current menu instead of tapping it."""
+        for i, (label, *_rest) in enumerate((self.conversation.menu or {}).get("choices", [])):
+            if self.services.fill(label) == text:
+                return self._menu_choice(i)
+        return None
+
+    def _menu_choice(self, index: int) -> Choice | None:
+        menu = self.conversation.menu or {}
+        choices = menu.get("choices", [])
+        if not 0 <= index < len(choices) or datetime.fromisoformat(menu["expires"]) < datetime.now(UTC):
+            return None
+        return Choice(*choices[index])
+
+
+Action = Callable[[Turn, str], Awaitable[None]]
+ACTIONS: dict[str, Action] = {}
+
+
+def action(name: str) -> Callable[[Action], Action]:
+    """Register a handler function as the target of option choices named `name`."""
+
+    def register(fn: Action) -> Action:
+        ACTIONS[name] = fn
+        return fn
+
+    return register

@@ -1,0 +1,109 @@
+"""The engine: takes an Inbound, finds the user's conversation, routes to a handler, returns the replies."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import handlers.ask
+import handlers.check
+import handlers.menu
+import handlers.soon
+import handlers.subscribe  # noqa: F401  (registers its actions)
+from bot.conversation import ACTIONS, OPTION_VALUE, Turn
+from bot.services import Services
+from bot.storage.models import Conversation
+from bot.types import Inbound, Reply
+from knowledge.text import is_meaningful, normalize, strip_control
+
+log = logging.getLogger(__name__)
+
+# Words that open a flow directly, whatever the user was doing (compared after normalisation).
+KEYWORDS = {
+    **dict.fromkeys(("/start", "/menu", "菜单", "主菜单", "开始", "你好", "您好", "hi", "hello", "0"), "menu.welcome"),
+    **dict.fromkeys(("/help", "帮助", "help", "?", "怎么用", "使用说明"), "menu.help"),
+    **dict.fromkeys(("问问题", "提问", "/ask"), "ask.start"),
+    **dict.fromkeys(("风险自测", "自测", "测一测", "/check"), "check.start"),
+    **dict.fromkeys(("知识答题", "答题", "/quiz"), "quiz.start"),
+    **dict.fromkeys(("我要举报", "举报", "/report"), "report.start"),
+    **dict.fromkeys(("订阅", "订阅提醒", "/subscribe"), "subscribe.start"),
+    **dict.fromkeys(("退订", "取消订阅", "/unsubscribe"), "subscribe.stop"),
+}
+THANKS = {"谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "好的谢谢", "thanks", "thank you"}
+# Flow steps that wait for the user's own words.
+TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): handlers.check.run}
+
+
+class Engine:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        if inbound.is_group and not inbound.addressed:
+            return []
+        async with self.services.db.session() as session:
+            conversation = await self._conversation(session, inbound)
+            text = strip_control(inbound.text).strip()
+            turn = Turn(inbound, text, self.services, session, conversation)
+            limit = self.services.settings.chat.max_text_chars
+            if len(text) > limit:
+                turn.text = text[:limit]
+                turn.say(f"您的消息太长了，我只看了前 {limit} 个字。")
+            await self._route(turn)
+            await session.commit()
+            return turn.replies
+
+    async def _route(self, turn: Turn) -> None:
+        text = turn.text
+        if OPTION_VALUE.match(text) or (turn.inbound.numbered and text.isascii() and text.isdigit() and text != "0"):
+            choice = turn.chosen(text) if text.startswith("~") else turn.chosen_by_number(int(text))
+            if choice is None or choice.action not in ACTIONS:
+                await handlers.menu.expired(turn)
+            else:
+                await ACTIONS[choice.action](turn, choice.arg)
+            return
+        choice = turn.chosen_by_label(text)
+        if choice is not None and choice.action in ACTIONS:
+            await ACTIONS[choice.action](turn, choice.arg)
+            return
+        if not is_meaningful(text):
+            await handlers.menu.unreadable(turn)
+            return
+        words = normalize(text)
+        command, _, rest = words.partition(" ")
+        if command in ("/ask", "/check") and rest.strip():
+            await (handlers.ask.answer if command == "/ask" else handlers.check.run)(turn, rest.strip())
+            return
+        if words.rstrip("!！。.") in THANKS:
+            await handlers.menu.thanks(turn)
+            return
+        if words in KEYWORDS:
+            await ACTIONS[KEYWORDS[words]](turn, "")
+            return
+        waiting = TEXT_STEPS.get((turn.flow or "", turn.step or ""))
+        if waiting is not None:
+            await waiting(turn, text)
+        elif self.services.risk.looks_like_offer(text):
+            await handlers.check.run(turn, text)
+        else:
+            await handlers.ask.answer(turn, text)
+
+    async def _conversation(self, session: AsyncSession, inbound: Inbound) -> Conversation:
+        query = select(Conversation).where(Conversation.channel == inbound.channel,
+                                           Conversation.user_id == inbound.user, Conversation.chat_id == inbound.chat)
+        if not self.services.db.is_sqlite:
+            query = query.with_for_update()
+        found = await session.scalar(query)
+        if found is not None:
+            return found
+        conversation = Conversation(channel=inbound.channel, user_id=inbound.user, chat_id=inbound.chat, data={},
+                                    menu={})
+        try:
+            async with session.begin_nested():
+                session.add(conversation)
+        except IntegrityError:  # the same user's other message created it a moment ago
+            return (await session.scalars(query)).one()
+        return conversation

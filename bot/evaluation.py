@@ -1,0 +1,102 @@
+"""Quality figures on labelled sets (`fangfei eval kb|risk FILE.jsonl`): ours beside the plain BM25 baseline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+from knowledge.search import SearchResult
+
+if TYPE_CHECKING:
+    from knowledge.risk import RiskChecker
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@dataclass
+class KbScore:
+    answerable: int = 0
+    top1: int = 0
+    top3: int = 0
+    answered: int = 0          # answerable questions for which we did not say "no match"
+    unanswerable: int = 0
+    refused: int = 0           # out-of-scope questions correctly met with "no match"
+    misses: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, float]:
+        def pct(a: int, b: int) -> float:
+            return round(100.0 * a / b, 1) if b else 0.0
+        return {"top1": pct(self.top1, self.answerable), "top3": pct(self.top3, self.answerable),
+                "answered": pct(self.answered, self.answerable), "no_match": pct(self.refused, self.unanswerable),
+                "n": self.answerable + self.unanswerable}
+
+
+def score_kb(cases: Iterable[dict], search: Callable[[str], SearchResult]) -> KbScore:
+    s = KbScore()
+    for case in cases:
+        wanted = set(case["cats"])
+        result = search(case["q"])
+        cats = [h.entry.category for h in result.hits]
+        if not wanted:
+            s.unanswerable += 1
+            if result.matched:
+                s.misses.append(f"answered out-of-scope: {case['q']} -> {cats[:1]}")
+            else:
+                s.refused += 1
+            continue
+        s.answerable += 1
+        s.answered += result.matched
+        hit1 = result.matched and bool(cats[:1]) and cats[0] in wanted
+        s.top1 += hit1
+        s.top3 += result.matched and bool(wanted & set(cats[:3]))
+        if not hit1:
+            s.misses.append(f"{case['q']} -> {cats[:3]} matched={result.matched} wanted {sorted(wanted)}")
+    return s
+
+
+@dataclass
+class RiskScore:
+    risky: int = 0
+    caught: int = 0
+    safe: int = 0
+    cleared: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, float]:
+        def pct(a: int, b: int) -> float:
+            return round(100.0 * a / b, 1) if b else 0.0
+        return {"recall": pct(self.caught, self.risky), "specificity": pct(self.cleared, self.safe),
+                "n": self.risky + self.safe}
+
+
+def score_risk(cases: Iterable[dict], is_risky: Callable[[str], bool]) -> RiskScore:
+    s = RiskScore()
+    for case in cases:
+        got = is_risky(case["t"])
+        if case["risky"]:
+            s.risky += 1
+            s.caught += got
+        else:
+            s.safe += 1
+            s.cleared += not got
+        if got != case["risky"]:
+            s.misses.append(f"{'missed' if case['risky'] else 'false alarm'}: {case['t']}")
+    return s
+
+
+class KeywordBaseline:
+    """The risk baseline: a text is risky when it contains any of a short list of lure words."""
+
+    WORDS = ("保本", "保底", "高息", "高回报", "返利", "分红", "稳赚", "上市", "回购", "拉人", "下线", "虚拟币")
+
+    def is_risky(self, text: str) -> bool:
+        return any(w in text for w in self.WORDS)
+
+
+def risk_checker_is_risky(checker: RiskChecker) -> Callable[[str], bool]:
+    return lambda text: checker.check(text).risky

@@ -1,0 +1,74 @@
+"""Engine and session factory, and schema migration through Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class Database:
+    """One async engine and its session factory."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.url = make_url(url)
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, object] = {"echo": echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def is_current(self) -> bool:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_is_current)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _is_current(connection: Connection) -> bool:
+    heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+    return set(MigrationContext.configure(connection).get_current_heads()) == heads

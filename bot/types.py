@@ -1,0 +1,34 @@
+"""Platform-free message types: what a channel adapter hands the engine, and what the engine answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from a user. `chat` is the user's own id in a private chat, the group's id in a group."""
+
+    channel: str
+    user: str
+    chat: str
+    text: str = ""
+    is_group: bool = False
+    # In a group: the message is a command, mentions the bot or replies to it.
+    addressed: bool = True
+    # The channel shows menus as numbered lines, so a bare number picks an option of the current menu.
+    numbered: bool = False
+
+
+@dataclass(frozen=True)
+class Option:
+    """A choice offered with a reply; sending `value` back as text selects it."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    options: tuple[Option, ...] = field(default=())

@@ -1,0 +1,58 @@
+"""Ask: the resident asks in their own words; we answer from the knowledge base or honestly say we can't."""
+
+from __future__ import annotations
+
+from bot.conversation import Choice, Turn, action
+from bot.services import record_gap
+from handlers.menu import BACK, MAIN_MENU
+from knowledge.schema import Entry
+
+
+@action("ask.start")
+async def start(turn: Turn, _: str = "") -> None:
+    turn.go("ask", "question")
+    turn.say("请把您想问的发给我。\n比如：“养老院让交钱订床位，每年给利息，靠谱吗？”")
+
+
+async def answer(turn: Turn, question: str) -> None:
+    turn.finish()
+    result = turn.services.search(question, group=turn.inbound.is_group)
+    if not result.matched or result.best is None:
+        await record_gap(turn.session, question, turn.inbound.channel)
+        turn.say("这个问题我还答不上来。我不想乱说，免得误导您。")
+        turn.say("您可以换个说法再问，或者打 {hotline} 问问。也可以点下面的选项：", MAIN_MENU)
+        return
+    await show(turn, result.best.entry.id)
+
+
+@action("ask.show")
+async def show(turn: Turn, entry_id: str) -> None:
+    entry = turn.services.entries.get(entry_id)
+    if entry is None:
+        await turn_stale(turn)
+        return
+    turn.say(f"【{entry.title}】\n{entry.summary}\n\n想知道怎么识别、怎么办，请点“详细说说”。",
+             [Choice("详细说说", "ask.more", entry.id), *_related(turn, entry), BACK])
+
+
+@action("ask.more")
+async def more(turn: Turn, entry_id: str) -> None:
+    entry = turn.services.entries.get(entry_id)
+    if entry is None:
+        await turn_stale(turn)
+        return
+    turn.say(f"【{entry.title}】常见套路：\n{entry.body['套路']}")
+    turn.say(f"怎么识别：\n{entry.body['识别']}")
+    basis = "、".join(entry.legal_basis)
+    turn.say(f"怎么办：\n{entry.body['怎么办']}\n\n（依据：{basis}）",
+             [*_related(turn, entry), Choice("风险自测", "check.start"), BACK])
+
+
+def _related(turn: Turn, entry: Entry) -> list[Choice]:
+    entries = turn.services.entries
+    limit = turn.services.settings.search.related
+    return [Choice(f"相关：{entries[r].title}", "ask.show", r) for r in entry.related if r in entries][:limit]
+
+
+async def turn_stale(turn: Turn) -> None:
+    turn.say("这条内容已经更新了。请重新问一次，或者点下面的选项。", MAIN_MENU)

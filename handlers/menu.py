@@ -1,0 +1,49 @@
+"""Welcome, main menu, help, thanks, and the polite answer to an expired menu."""
+
+from __future__ import annotations
+
+from bot.conversation import Choice, Turn, action
+
+MAIN_MENU = (
+    Choice("问问题", "ask.start"),
+    Choice("风险自测", "check.start"),
+    Choice("知识答题", "quiz.start"),
+    Choice("我要举报", "report.start"),
+    Choice("订阅提醒", "subscribe.start"),
+)
+BACK = Choice("回主菜单", "menu.main")
+
+
+@action("menu.welcome")
+async def welcome(turn: Turn, _: str = "") -> None:
+    turn.finish()
+    turn.say("您好！我是{region}防范非法集资小助手。")
+    turn.say("我能回答问题，帮您看看一个投资靠不靠谱，还能接受举报。\n请点下面的选项，或者直接把问题发给我。", MAIN_MENU)
+
+
+@action("menu.main")
+async def main_menu(turn: Turn, _: str = "") -> None:
+    turn.finish()
+    turn.say("请选择您要做的事，也可以直接把问题发给我。", MAIN_MENU)
+
+
+@action("menu.help")
+async def help_text(turn: Turn, _: str = "") -> None:
+    turn.say("怎么用我：\n"
+             "1. 直接发问题，比如“消费全返是真的吗”。\n"
+             "2. 把别人推荐给您的投资说给我，我帮您看看有没有风险。\n"
+             "3. 随时发“菜单”，回到主菜单。")
+    turn.say("拿不准的事，也可以打 {hotline} 问问。请选择：", MAIN_MENU)
+
+
+async def thanks(turn: Turn) -> None:
+    turn.say("不客气！还有问题随时问我。", MAIN_MENU)
+
+
+async def expired(turn: Turn) -> None:
+    turn.finish()
+    turn.say("这个菜单已经过期了。请在下面重新选择。", MAIN_MENU)
+
+
+async def unreadable(turn: Turn) -> None:
+    turn.say("我没看懂这条消息。请用文字把问题发给我，或者点下面的选项。", MAIN_MENU)

@@ -1,0 +1,72 @@
+"""Shared fixtures: settings on a throw-away database (SQLite always, PostgreSQL when configured), services, engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.config import Settings, load_settings
+from bot.engine import Engine
+from bot.services import Services
+from bot.storage.database import Database
+from bot.storage.models import Base
+from knowledge.risk import RiskChecker
+from knowledge.search import SearchIndex
+
+PG_URL = os.environ.get("FANGFEI_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return load_settings(ROOT / "config.yaml")
+
+
+@pytest.fixture(scope="session")
+def shared(base_settings: Settings) -> Services:
+    """Knowledge, index and risk checker are read-only: build them once for the whole run."""
+    return Services.create(base_settings, db=Database("sqlite+aiosqlite://"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        assert PG_URL
+        return PG_URL
+    return f"sqlite+aiosqlite:///{tmp_path / 'fangfei.db'}"
+
+
+@pytest.fixture
+def settings(base_settings: Settings, db_url: str) -> Settings:
+    return base_settings.model_copy(update={"database": base_settings.database.model_copy(update={"url": db_url})})
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings.database.url)
+    if not db.is_sqlite:  # one shared server: start every test from empty tables
+        await db.upgrade()
+        async with db.engine.begin() as conn:
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await db.upgrade()
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def services(settings: Settings, database: Database, shared: Services) -> Services:
+    return Services(settings=settings, db=database, kb=shared.kb, index=shared.index, risk=shared.risk)
+
+
+@pytest.fixture
+def engine(services: Services) -> Engine:
+    return Engine(services)
+
+
+__all__ = ["RiskChecker", "SearchIndex"]

@@ -1,0 +1,121 @@
+"""The `fangfei` command as an operator runs it: chat from a pipe, ask/check JSON, kb check/gaps, db, config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+FANGFEI = str(Path(sys.executable).parent / "fangfei")
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([FANGFEI, *args], input=stdin, capture_output=True, text=True, env=full_env, cwd=cwd,
+                          timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def db_env(db_url: str) -> dict[str, str]:
+    return {"FANGFEI_DATABASE__URL": db_url}
+
+
+def test_chat_from_a_pipe_runs_a_whole_conversation(tmp_path: Path) -> None:
+    env = {"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}
+    lines = ["你好", "2", "有人说交三千会员费，平台帮我还清五万网贷", "1", "1", "",
+             "火车票怎么买", "订阅提醒", "2", "1", "1", "退订"]
+    out = run("chat", stdin="\n".join(lines) + "\n", env=env).stdout
+    assert "防范非法集资小助手" in out
+    assert "  2. 风险自测" in out
+    assert "请把对方是怎么说的告诉我" in out
+    assert "风险" in out and "先交费" in out
+    assert "详细说说" in out and "常见套路" in out     # option 1 after the check opens the explaining entry
+    assert "没看懂" in out                             # the empty line
+    assert "答不上来" in out
+    assert "订阅好了（学生 · 城关镇 东街社区）" in out
+    assert "已经退订" in out
+    # the database file was created and migrated by `chat` itself, and the gap is listed for editors
+    gaps = run("kb", "gaps", "--json", env=env).stdout
+    assert {"text": "火车票怎么买", "count": 1} in json.loads(gaps)
+
+
+def test_ask_json_single_and_batch() -> None:
+    one = json.loads(run("ask", "--json", "--top", "2", "消费全返是真的吗").stdout)
+    assert one["matched"] is True and one["query"] == "消费全返是真的吗"
+    assert len(one["results"]) == 2 and one["results"][0]["category"] == "consumer-rebate"
+    assert set(one["results"][0]) == {"id", "category", "title", "score"} and one["answer"]
+    batch = run("ask", "--json", "--batch", "-", stdin="养老投姿\n\n天气预报\n").stdout.strip().splitlines()
+    rows = [json.loads(line) for line in batch]
+    assert [r["query"] for r in rows] == ["养老投姿", "天气预报"]
+    assert rows[0]["matched"] and not rows[1]["matched"] and "12345" in rows[1]["answer"]
+
+
+def test_check_json_single_and_batch(tmp_path: Path) -> None:
+    one = json.loads(run("check", "--json", "投资电影保底收益百分之三十").stdout)
+    assert one["risky"] is True and one["level"] in ("high", "medium")
+    assert {s["feature"] for s in one["signals"]} >= {"利诱性"}
+    assert all(s["evidence"] for s in one["signals"]) and one["advice"] and one["entry"]
+    batch = tmp_path / "offers.txt"
+    batch.write_text("我在银行买了大额存单，利率两点几\n推荐一个人奖励两百，下线投资还有提成\n", encoding="utf-8")
+    rows = [json.loads(x) for x in run("check", "--json", "--batch", str(batch)).stdout.splitlines()]
+    assert [r["risky"] for r in rows] == [False, True]
+    assert rows[0]["signals"] == [] and rows[0]["level"] == "low"
+
+
+def test_kb_check_passes_on_the_bundled_base() -> None:
+    out = run("kb", "check").stdout
+    assert out.startswith("ok:")
+
+
+def test_kb_check_reports_every_problem(tmp_path: Path) -> None:
+    entries = tmp_path / "entries"
+    entries.mkdir()
+    good = yaml.safe_load((ROOT / "knowledge" / "entries" / "debt-relief.yaml").read_text(encoding="utf-8"))
+    bad = dict(good[0], id="Bad ID", category="no-such-slug", summary="长" * 61, related=["missing-id"],
+               questions=["只有一个问题"])
+    bad["body"] = dict(good[0]["body"], 怎么办="打 {nowhere} 举报")
+    (entries / "broken.yaml").write_text(yaml.safe_dump([bad], allow_unicode=True), encoding="utf-8")
+    (entries / "invalid.yaml").write_text("- id: [unclosed\n", encoding="utf-8")
+    proc = run("kb", "check", "--dir", str(entries), check=False)
+    assert proc.returncode == 1
+    out = proc.stdout
+    for expected in ("broken.yaml: Bad ID: id:", "broken.yaml: Bad ID: category: unknown taxonomy slug",
+                     "broken.yaml: Bad ID: summary: 61 characters", "broken.yaml: Bad ID: questions: 1 questions",
+                     "broken.yaml: Bad ID: body.怎么办: placeholder {nowhere}", "invalid.yaml: -: -: invalid YAML"):
+        assert expected in out, out
+
+
+def test_db_upgrade(db_env: dict[str, str]) -> None:
+    assert "up to date" in run("db", "upgrade", env=db_env).stdout
+    assert "up to date" in run("db", "upgrade", env=db_env).stdout  # idempotent
+
+
+def test_invalid_config_stops_with_one_line_per_problem(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("http:\n  port: 99999\nsearch:\n  threshold: 2\nnosuch: 1\n", encoding="utf-8")
+    proc = run("--config", str(cfg), "kb", "check", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert any("http.port" in x for x in lines) and any("search.threshold" in x for x in lines)
+    assert any("nosuch: unknown setting" in x for x in lines)
+    env_bad = run("kb", "check", env={"FANGFEI_DATABASE__URL": "mysql://x"}, check=False)
+    assert env_bad.returncode == 2 and "database.url" in env_bad.stderr
+    via_env = run("kb", "check", env={"FANGFEI_CONFIG": str(tmp_path / "missing.yaml")}, check=False)
+    assert via_env.returncode == 2 and "config file not found" in via_env.stderr
+
+
+def test_environment_overrides_region_facts(tmp_path: Path) -> None:
+    env = {"FANGFEI_REGION__HOTLINE": "96000", "FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}
+    row = json.loads(run("ask", "--json", "火车票怎么买", env=env).stdout)
+    assert "96000" in row["answer"]

@@ -1,0 +1,192 @@
+"""A resident's conversations through POST /api/chat, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.engine import Engine
+from bot.storage.models import Subscriber, UnmatchedQuestion
+from bot.web.app import create_app
+
+
+class WebUser:
+    """A resident using the web chat: sends text, taps options by label, remembers the last replies."""
+
+    def __init__(self, client: httpx.AsyncClient, user: str) -> None:
+        self.client, self.user = client, user
+        self.replies: list[dict[str, Any]] = []
+
+    async def send(self, text: str) -> list[dict[str, Any]]:
+        res = await self.client.post("/api/chat", json={"user": self.user, "text": text})
+        assert res.status_code == 200, res.text
+        self.replies = res.json()["replies"]
+        assert self.replies, f"no reply to {text!r}"
+        return self.replies
+
+    def options(self) -> dict[str, str]:
+        return {o["label"]: o["value"] for r in self.replies for o in r["options"]}
+
+    async def tap(self, label_start: str) -> list[dict[str, Any]]:
+        matches = [v for label, v in self.options().items() if label.startswith(label_start)]
+        assert matches, f"no option starting {label_start!r} in {list(self.options())}"
+        return await self.send(matches[0])
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r["text"] for r in self.replies)
+
+
+@pytest.fixture
+async def client(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://fangfei.test") as c:
+        yield c
+
+
+async def test_full_resident_conversation(client: httpx.AsyncClient, engine: Engine) -> None:
+    me = WebUser(client, "resident-1")
+    await me.send("/start")
+    assert "示例县" in me.text
+    assert list(me.options()) == ["问问题", "风险自测", "知识答题", "我要举报", "订阅提醒"]
+
+    # ask: summary first, then the details on request, then a related entry
+    await me.tap("问问题")
+    assert "发给我" in me.text
+    await me.send("养老院让交钱订床位，每年还给利息，靠谱吗")
+    assert me.text.startswith("【")
+    assert "详细说说" in me.options()
+    assert any(label.startswith("相关：") for label in me.options())
+    await me.tap("详细说说")
+    assert len(me.replies) == 3
+    assert "常见套路" in me.replies[0]["text"] and "怎么识别" in me.replies[1]["text"]
+    assert "怎么办" in me.replies[2]["text"] and "依据" in me.replies[2]["text"]
+    assert "{" not in me.text, "placeholders must be filled from config"
+    await me.tap("相关：")
+    assert me.text.startswith("【")
+
+    # risk check from the menu
+    await me.tap("回主菜单")
+    await me.tap("风险自测")
+    await me.send("有人推荐我投资养老院，每年返息百分之十二，到期还本，拉人还有奖励")
+    assert "风险很高" in me.replies[0]["text"]
+    assert "利诱性" in me.replies[0]["text"]
+    assert "{hotline}" not in me.text and "12345" in me.text
+    assert "我要举报" in me.options() and any(label.startswith("了解：") for label in me.options())
+
+    # subscribe with a profile from the region's list, then unsubscribe
+    await me.tap("回主菜单")
+    await me.tap("订阅提醒")
+    await me.tap("老年人")
+    assert "城关镇" in me.options()
+    await me.tap("河口乡")
+    await me.tap("李家村")
+    assert "订阅好了" in me.text and "李家村" in me.text
+    async with engine.services.db.session() as s:
+        sub = await s.scalar(select(Subscriber).where(Subscriber.user_id == "resident-1"))
+        assert sub is not None and (sub.audience, sub.township, sub.village, sub.active) == (
+            "elderly", "河口乡", "李家村", True)
+    await me.send("订阅提醒")
+    assert "已经订阅" in me.text
+    await me.send("退订")
+    assert "已经退订" in me.text
+    async with engine.services.db.session() as s:
+        assert (await s.scalar(select(Subscriber.active).where(Subscriber.user_id == "resident-1"))) is False
+
+
+async def test_free_text_goes_to_check_or_ask_by_what_it_is(client: httpx.AsyncClient) -> None:
+    me = WebUser(client, "resident-2")
+    await me.send("他说每月返利8%，拉人还有奖励，让我先交三千会员费")
+    assert "风险" in me.replies[0]["text"]
+    await me.send("非法集资的四个特征是什么")
+    assert me.text.startswith("【") and "特征" in me.text
+
+
+async def test_no_match_is_honest_offers_menu_and_hotline_and_is_recorded(client: httpx.AsyncClient,
+                                                                         engine: Engine) -> None:
+    me = WebUser(client, "resident-3")
+    await me.send("火车票怎么买")
+    assert "答不上来" in me.text and "12345" in me.text
+    assert "问问题" in me.options()
+    await WebUser(client, "resident-4").send("火车票怎么买")
+    async with engine.services.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(UnmatchedQuestion)) == 2
+
+
+async def test_stale_and_foreign_options_expire_politely(client: httpx.AsyncClient) -> None:
+    me = WebUser(client, "resident-5")
+    await me.send("/start")
+    old = me.options()["风险自测"]
+    await me.send("菜单")  # a new menu replaces the old one
+    await me.send(old)
+    assert "过期" in me.text and "问问题" in me.options()
+    other = WebUser(client, "resident-6")
+    await other.send("/start")
+    await other.send(me.options()["问问题"])  # somebody else's button
+    assert "过期" in other.text
+    await me.send("~ZZZZZZ.3")
+    assert "过期" in me.text
+
+
+async def test_typed_label_selects_the_option(client: httpx.AsyncClient) -> None:
+    me = WebUser(client, "resident-7")
+    await me.send("/start")
+    await me.send("风险自测")
+    assert "怎么说的" in me.text
+
+
+@pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "\x00\x01\x1b[31m", "。。。！！"])
+async def test_empty_or_meaningless_input_gets_a_clear_reply(client: httpx.AsyncClient, text: str) -> None:
+    me = WebUser(client, "resident-8")
+    await me.send(text)
+    assert "没看懂" in me.text and me.options()
+
+
+async def test_very_long_message_is_cut_and_answered(client: httpx.AsyncClient) -> None:
+    me = WebUser(client, "resident-9")
+    await me.send("每天返利百分之一，拉人有奖励。" * 700)  # ~10,000 characters
+    assert "太长" in me.replies[0]["text"]
+    assert len(me.replies) >= 2
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "reason"), [
+    (b"{not json", "application/json", 400, "not valid UTF-8 JSON"),
+    (b"[1, 2]", "application/json", 400, "JSON object"),
+    (b'{"user": "", "text": "hi"}', "application/json", 400, '"user"'),
+    (b'{"user": "a", "text": 5}', "application/json", 400, '"text"'),
+    (b'{"user": "a"}', "application/json", 400, '"text"'),
+    (b'{"user": "a", "text": "hi"}', "text/plain", 415, "Content-Type"),
+    (b"\xff\xfe", "application/json", 400, "UTF-8"),
+    (b'{"user": "a", "text": "' + b"x" * 70000 + b'"}', "application/json", 413, "larger"),
+])
+async def test_malformed_requests_get_a_400_with_a_reason(client: httpx.AsyncClient, body: bytes, content_type: str,
+                                                          status: int, reason: str) -> None:
+    res = await client.post("/api/chat", content=body, headers={"content-type": content_type})
+    assert res.status_code == status
+    assert reason in res.json()["error"]
+    ok = await client.post("/api/chat", json={"user": "after-bad", "text": "你好"})
+    assert ok.status_code == 200  # still serving
+
+
+async def test_health_and_page(client: httpx.AsyncClient) -> None:
+    res = await client.get("/healthz")
+    assert res.status_code == 200 and res.json()["status"] == "ok"
+    page = await client.get("/")
+    assert page.status_code == 200 and "api/chat" in page.text and "viewport" in page.text
+
+
+async def test_conversation_survives_a_restart(engine: Engine, client: httpx.AsyncClient) -> None:
+    me = WebUser(client, "resident-10")
+    await me.send("/start")
+    await me.tap("风险自测")
+    # a new engine (a restarted process) on the same database continues the flow
+    fresh = Engine(engine.services)
+    transport = httpx.ASGITransport(app=create_app(fresh))
+    async with httpx.AsyncClient(transport=transport, base_url="http://fangfei.test") as c2:
+        again = WebUser(c2, "resident-10")
+        await again.send("他说买纪念币三个月后高价回收")
+        assert "风险" in again.replies[0]["text"]
