@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    from knowledge import schema  # noqa: PLC0415 - import time is part of the build
+    from knowledge import schema
     from knowledge.search import SearchIndex
 
     kb, _ = schema.load()

@@ -24,7 +24,11 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
 console = Console()
-err = Console(stderr=True)
+
+
+def say_error(line: str) -> None:
+    """One plain line on stderr (never wrapped, so scripts can read it)."""
+    sys.stderr.write(line + "\n")
 
 
 class State:
@@ -42,7 +46,7 @@ def settings() -> Settings:
         s = load_settings(State.config)
     except ConfigError as exc:
         for line in exc.problems:
-            err.print(line, markup=False, highlight=False)
+            say_error(line)
         raise typer.Exit(2) from exc
     logging.basicConfig(level=s.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("jieba", "httpx", "aiosqlite", "alembic.runtime.migration"):
@@ -50,7 +54,7 @@ def settings() -> Settings:
     return s
 
 
-def services(s: Settings):  # noqa: ANN201 - imported lazily: jieba and the index load only for commands that search
+def services(s: Settings):
     from bot.services import Services
 
     return Services.create(s)
@@ -61,7 +65,7 @@ def _lines(text: str | None, batch: Path | None) -> list[str]:
         source = sys.stdin.read() if str(batch) == "-" else batch.read_text(encoding="utf-8")
         return [line for line in source.splitlines() if line.strip()]
     if text is None:
-        err.print("Give a TEXT or --batch FILE.")
+        say_error("Give a TEXT or --batch FILE.")
         raise typer.Exit(2)
     return [text]
 
@@ -74,14 +78,27 @@ async def _prepare(s: Settings) -> object:
     """Open the database; an empty SQLite file is migrated, PostgreSQL must be migrated with `db upgrade`."""
     from bot.engine import Engine
 
-    svc = services(s)
-    if svc.db.is_sqlite:
-        await svc.db.upgrade()
-    elif not await svc.db.is_current():
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        svc = services(s)
+        if svc.db.is_sqlite:
+            await svc.db.upgrade()
+        current = await svc.db.is_current()
+    except (OSError, SQLAlchemyError) as exc:
+        say_error(f"cannot open the database {_safe_url(s.database.url)}: {' '.join(str(exc).split())[:300]}")
+        raise typer.Exit(2) from exc
+    if not current:
         await svc.db.close()
-        err.print("The database schema is not up to date: run `fangfei db upgrade` first.")
+        say_error("The database schema is not up to date: run `fangfei db upgrade` first.")
         raise typer.Exit(2)
     return Engine(svc)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @app.command()
@@ -183,7 +200,7 @@ def kb_check(directory: Annotated[Path | None, typer.Option("--dir", help="Entri
     for p in problems:
         print(p)
     if problems:
-        err.print(f"{len(problems)} problem(s) in {len(kb.entries)} loaded entries.")
+        say_error(f"{len(problems)} problem(s) in {len(kb.entries)} loaded entries.")
         raise typer.Exit(1)
     print(f"ok: {len(kb.entries)} entries in {len(kb.categories)} categories")
 

@@ -46,8 +46,8 @@ class ChatSettings(BaseModel):
 
 
 class SearchSettings(BaseModel):
-    threshold: float = Field(0.35, ge=0, le=1)
-    group_threshold: float = Field(0.55, ge=0, le=1)
+    threshold: float = Field(0.22, ge=0, le=1)
+    group_threshold: float = Field(0.4, ge=0, le=1)
     related: int = Field(3, ge=0, le=8)
 
 
@@ -87,10 +87,11 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment variables win over the file, which is passed in as init arguments.
         return env_settings, init_settings
 

@@ -12,7 +12,7 @@ import handlers.ask
 import handlers.check
 import handlers.menu
 import handlers.soon
-import handlers.subscribe  # noqa: F401  (registers its actions)
+import handlers.subscribe
 from bot.conversation import ACTIONS, OPTION_VALUE, Turn
 from bot.services import Services
 from bot.storage.models import Conversation

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
+
 from knowledge.search import SearchResult
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ BACK = Choice("回主菜单", "menu.main")
 async def welcome(turn: Turn, _: str = "") -> None:
     turn.finish()
     turn.say("您好！我是{region}防范非法集资小助手。")
-    turn.say("我能回答问题，帮您看看一个投资靠不靠谱，还能接受举报。\n请点下面的选项，或者直接把问题发给我。", MAIN_MENU)
+    turn.say("我能回答问题，帮您看看一个投资靠不靠谱，还能接受举报。\n"
+             "请点下面的选项，或者直接把问题发给我。", MAIN_MENU)
 
 
 @action("menu.main")

@@ -24,11 +24,15 @@ from knowledge.schema import KNOWLEDGE_DIR, Entry, KnowledgeBase
 from knowledge.text import has_han, normalize
 
 LEXICON_FILE = KNOWLEDGE_DIR / "lexicon.yaml"
+OFFTOPIC_FILE = KNOWLEDGE_DIR / "offtopic.yaml"
+OFFTOPIC = "_offtopic"
 _WORD = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+")
 _LATIN_ONLY = re.compile(r"^[a-z\s']+$")
 _FIELD_WEIGHTS = {"title": 3, "keywords": 3, "questions": 1, "summary": 1, "body": 1}
 _NUMERIC = re.compile(r"^[0-9.%零〇一二三四五六七八九十百千万亿两几半点个块元之分厘毛成倍]+$")
-SPEC_FLOOR, SPEC_SCALE = 0.15, 5.0
+# confidence = how much of the query the entry covers, how closely it resembles one sample question (by words and
+# by character pairs); weights chosen on the dev and held-out sets (`fangfei eval kb`)
+W_COVER, W_TOKENS, W_BIGRAMS = 0.4, 0.3, 0.3
 _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"), ("ang", "an"))
 
 
@@ -91,10 +95,18 @@ class SearchIndex:
         for word in vocabulary:
             if has_han(word) and len(word) > 1:
                 self.tokenizer.add_word(word, freq=20000)
-        self.entries = list(kb.entries)
+        # everyday questions compete with the entries; when one wins, the honest answer is "no match"
+        offtopic = yaml.safe_load(OFFTOPIC_FILE.read_text(encoding="utf-8"))["questions"]
+        self.entries = list(kb.entries) + [
+            Entry(id=f"{OFFTOPIC}-{n}", category=OFFTOPIC, title=q, questions=(), summary="", body={},
+                  legal_basis=(), audience=(), related=(), keywords=()) for n, q in enumerate(offtopic)]
         docs: list[list[str]] = []
         self.question_tokens: list[list[set[str]]] = []
         for e in self.entries:
+            if e.category == OFFTOPIC:
+                docs.append(self._tokens(e.title))
+                self.question_tokens.append([set(docs[-1])])
+                continue
             fields = {"title": e.title, "keywords": " ".join(e.keywords), "questions": " ".join(e.questions),
                       "summary": e.summary, "body": " ".join(e.body.values())}
             doc: list[str] = []
@@ -104,10 +116,7 @@ class SearchIndex:
             docs.append(doc)
             self.question_tokens.append([set(self._tokens(q)) for q in (e.title, *e.questions)])
         self.bm25 = BM25(docs)
-        # how much more often the base uses a word than Chinese in general: 集资 a lot, 知道 hardly
-        counts = Counter(t for d in docs for t in d)
-        kb_total = sum(counts.values())
-        self.specificity = {t: self._enrichment(n / kb_total, t) for t, n in counts.items()}
+        self._build_bigrams()
         self.doc_sets = [set(d) for d in docs]
         # pinyin of every known word, to repair homophone typos and read plain pinyin input
         self.known = {t for d in docs for t in d} | vocabulary
@@ -116,6 +125,44 @@ class SearchIndex:
             if has_han(word) and 2 <= len(word) <= 6:
                 self.by_pinyin.setdefault(_pinyin_key(lazy_pinyin(word, style=Style.NORMAL)), word)
         self.max_key_len = max((len(k) for k in self.by_pinyin), default=0)
+
+    def _build_bigrams(self) -> None:
+        """Character bigrams of every sample question: robust where word segmentation goes astray."""
+        samples: list[tuple[int, set[str]]] = []
+        for i, e in enumerate(self.entries):
+            for q in (e.title, *e.questions):
+                samples.append((i, _bigrams(normalize(q))))
+        df = Counter(g for _, grams in samples for g in grams)
+        n = len(samples)
+        self.bigram_idf = {g: math.log(1 + n / f) for g, f in df.items()}
+        self.bigram_max_idf = math.log(1 + n)
+        self.samples = [(i, grams, math.sqrt(sum(self.bigram_idf[g] ** 2 for g in grams)) or 1.0)
+                        for i, grams in samples]
+        self.bigram_postings: dict[str, list[int]] = {}
+        for k, (_, grams, _) in enumerate(self.samples):
+            for g in grams:
+                self.bigram_postings.setdefault(g, []).append(k)
+
+    def _bigram_similarity(self, text: str) -> dict[int, float]:
+        """Per entry, the best cosine between the query's bigrams and one of the entry's sample questions."""
+        grams = _bigrams(text)
+        if not grams:
+            return {}
+        q_norm = math.sqrt(sum(self.bigram_idf.get(g, self.bigram_max_idf) ** 2 for g in grams))
+        dots: dict[int, float] = {}
+        for g in grams:
+            w = self.bigram_idf.get(g)
+            if w is None:
+                continue
+            for k in self.bigram_postings[g]:
+                dots[k] = dots.get(k, 0.0) + w * w
+        best: dict[int, float] = {}
+        for k, dot in dots.items():
+            i, _, norm = self.samples[k]
+            sim = dot / (q_norm * norm)
+            if sim > best.get(i, 0.0):
+                best[i] = sim
+        return best
 
     # -- text to tokens -------------------------------------------------------------------------------------------
     def _canon(self, token: str) -> str:
@@ -179,43 +226,44 @@ class SearchIndex:
         return " ".join(words)
 
     def query_tokens(self, query: str) -> list[str]:
+        return self._tokens(self._prepare(query))
+
+    def _prepare(self, query: str) -> str:
         text = normalize(query)
-        if _LATIN_ONLY.match(text) and len(text.split()) >= 2 or (_LATIN_ONLY.match(text) and len(text) >= 6):
+        if (_LATIN_ONLY.match(text) and len(text.split()) >= 2) or (_LATIN_ONLY.match(text) and len(text) >= 6):
             text = self._from_pinyin(text) or text
-        return self._tokens(self._repair(text))
+        return self._repair(text)
 
     # -- ranking --------------------------------------------------------------------------------------------------
-    def search(self, query: str, top: int = 5, threshold: float = 0.35) -> SearchResult:
-        tokens = self.query_tokens(query)
+    def search(self, query: str, top: int = 5, threshold: float = 0.22) -> SearchResult:
+        prepared = self._prepare(query)
+        tokens = self._tokens(prepared)
         unique = set(tokens)
         if not unique:
             return SearchResult(query, False, ())
         idf = {t: self._weight(t) for t in unique}
         mass = sum(idf.values())
         bm = self.bm25.scores(tokens)
+        similar = self._bigram_similarity(prepared)
         ranked: list[tuple[float, float, int]] = []
         for i, raw in bm.items():
             covered = sum(w for t, w in idf.items() if t in self.doc_sets[i]) / mass
             resemblance = max(self._resemblance(unique, idf, q) for q in self.question_tokens[i])
-            confidence = 0.55 * covered + 0.45 * resemblance
+            confidence = W_COVER * covered + W_TOKENS * resemblance + W_BIGRAMS * similar.get(i, 0.0)
             relevance = raw / (raw + 8.0) + confidence
             ranked.append((relevance, confidence, i))
         ranked.sort(reverse=True)
+        everyday = bool(ranked) and self.entries[ranked[0][2]].category == OFFTOPIC
+        ranked = [r for r in ranked if self.entries[r[2]].category != OFFTOPIC]
         hits = tuple(Hit(self.entries[i], round(conf, 4)) for _, conf, i in ranked[:top])
-        matched = bool(hits) and hits[0].score >= threshold
+        matched = bool(hits) and not everyday and hits[0].score >= threshold
         return SearchResult(query, matched, hits)
-
-    def _enrichment(self, kb_share: float, token: str) -> float:
-        general = (self.tokenizer.FREQ.get(token, 0) + 1) / self.tokenizer.total
-        return min(1.0, max(SPEC_FLOOR, math.log(kb_share / general) / SPEC_SCALE))
 
     def _weight(self, token: str) -> float:
         """A token's share of the query's meaning: its idf in the knowledge base; for a word the base never uses,
         a share that grows with how rare the word is in general Chinese (村民 counts less than 社保卡)."""
         weight = self.bm25.idf.get(token)
-        if weight is not None:
-            weight *= self.specificity.get(token, 1.0)
-        else:
+        if weight is None:
             general = math.log(self.tokenizer.total / (self.tokenizer.FREQ.get(token, 0) + 1))
             weight = self.bm25.max_idf * min(1.0, max(0.2, (general - 7.0) / 7.0))
         return weight * 0.5 if len(token) == 1 else weight
@@ -229,6 +277,15 @@ class SearchIndex:
         q_mass = sum(idf.values())
         d_mass = sum(self._weight(t) for t in question)
         return shared / math.sqrt(q_mass * d_mass)
+
+
+def _bigrams(text: str) -> set[str]:
+    grams: set[str] = set()
+    for run in re.findall(r"[\u4e00-\u9fff]+|[a-z0-9]+", text):
+        if len(run) == 1 or not has_han(run):
+            grams.add(run)
+        grams.update(run[i:i + 2] for i in range(len(run) - 1))
+    return grams
 
 
 class PlainBM25:

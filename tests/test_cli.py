@@ -50,9 +50,10 @@ def test_chat_from_a_pipe_runs_a_whole_conversation(tmp_path: Path) -> None:
 
 
 def test_ask_json_single_and_batch() -> None:
-    one = json.loads(run("ask", "--json", "--top", "2", "消费全返是真的吗").stdout)
-    assert one["matched"] is True and one["query"] == "消费全返是真的吗"
+    one = json.loads(run("ask", "--json", "--top", "2", "商城说消费全返，买多少返多少，是真的吗").stdout)
+    assert one["matched"] is True and one["query"] == "商城说消费全返，买多少返多少，是真的吗"
     assert len(one["results"]) == 2 and one["results"][0]["category"] == "consumer-rebate"
+    assert one["results"][0]["score"] >= one["results"][1]["score"]
     assert set(one["results"][0]) == {"id", "category", "title", "score"} and one["answer"]
     batch = run("ask", "--json", "--batch", "-", stdin="养老投姿\n\n天气预报\n").stdout.strip().splitlines()
     rows = [json.loads(line) for line in batch]

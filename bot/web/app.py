@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text as sql
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -83,9 +83,9 @@ def create_app(engine: Engine) -> Starlette:
             replies = await engine.handle(inbound)
         except Exception:
             log.exception("web chat: engine failed")
-            return JSONResponse({"error": "internal error", "replies": [
-                {"text": "抱歉，系统出了点问题，请稍后再试。急事请打 " + settings.region.hotline + "。", "options": []}]},
-                status_code=500)
+            sorry = f"抱歉，系统出了点问题，请稍后再试。急事请打 {settings.region.hotline}。"
+            return JSONResponse({"error": "internal error", "replies": [{"text": sorry, "options": []}]},
+                                status_code=500)
         return JSONResponse({"replies": [
             {"text": r.text, "options": [{"label": o.label, "value": o.value} for o in r.options]} for r in replies]})
 

@@ -1,0 +1,552 @@
+"""Risk check: does an offer a resident describes show the red flags of illegal fundraising (非法集资)?
+
+The checker is rule based and explainable. The rules (word patterns, feature labels, weights, advice texts) live in
+`risk_rules.yaml` beside this file; this module only holds the mechanics:
+
+1. the input is normalized (`knowledge.text.normalize`), whitespace is dropped and common misspellings are corrected
+   in a same-length "view", so evidence can always be cut from the normalized input;
+2. every rule's regex is run over the view; a match may be cancelled by a negation ("不保本"), need a context
+   ("押金" counts only where money is invested) or be downgraded next to safe products (国债, 定期, 存单);
+3. figures are parsed (百分之十二, 月息两分, 每天返千分之三, 投一千每天返十块 …) and a promised return above the
+   threshold a year (default 6 %) becomes a 利诱性 signal;
+4. texts that only talk ABOUT scams (lessons, warnings) drop their signals, weak signals next to licensed
+   institutions are dropped;
+5. the level follows from the features found, the category from keywords, the advice from the strongest findings.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .text import is_meaningful, normalize
+
+RULES_FILE = Path(__file__).resolve().with_name("risk_rules.yaml")
+
+LURE = "利诱性"
+STRONG = 2
+MEDIUM_SCORE = 3
+
+# A number as residents write it: Arabic (1,000 / 12.5 / 1w / 5k) or Chinese (一千二 / 两点几 / 十几万).
+NUM = (r"(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|[零〇一二两三四五六七八九十几])"
+       r"(?:\d|[零〇一二两三四五六七八九十百千万亿几]|点(?=[\d零〇一二两三四五六七八九几多])|点?多|[kw](?![a-z]))*")
+_SENTENCE_END = re.compile(r"[。!?;\n]")
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+              "九": 9, "几": 5, "多": 5}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000, "k": 1000}
+_CN_BIG = {"万": 10_000, "w": 10_000, "亿": 100_000_000}
+# return verbs naming the total paid back ("十天拿回一千二"), and those that may name either the total or the gain
+_TOTAL_VERBS = frozenset(("连本带利拿回", "连本带利", "拿回", "收回", "领回", "取回", "回来", "变成", "一共", "还"))
+_EITHER_VERBS = frozenset(("返还", "返", "给", "拿", "领", "得", "拿到"))
+_NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?|[零〇一二两三四五六七八九几十百千万亿kw]")
+_MONEY_AFTER = re.compile(r"元|块|万|千|百")
+_BIG_UNIT = re.compile(r"[百千万kw]")
+_NOT_MONEY_AFTER = re.compile(r"(?:个|年|天|日|月|周|岁|人|头|只|亩|斤|号|点|分|层|楼|次|期|股|份|棵|台|箱|倍|成|%)")
+
+# Question forms ("什么是非法集资", "培训贷是什么", "消费全返是真的吗").
+_QUESTION = re.compile(
+    r"^(?:请问|问一下|问下|想问|想问问|咨询一下|我想知道)?(?:什么是|啥是|何为|怎么|如何|怎样|为什么|为啥|哪些|哪里|在哪|去哪|能不能|可不可以|是不是)"
+    r"|(?:是什么|是啥|什么意思|啥意思|怎么回事|有哪些|有什么|怎么办|怎么举报|如何举报|怎么查|如何识别|怎么识别|怎么区分|是真的吗|真的吗"
+    r"|靠谱吗|可信吗|合法吗|违法吗|是骗局吗|犯法吗|能信吗|能买吗|能投吗|安全吗|[吗么呢嘛]|\?)$")
+_CLAUSE = re.compile(r"[^,.。!?;:]+\??")
+
+
+@dataclass(frozen=True)
+class Signal:
+    feature: str    # a feature label (非法性, 公开性, 利诱性, 社会性, 先交费, 要求保密, 承诺回购, 拉人头奖励, 冒用政府背景)
+    evidence: str   # the exact words of the (normalized) input that triggered it
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    text: str
+    risky: bool
+    level: str                  # "high" | "medium" | "low"   (risky is True exactly for high and medium)
+    signals: tuple[Signal, ...]
+    advice: str                 # plain simplified Chinese, short sentences, ends with what to do next
+    category: str | None        # the taxonomy slug that best explains the offer (None if nothing fits)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    feature: str
+    weight: int
+    regex: re.Pattern[str]
+    needs: re.Pattern[str] | None
+    unless: re.Pattern[str] | None
+    negatable: bool
+    safe_downgrade: bool
+    category: str | None
+    tip: str | None
+
+
+@dataclass(frozen=True)
+class _Hit:
+    feature: str
+    weight: int
+    start: int          # offsets in the view
+    end: int
+    tip: str | None
+    category: str | None
+    rate: float | None = None   # promised return, percent a year
+
+
+def _alternation(patterns: Any) -> str:
+    if isinstance(patterns, str):
+        return patterns
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+def parse_number(text: str) -> float | None:
+    """Value of a number written in Arabic or Chinese digits, or a mix ("1万2" = 12000, "两点几" = 2.5)."""
+    text = text.replace(",", "")
+    if "点" in text:
+        whole, _, rest = text.partition("点")
+        base = _parse_integer(whole) if whole else 0.0
+        if base is None:
+            return None
+        digits = ""
+        for i, ch in enumerate(rest):
+            if ch.isdigit():
+                digits += ch
+            elif ch in _CN_DIGITS:
+                digits += str(_CN_DIGITS[ch])
+            else:
+                rest = rest[i:]
+                break
+        else:
+            rest = ""
+        value = base + (float("0." + digits) if digits else 0.0)
+        for ch in rest:
+            value *= _CN_BIG.get(ch, _CN_UNITS.get(ch, 1))
+        return value
+    return _parse_integer(text)
+
+
+def _parse_integer(text: str) -> float | None:
+    tokens = _NUM_TOKEN.findall(text)
+    if not tokens:
+        return None
+    total = section = number = 0.0
+    last_unit = 0.0
+    after_unit = False
+    for tok in tokens:
+        if tok[0].isdigit():
+            number, after_unit = float(tok), after_unit and len(tok) == 1
+        elif tok in _CN_DIGITS:
+            number = _CN_DIGITS[tok]
+        elif tok in _CN_UNITS:
+            section += (number or 1) * _CN_UNITS[tok]
+            number, last_unit, after_unit = 0.0, _CN_UNITS[tok], True
+            continue
+        else:  # 万, 亿
+            total += (section + number) * _CN_BIG[tok]
+            section = number = 0.0
+            last_unit, after_unit = _CN_BIG[tok], True
+            continue
+        if not after_unit:
+            continue
+        # a single digit right after a unit: "一千二" = 1200, "两万五" = 25000, "十二" = 12
+        section += number * max(last_unit / 10, 1)
+        number, after_unit = 0.0, False
+    return total + section + number
+
+
+class RiskChecker:
+    """Rule-based red-flag check of an offer; construct once, call `check` per message."""
+
+    def __init__(self, region: Mapping[str, str], rules_path: Path | None = None) -> None:
+        data = yaml.safe_load((rules_path or RULES_FILE).read_text(encoding="utf-8"))
+        self.features: tuple[str, ...] = tuple(data["features"])
+        self._region = {**data.get("region_defaults", {}), **{k: str(v) for k, v in region.items()
+                                                               if isinstance(v, (str, int, float))}}
+        typos = {k: v for k, v in (data.get("typos") or {}).items()}
+        for wrong, right in typos.items():
+            if len(wrong) != len(right):
+                raise ValueError(f"risk rules: typo {wrong!r} -> {right!r} must keep the length")
+        self._typos = typos
+        self._typo_re = re.compile("|".join(sorted(map(re.escape, typos), key=len, reverse=True))) if typos else None
+        ctx = {name: re.compile(p) for name, p in data["contexts"].items()}
+        self._ctx = ctx
+        self._neg_before = re.compile(data["negation_before"])
+        self._neg_after = re.compile(data["negation_after"])
+        self._rules = [self._compile_rule(r, ctx) for r in data["rules"]]
+        rates = data["rates"]
+        self._rate_threshold = float(rates["threshold"])
+        self._kin_threshold = float(rates["kin_threshold"])
+        self._rate_weight = int(rates["weight"])
+        self._rate_tip: str = rates["tip"]
+        self._compile_rates(rates)
+        self._feature_order = {f: i for i, f in enumerate(data["feature_order"])}
+        self._categories = [(slug, re.compile(p)) for slug, p in data["categories"].items()]
+        self._category_fallback: str | None = data.get("category_fallback")
+        self._category_safe: str | None = data.get("category_safe")
+        self._advice: dict[str, Any] = data["advice"]
+
+    def _compile_rule(self, raw: Mapping[str, Any], ctx: Mapping[str, re.Pattern[str]]) -> _Rule:
+        if raw["feature"] not in self.features:
+            raise ValueError(f"risk rules: {raw['id']}: unknown feature {raw['feature']!r}")
+        needs = raw.get("needs")
+        return _Rule(
+            id=raw["id"], feature=raw["feature"], weight=int(raw.get("weight", 1)),
+            regex=re.compile(_alternation(raw["patterns"])),
+            needs=ctx[needs] if needs else None,
+            unless=re.compile(raw["unless"]) if raw.get("unless") else None,
+            negatable=bool(raw.get("negatable", False)), safe_downgrade=bool(raw.get("safe_downgrade", False)),
+            category=raw.get("category"), tip=raw.get("tip"))
+
+    def _compile_rates(self, rates: Mapping[str, Any]) -> None:
+        self._return_words = re.compile(rates["return_words"])
+        self._rate_blockers = re.compile(rates["blockers"])
+        self._payouts = re.compile(rates["payouts"])
+        words: list[tuple[str, float]] = []
+        for group in rates["periods"]:
+            words += [(w, float(group["per_year"])) for w in group["words"].split("|")]
+        words.sort(key=lambda wp: len(wp[0]), reverse=True)
+        self._period_words = dict(words)
+        alternatives = "|".join(re.escape(w) for w, _ in words)
+        period = (r"(?:(?P<pn>[\d一二两三四五六七八九十几半]{1,3})个?(?P<pu>天|日|周|星期|个月|月|年)(?P<pq>期)?"
+                  rf"|(?P<pw>{alternatives}))")
+        self._period = re.compile(period)
+        self._percents: list[tuple[re.Pattern[str], float]] = [
+            (re.compile(rf"百分之?(?P<n>{NUM})"), 1.0),
+            (re.compile(rf"(?P<n>{NUM})%"), 1.0),
+            (re.compile(rf"千分之(?P<n>{NUM})"), 0.1),
+            (re.compile(rf"万分之(?P<n>{NUM})"), 0.01),
+            (re.compile(rf"(?P<n>{NUM})个(?:百分)?点"), 1.0),
+            (re.compile(r"(?P<n>[一二两三四五六七八九\d]{1,2})成(?![本功员立年人交熟绩都为了品果长])"), 10.0),
+        ]
+        # folk interest: 月息两分 = 2 % a month, 三分利, 一分五的利息, 年息一分 = 10 % a year
+        self._fen = re.compile(r"(?P<pre>月息|月利|年息|年利|日息|利息|息)?(?P<n>[\d一二两三四五六七八九几]+(?:\.\d+)?)"
+                               r"(?P<u>分|厘)(?!钟|之|期|数)(?P<n2>[一二三四五六七八九\d](?![\d十百千万]))?"
+                               r"(?P<post>的?(?:利息|利|息))?")
+        # a figure right after a rate word: 利率两点几, 年化12, 年息10
+        self._implicit = re.compile(rf"(?:利率|年化|月化|日化|收益率|回报率|年息|月息|日息)(?:收益|利率)?(?:是|有|在|为|才|只有|大概|"
+                                    rf"大约|差不多|约|能到|能达到|达到|高达|达|可达|可以到|能有|都)?(?P<n>{NUM})(?![\d%个分厘成倍])")
+        self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]+)的?(?:利息|利率|收益|年化)")
+        self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|补贴|租金|利|息)")
+        # amount based: 投一千 … 每天返十块 / 十天拿回一千二 / 每年保底分红一万
+        self._principal = re.compile(rf"(?:投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|借给[他她]?|放|买了|买|充值|充了|充|认购|拿出|花了)"
+                                     rf"了?(?P<n>{NUM})")
+        self._any_amount = re.compile(NUM)
+        self._return = re.compile(
+            rf"(?P<p>{period})(?:后|以后|之后|到期后?)?[^,。!?;]{{0,4}}?"
+            r"(?P<v>连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到|返息|返利|返|还|给|分红|分|利息|收益|赚|挣|拿|领|得|补贴|回报)"
+            r"(?:我|你|您|咱|他|她|大家|我们|你们|他们|她们|了)*的?(?:利息|分红|收益|回报|红利|现金|补贴)?"
+            rf"(?:有|能有|就有|能到|达到|高达|可达|大概|差不多|约|至少|都有)?(?P<n>{NUM})"
+            # ... or the verb first: "给你每个月两万", "返你每年三千"
+            rf"|(?P<v2>返|给|分红|分|赚|挣|付)(?:我|你|您|咱|他|她|大家|我们|你们|他们|她们)*(?P<p2>{period.replace('?P<', '?P<x')})"
+            rf"(?:都|能|可以|有|就有)?(?P<n2>{NUM})"
+            # ... or a one-off return on an investment: "投一万返两千"
+            rf"|(?:投资|投入|投|存入|存)(?P<n3>{NUM})(?:元|块钱|块)?,?(?P<v3>返|拿回|变成|赚)(?P<n4>{NUM})")
+
+    # ---- public API -------------------------------------------------------------------------------------
+
+    def check(self, text: str) -> RiskReport:
+        norm = normalize(text or "")
+        if not is_meaningful(norm):
+            return self._report(text, [], "", [], False)
+        view, index = self._view(norm)
+        hits = self._hits(view)
+        safe = licensed = False
+        if not self._scam_compare(view):
+            safe = self._ctx["safe_products"].search(view) is not None
+            licensed = self._ctx["licensed"].search(view) is not None
+        if hits and self._ctx["about"].search(view) and not self._ctx["narrative"].search(view):
+            hits = []   # a lesson or warning about scams, not an offer
+        if safe or licensed:
+            hits = [h for h in hits if h.weight >= STRONG]
+        return self._report(text, hits, norm, index, safe or licensed, view)
+
+    def looks_like_offer(self, text: str) -> bool:
+        """True when the text describes an offer someone was told about (run the check), not a general question."""
+        norm = normalize(text or "")
+        if not is_meaningful(norm):
+            return False
+        view, _ = self._view(norm)
+        narrative = self._ctx["narrative"].search(view) is not None
+        if narrative and self._ctx["money"].search(view):
+            return True
+        clauses = [c for c in _CLAUSE.findall(view) if c.strip()]
+        question_only = all(_QUESTION.search(c) for c in clauses)
+        return not question_only and bool(self.check(text).signals)
+
+    # ---- matching ---------------------------------------------------------------------------------------
+
+    def _view(self, norm: str) -> tuple[str, list[int]]:
+        """The text as matched, and a map from view offsets to normalized offsets.
+
+        A space between Chinese words is read as a comma ("每股一万 年分红三千"); a space next to a digit or Latin
+        letter ("年化 12%") or between single spaced-out characters ("保 本 高 息") is dropped. Misspellings are
+        corrected with same-length replacements, so offsets stay exact."""
+        chars: list[str] = []
+        index: list[int] = []
+        for i, ch in enumerate(norm):
+            if ch == " ":
+                left, right = norm[i - 1], norm[i + 1]      # normalize() strips and collapses spaces
+                if not (_is_han(left) and _is_han(right)) or (
+                        (i < 2 or norm[i - 2] == " ") and (i + 2 >= len(norm) or norm[i + 2] == " ")):
+                    continue
+                ch = ","
+            chars.append(ch)
+            index.append(i)
+        view = "".join(chars)
+        if self._typo_re is not None:
+            view = self._typo_re.sub(lambda m: self._typos[m.group(0)], view)
+        return view, index
+
+    def _scam_compare(self, view: str) -> bool:
+        """"比存银行划算": the text holds itself up against banks, so bank words in it are no reassurance."""
+        if self._ctx["compare_strong"].search(view):
+            return True
+        return bool(self._ctx["compare"].search(view)) and not self._ctx["sound"].search(view)
+
+    def _negated(self, view: str, start: int, end: int) -> bool:
+        return (self._neg_before.search(view[max(0, start - 8):start]) is not None
+                or self._neg_after.match(view, end) is not None)
+
+    def _hits(self, view: str) -> list[_Hit]:
+        safe = self._ctx["safe_products"].search(view) and not self._scam_compare(view)
+        hits: list[_Hit] = []
+        for rule in self._rules:
+            if rule.needs is not None and not rule.needs.search(view):
+                continue
+            if rule.unless is not None and rule.unless.search(view):
+                continue
+            for m in rule.regex.finditer(view):
+                if m.end() == m.start():
+                    continue
+                if rule.negatable and self._negated(view, m.start(), m.end()):
+                    continue
+                weight = 1 if safe and rule.safe_downgrade else rule.weight
+                hits.append(_Hit(rule.feature, weight, m.start(), m.end(), rule.tip, rule.category))
+        hits += self._rate_hits(view)
+        return hits
+
+    # ---- promised rates ---------------------------------------------------------------------------------
+
+    def _per_year(self, m: re.Match[str]) -> float:
+        if m.group("pw"):
+            return self._period_words[m.group("pw")]
+        n = 0.5 if m.group("pn") == "半" else (parse_number(m.group("pn")) or 1.0)
+        unit = m.group("pu")
+        if m.group("pq"):      # "三年期利率": rates are quoted per year whatever the term
+            return 1.0
+        base = {"天": 365.0, "日": 365.0, "周": 52.0, "星期": 52.0, "个月": 12.0, "月": 12.0, "年": 1.0}[unit]
+        return base / max(n, 0.5)
+
+    def _period_before(self, view: str, lo: int, hi: int) -> tuple[float, int] | None:
+        last = None
+        for m in self._period.finditer(view, lo, hi):
+            last = m
+        return (self._per_year(last), last.start()) if last else None
+
+    def _rate_hits(self, view: str) -> list[_Hit]:
+        found: list[tuple[int, int, float]] = []    # (start, end, percent a year)
+        taken = bytearray(len(view) + 1)            # characters already read as part of a rate
+        starts = [0] + [m.end() for m in _SENTENCE_END.finditer(view)]
+
+        def sentence_start(pos: int) -> int:
+            return starts[bisect_right(starts, pos) - 1]
+
+        def overlaps(s: int, e: int) -> bool:
+            return any(taken[s:e])
+
+        def add(start: int, num_start: int, end: int, percent: float, default_per_year: float) -> None:
+            lo = max(sentence_start(start), start - 10)
+            if self._rate_blockers.search(view, lo, end + 6):
+                return
+            period = self._period_before(view, lo, num_start)
+            if period is None:
+                m = self._period.search(view[end:end + 5])
+                per_year = self._per_year(m) if m and m.start() == 0 else default_per_year
+                first = start
+            else:
+                per_year, first = period[0], min(start, period[1])
+            found.append((first, end, percent * per_year))
+            taken[start:end] = b"\x01" * (end - start)
+
+        for m in self._fen.finditer(view):
+            if not (m.group("pre") or m.group("post")):
+                continue
+            value = parse_number(m.group("n"))
+            if value is None or value > 20:
+                continue
+            if m.group("n2"):
+                value += (parse_number(m.group("n2")) or 0) / 10
+            pre = m.group("pre") or ""
+            lo = max(sentence_start(m.start()), m.start() - 10)
+            period = self._period_before(view, lo, m.start("n"))
+            annual = (pre.startswith("年") or (not pre.startswith(("月", "日")) and period is not None
+                                              and period[0] == 1.0))
+            percent = value * (10 if annual else 1) if m.group("u") == "分" else value * (1 if annual else 0.1)
+            add(m.start(), m.start("n"), m.end(), percent, 12.0)
+        for regex, factor in self._percents:
+            for m in regex.finditer(view):
+                if overlaps(m.start(), m.end()):
+                    continue
+                value = parse_number(m.group("n"))
+                if value is None:
+                    continue
+                lo = max(sentence_start(m.start()), m.start() - 10)
+                if not (self._return_words.search(view, lo, m.start()) or self._after_rate.match(view, m.end())):
+                    continue
+                add(m.start(), m.start(), m.end(), value * factor, 1.0)
+        for regex in (self._implicit, self._decimal_rate):
+            for m in regex.finditer(view):
+                if overlaps(m.start("n"), m.end("n")):
+                    continue
+                value = parse_number(m.group("n"))
+                if value is None or value >= 50:
+                    continue
+                add(m.start(), m.start("n"), m.end(), value, 1.0)
+        if not self._payouts.search(view):
+            for start, end, percent in self._amount_rates(view, sentence_start):
+                if not overlaps(start, end):
+                    found.append((start, end, percent))
+        threshold = self._kin_threshold if self._ctx["kin_lending"].search(view) else self._rate_threshold
+        return [_Hit(LURE, self._rate_weight, s, e, self._rate_tip, None, rate)
+                for s, e, rate in found if rate > threshold]
+
+    def _amount_rates(self, view: str, sentence_start: Callable[[int], int]) -> list[tuple[int, int, float]]:
+        out = []
+        for ret in self._return.finditer(view):
+            if ret.group("n3"):     # one-off: the stake is in the match itself
+                amount, received = parse_number(ret.group("n3")), parse_number(ret.group("n4"))
+                if amount and received and amount >= 100 and not _NOT_MONEY_AFTER.match(view, ret.end()):
+                    gain = received - amount if received > amount and ret.group("v3") != "赚" else received
+                    out.append((ret.start(), ret.end(), gain / amount * 100))
+                continue
+            received = parse_number(ret.group("n") or ret.group("n2"))
+            if not received or _NOT_MONEY_AFTER.match(view, ret.end()):
+                continue
+            principal = self._find_principal(view, sentence_start(ret.start()), ret.start())
+            if principal is None:   # "一天收益两百 投五千就行": the stake named after the return
+                end = _SENTENCE_END.search(view, ret.end())
+                principal = self._find_principal(view, ret.end(), min(end.start() if end else len(view),
+                                                                        ret.end() + 20), after=True)
+            if principal is None:
+                continue
+            p_start, amount = principal
+            p_start, p_end = min(p_start, ret.start()), max(p_start, ret.end())
+            # "拿回一千二" for one thousand is the total paid back; "分红一万" is the gain itself
+            verb = ret.group("v") or ret.group("v2")
+            if verb in _TOTAL_VERBS or (verb in _EITHER_VERBS and received > amount):
+                gain = received - amount
+            else:
+                gain = received
+            if gain <= 0:
+                continue
+            per_year = self._per_year(self._period.match(ret.group("p") or ret.group("p2")))
+            out.append((p_start, p_end, gain / amount * per_year * 100))
+        return out
+
+    def _find_principal(self, view: str, lo: int, hi: int, after: bool = False) -> tuple[int, float] | None:
+        """The stake: the nearest "投/存/交 + amount" (else a bare money amount) before hi, or after lo."""
+        if not after:
+            lo = max(lo, hi - 40)
+        best = None
+        for m in self._principal.finditer(view, lo, hi):
+            value = parse_number(m.group("n"))
+            if value and value >= 100 and not _NOT_MONEY_AFTER.match(view, m.end()):
+                best = (m.start(), value)
+                if after:
+                    return best
+        if best:
+            return best
+        for m in self._any_amount.finditer(view, lo, hi):
+            value = parse_number(m.group(0))
+            money_like = _MONEY_AFTER.match(view, m.end()) or _BIG_UNIT.search(m.group(0))
+            if value and value >= 100 and money_like and not _NOT_MONEY_AFTER.match(view, m.end()):
+                best = (m.start(), value)
+                if after:
+                    return best
+        return best
+
+    # ---- report -----------------------------------------------------------------------------------------
+
+    def _report(self, text: str, hits: list[_Hit], norm: str, index: list[int], safe: bool,
+                view: str = "") -> RiskReport:
+        weights: dict[str, int] = {}
+        for h in hits:
+            weights[h.feature] = max(weights.get(h.feature, 0), h.weight)
+        strong = [f for f, w in weights.items() if w >= STRONG]
+        if (LURE in strong and len(weights) >= 2) or len(strong) >= 2:
+            level = "high"
+        elif strong or sum(weights.values()) >= MEDIUM_SCORE:
+            level = "medium"
+        else:
+            level = "low"
+        ordered = sorted(hits, key=lambda h: (-h.weight, self._feature_order.get(h.feature, 99), h.start))
+        # one signal per piece of evidence; words inside a longer match of the same feature add nothing
+        signals: dict[Signal, None] = {}
+        reach: dict[str, int] = {}
+        for h in sorted(hits, key=lambda h: (self._feature_order.get(h.feature, 99), h.start, -h.end)):
+            if h.end <= reach.get(h.feature, -1):
+                continue
+            reach[h.feature] = h.end
+            signals[Signal(h.feature, norm[index[h.start]:index[h.end - 1] + 1])] = None
+        return RiskReport(text=text, risky=level != "low", level=level, signals=tuple(signals),
+                          advice=self._advise(level, ordered, safe),
+                          category=self._category(view, hits, level, safe))
+
+    def _category(self, view: str, hits: list[_Hit], level: str, safe: bool) -> str | None:
+        if level == "low":
+            return self._category_safe if safe else None
+        scores: dict[str, float] = {}
+        for slug, regex in self._categories:
+            n = len({m.group(0) for m in regex.finditer(view)})
+            if n:
+                scores[slug] = n
+        for h in hits:
+            if h.category:
+                scores[h.category] = scores.get(h.category, 0) + 1.5 * h.weight
+        if scores:
+            order = {slug: i for i, (slug, _) in enumerate(self._categories)}
+            return max(scores, key=lambda s: (scores[s], -order.get(s, 99)))
+        return self._category_fallback
+
+    def _advise(self, level: str, ordered: list[_Hit], safe: bool) -> str:
+        advice = self._advice
+        tips: list[str] = []
+        features_done: set[str] = set()
+        wanted = {"high": 2, "medium": 1, "low": 0}[level]
+        for h in ordered:
+            if len(tips) >= wanted:
+                break
+            if h.feature in features_done:
+                continue
+            tip = h.tip or advice["feature_tips"][h.feature]
+            if h.rate is not None:
+                best = max((x.rate for x in ordered if x.rate is not None), default=h.rate)
+                tip = tip.format(rate=f"{best:.0f}" if best >= 10 else f"{best:.1f}")
+            if tip not in tips:
+                tips.append(tip)
+                features_done.add(h.feature)
+        if level == "high":
+            body = "".join(tips) + advice["high_next"]
+        elif level == "medium":
+            body = "".join(tips) + advice["medium_next"]
+        elif ordered:
+            body = advice["low_weak"]
+        else:
+            body = advice["low_safe"] if safe else advice["low_none"]
+        return body.format_map(_Defaults(self._region))
+
+
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+class _Defaults(dict[str, str]):
+    """Placeholder values; an unknown placeholder is left as written instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

@@ -1,0 +1,60 @@
+"""The bundled knowledge base meets the content rules, and the validator catches what breaks them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from bot.config import Settings
+from knowledge import schema
+
+ENTRIES = schema.ENTRIES_DIR
+
+
+def test_bundled_base_is_complete_and_valid(base_settings: Settings) -> None:
+    kb, problems = schema.load(region_keys=set(base_settings.region.placeholders()))
+    assert problems == []
+    assert len(kb.entries) >= 60
+    for slug in kb.categories:
+        assert len(kb.in_category(slug)) >= 2, slug
+    for e in kb.entries:
+        assert len(e.questions) >= 6 and len(e.summary) <= 60
+        assert set(e.body) == {"套路", "识别", "怎么办"} and all(e.body.values())
+        assert e.legal_basis and e.keywords and e.audience
+
+
+def test_no_hard_coded_regional_facts() -> None:
+    """Phone numbers and reward amounts come from config placeholders, never from the entries."""
+    phone = re.compile(r"(?<![\d{])(?:\d{3,4}-\d{7,8}|1[3-9]\d{9}|12345|110)(?!\d)")
+    money = re.compile(r"最高\s*\d+\s*万")
+    for path in ENTRIES.glob("*.yaml"):
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8")):
+            text = " ".join([entry["summary"], *entry["body"].values()])
+            assert not phone.search(text), (path.name, entry["id"], phone.search(text))
+            assert not money.search(text), (path.name, entry["id"])
+
+
+def test_out_of_date_prosecution_figure_is_never_used() -> None:
+    """The 2010 threshold (¥200,000 for individuals) was replaced in 2022: only the current figures may appear."""
+    texts = [path.read_text(encoding="utf-8") for path in ENTRIES.glob("*.yaml")]
+    assert not [t for t in texts if re.search(r"(20万|二十万)元?[^。；\n]{0,20}(立案|追究|起刑)", t)]
+    assert any("100万" in t or "一百万" in t for t in texts)
+
+
+def test_validator_flags_duplicates_and_dangling_links(tmp_path: Path) -> None:
+    one = yaml.safe_load((ENTRIES / "collectibles.yaml").read_text(encoding="utf-8"))[0]
+    twin = dict(one)
+    dangling = dict(one, id="another-id", related=["nowhere"])
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump([one], allow_unicode=True), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump([twin, dangling, {"id": "x", "extra": 1}],
+                                                                    allow_unicode=True),
+                                     encoding="utf-8")
+    _, problems = schema.load(tmp_path, region_keys={"office", "hotline", "police", "office_phone"})
+    text = "\n".join(map(str, problems))
+    assert f"b.yaml: {one['id']}: id: duplicate id (also in a.yaml)" in text
+    assert "b.yaml: x: extra: unknown field" in text
+    assert "b.yaml: x: title: missing" in text
+    assert "b.yaml: another-id: related: unknown id 'nowhere'" in text
+    assert "taxonomy.yaml: pension-elderly-care: category: 0 entries, at least 2" in text
