@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,7 @@ from bot.engine import Engine
 from bot.services import Services
 from bot.storage.database import Database
 from bot.storage.models import Base
-from knowledge.risk import RiskChecker
-from knowledge.search import SearchIndex
+from tests.support import FANGFEI, Server
 
 PG_URL = os.environ.get("FANGFEI_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -69,4 +69,13 @@ def engine(services: Services) -> Engine:
     return Engine(services)
 
 
-__all__ = ["RiskChecker", "SearchIndex"]
+@pytest.fixture
+def server(db_url: str) -> Iterator[Server]:
+    if not db_url.startswith("sqlite"):
+        subprocess.run([FANGFEI, "db", "upgrade"], cwd=ROOT, env={**os.environ, "FANGFEI_DATABASE__URL": db_url},
+                       check=True, capture_output=True)
+    srv = Server({"FANGFEI_DATABASE__URL": db_url})
+    srv.start()
+    yield srv
+    if srv.proc and srv.proc.poll() is None:
+        srv.stop()
