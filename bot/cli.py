@@ -76,9 +76,9 @@ def _print_json(obj: object) -> None:
 
 async def _prepare(s: Settings) -> object:
     """Open the database; an empty SQLite file is migrated, PostgreSQL must be migrated with `db upgrade`."""
-    from bot.engine import Engine
-
     from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.engine import Engine
 
     try:
         svc = services(s)

@@ -3,8 +3,9 @@
 The checker is rule based and explainable. The rules (word patterns, feature labels, weights, advice texts) live in
 `risk_rules.yaml` beside this file; this module only holds the mechanics:
 
-1. the input is normalized (`knowledge.text.normalize`), whitespace is dropped and common misspellings are corrected
-   in a same-length "view", so evidence can always be cut from the normalized input;
+1. the input is normalized (`knowledge.text.normalize`) and read through a "view" in which a space between words
+   acts as a comma and common misspellings are corrected; the view maps back to the normalized input, so evidence
+   is always the input's own words;
 2. every rule's regex is run over the view; a match may be cancelled by a negation ("不保本"), need a context
    ("押金" counts only where money is invested) or be downgraded next to safe products (国债, 定期, 存单);
 3. figures are parsed (百分之十二, 月息两分, 每天返千分之三, 投一千每天返十块 …) and a promised return above the
@@ -34,8 +35,9 @@ STRONG = 2
 MEDIUM_SCORE = 3
 
 # A number as residents write it: Arabic (1,000 / 12.5 / 1w / 5k) or Chinese (一千二 / 两点几 / 十几万).
-NUM = (r"(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|[零〇一二两三四五六七八九十几])"
-       r"(?:\d|[零〇一二两三四五六七八九十百千万亿几]|点(?=[\d零〇一二两三四五六七八九几多])|点?多|[kw](?![a-z]))*")
+# Atomic and bounded, so a long run of digits cannot make matching slow.
+NUM = (r"(?>(?:\d{1,3}(?:,\d{3}){1,4}|\d{1,12}(?:\.\d{1,6})?|[零〇一二两三四五六七八九十几])"
+       r"(?:\d|[零〇一二两三四五六七八九十百千万亿几]|点(?=[\d零〇一二两三四五六七八九几多])|点?多|[kw](?![a-z])){0,10})")
 _SENTENCE_END = re.compile(r"[。!?;\n]")
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
               "九": 9, "几": 5, "多": 5}
@@ -44,6 +46,12 @@ _CN_BIG = {"万": 10_000, "w": 10_000, "亿": 100_000_000}
 # return verbs naming the total paid back ("十天拿回一千二"), and those that may name either the total or the gain
 _TOTAL_VERBS = frozenset(("连本带利拿回", "连本带利", "拿回", "收回", "领回", "取回", "回来", "变成", "一共", "还"))
 _EITHER_VERBS = frozenset(("返还", "返", "给", "拿", "领", "得", "拿到"))
+# Words of the amount-based return grammar ("投一千 … 每天返十块").
+_STAKE_VERBS = "投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|借给[他她]?|放|买了|买|充值|充了|充|认购|拿出|花了"
+_RETURN_VERBS = ("连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到"
+                 "|返息|返利|返|还|给|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报")
+_PRONOUNS = "我|你|您|咱|他|她|大家|我们|你们|他们|她们"
+_HEDGES = "有|能有|就有|能到|能达到|达到|高达|达|可达|可以到|大概|大约|差不多|约|至少|都有"
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?|[零〇一二两三四五六七八九几十百千万亿kw]")
 _MONEY_AFTER = re.compile(r"元|块|万|千|百")
 _BIG_UNIT = re.compile(r"[百千万kw]")
@@ -59,7 +67,7 @@ _CLAUSE = re.compile(r"[^,.。!?;:]+\??")
 
 @dataclass(frozen=True)
 class Signal:
-    feature: str    # a feature label (非法性, 公开性, 利诱性, 社会性, 先交费, 要求保密, 承诺回购, 拉人头奖励, 冒用政府背景)
+    feature: str    # a feature label: 非法性 公开性 利诱性 社会性 先交费 要求保密 承诺回购 拉人头奖励 冒用政府背景
     evidence: str   # the exact words of the (normalized) input that triggered it
 
 
@@ -167,7 +175,7 @@ class RiskChecker:
         self.features: tuple[str, ...] = tuple(data["features"])
         self._region = {**data.get("region_defaults", {}), **{k: str(v) for k, v in region.items()
                                                                if isinstance(v, (str, int, float))}}
-        typos = {k: v for k, v in (data.get("typos") or {}).items()}
+        typos: dict[str, str] = dict(data.get("typos") or {})
         for wrong, right in typos.items():
             if len(wrong) != len(right):
                 raise ValueError(f"risk rules: typo {wrong!r} -> {right!r} must keep the length")
@@ -186,6 +194,7 @@ class RiskChecker:
         self._compile_rates(rates)
         self._feature_order = {f: i for i, f in enumerate(data["feature_order"])}
         self._categories = [(slug, re.compile(p)) for slug, p in data["categories"].items()]
+        self._category_order = {slug: i for i, (slug, _) in enumerate(self._categories)}
         self._category_fallback: str | None = data.get("category_fallback")
         self._category_safe: str | None = data.get("category_safe")
         self._advice: dict[str, Any] = data["advice"]
@@ -224,26 +233,25 @@ class RiskChecker:
             (re.compile(r"(?P<n>[一二两三四五六七八九\d]{1,2})成(?![本功员立年人交熟绩都为了品果长])"), 10.0),
         ]
         # folk interest: 月息两分 = 2 % a month, 三分利, 一分五的利息, 年息一分 = 10 % a year
-        self._fen = re.compile(r"(?P<pre>月息|月利|年息|年利|日息|利息|息)?(?P<n>[\d一二两三四五六七八九几]+(?:\.\d+)?)"
+        self._fen = re.compile(r"(?P<pre>月息|月利|年息|年利|日息|利息|息)?"
+                               r"(?P<n>[\d一二两三四五六七八九几]{1,4}(?:\.\d{1,4})?)"
                                r"(?P<u>分|厘)(?!钟|之|期|数)(?P<n2>[一二三四五六七八九\d](?![\d十百千万]))?"
                                r"(?P<post>的?(?:利息|利|息))?")
         # a figure right after a rate word: 利率两点几, 年化12, 年息10
-        self._implicit = re.compile(rf"(?:利率|年化|月化|日化|收益率|回报率|年息|月息|日息)(?:收益|利率)?(?:是|有|在|为|才|只有|大概|"
-                                    rf"大约|差不多|约|能到|能达到|达到|高达|达|可达|可以到|能有|都)?(?P<n>{NUM})(?![\d%个分厘成倍])")
-        self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]+)的?(?:利息|利率|收益|年化)")
+        self._implicit = re.compile(r"(?:利率|年化|月化|日化|收益率|回报率|年息|月息|日息)(?:收益|利率)?"
+                                    rf"(?:是|在|为|才|只有|{_HEDGES})?(?P<n>{NUM})(?![\d%个分厘成倍])")
+        self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]{1,4})"
+                                        r"的?(?:利息|利率|收益|年化)")
         self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|补贴|租金|利|息)")
         # amount based: 投一千 … 每天返十块 / 十天拿回一千二 / 每年保底分红一万
-        self._principal = re.compile(rf"(?:投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|借给[他她]?|放|买了|买|充值|充了|充|认购|拿出|花了)"
-                                     rf"了?(?P<n>{NUM})")
+        self._principal = re.compile(rf"(?:{_STAKE_VERBS})了?(?P<n>{NUM})")
         self._any_amount = re.compile(NUM)
         self._return = re.compile(
-            rf"(?P<p>{period})(?:后|以后|之后|到期后?)?[^,。!?;]{{0,4}}?"
-            r"(?P<v>连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到|返息|返利|返|还|给|分红|分|利息|收益|赚|挣|拿|领|得|补贴|回报)"
-            r"(?:我|你|您|咱|他|她|大家|我们|你们|他们|她们|了)*的?(?:利息|分红|收益|回报|红利|现金|补贴)?"
-            rf"(?:有|能有|就有|能到|达到|高达|可达|大概|差不多|约|至少|都有)?(?P<n>{NUM})"
+            rf"(?P<p>{period})(?:后|以后|之后|到期后?)?[^,。!?;]{{0,4}}?(?P<v>{_RETURN_VERBS})"
+            rf"(?:{_PRONOUNS}|了){{0,3}}的?(?:利息|分红|收益|回报|红利|现金|补贴)?(?:{_HEDGES})?(?P<n>{NUM})"
             # ... or the verb first: "给你每个月两万", "返你每年三千"
-            rf"|(?P<v2>返|给|分红|分|赚|挣|付)(?:我|你|您|咱|他|她|大家|我们|你们|他们|她们)*(?P<p2>{period.replace('?P<', '?P<x')})"
-            rf"(?:都|能|可以|有|就有)?(?P<n2>{NUM})"
+            rf"|(?P<v2>返|给|分红|分|赚|挣|付)(?:{_PRONOUNS}){{0,3}}(?P<p2>{period.replace('?P<', '?P<x')})"
+            rf"(?:都|能|可以|{_HEDGES})?(?P<n2>{NUM})"
             # ... or a one-off return on an investment: "投一万返两千"
             rf"|(?:投资|投入|投|存入|存)(?P<n3>{NUM})(?:元|块钱|块)?,?(?P<v3>返|拿回|变成|赚)(?P<n4>{NUM})")
 
@@ -254,11 +262,11 @@ class RiskChecker:
         if not is_meaningful(norm):
             return self._report(text, [], "", [], False)
         view, index = self._view(norm)
-        hits = self._hits(view)
         safe = licensed = False
         if not self._scam_compare(view):
             safe = self._ctx["safe_products"].search(view) is not None
             licensed = self._ctx["licensed"].search(view) is not None
+        hits = self._hits(view, safe)
         if hits and self._ctx["about"].search(view) and not self._ctx["narrative"].search(view):
             hits = []   # a lesson or warning about scams, not an offer
         if safe or licensed:
@@ -312,8 +320,7 @@ class RiskChecker:
         return (self._neg_before.search(view[max(0, start - 8):start]) is not None
                 or self._neg_after.match(view, end) is not None)
 
-    def _hits(self, view: str) -> list[_Hit]:
-        safe = self._ctx["safe_products"].search(view) and not self._scam_compare(view)
+    def _hits(self, view: str, safe: bool) -> list[_Hit]:
         hits: list[_Hit] = []
         for rule in self._rules:
             if rule.needs is not None and not rule.needs.search(view):
@@ -365,8 +372,8 @@ class RiskChecker:
                 return
             period = self._period_before(view, lo, num_start)
             if period is None:
-                m = self._period.search(view[end:end + 5])
-                per_year = self._per_year(m) if m and m.start() == 0 else default_per_year
+                m = self._period.match(view, end, end + 5)
+                per_year = self._per_year(m) if m else default_per_year
                 first = start
             else:
                 per_year, first = period[0], min(start, period[1])
@@ -509,8 +516,7 @@ class RiskChecker:
             if h.category:
                 scores[h.category] = scores.get(h.category, 0) + 1.5 * h.weight
         if scores:
-            order = {slug: i for i, (slug, _) in enumerate(self._categories)}
-            return max(scores, key=lambda s: (scores[s], -order.get(s, 99)))
+            return max(scores, key=lambda s: (scores[s], -self._category_order.get(s, 99)))
         return self._category_fallback
 
     def _advise(self, level: str, ordered: list[_Hit], safe: bool) -> str:
