@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Conversation
+from bot.storage.conversations import ConversationState
 from bot.types import Inbound, Option, Reply
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Turn:
     text: str
     services: Services
     session: AsyncSession
-    conversation: Conversation
+    conversation: ConversationState
     replies: list[Reply] = field(default_factory=list)
 
     # -- speaking -------------------------------------------------------------------------------------------------

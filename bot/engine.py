@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from copy import deepcopy
 
 import handlers.ask
 import handlers.check
 import handlers.menu
 import handlers.soon
-import handlers.subscribe
+import handlers.subscribe  # (importing a handler module registers its actions)
 from bot.conversation import ACTIONS, OPTION_VALUE, Turn
 from bot.services import Services
-from bot.storage.models import Conversation
+from bot.storage import conversations
 from bot.types import Inbound, Reply
 from knowledge.text import is_meaningful, normalize, strip_control
 
@@ -44,8 +41,11 @@ class Engine:
     async def handle(self, inbound: Inbound) -> list[Reply]:
         if inbound.is_group and not inbound.addressed:
             return []
-        async with self.services.db.session() as session:
-            conversation = await self._conversation(session, inbound)
+        db = self.services.db
+        async with db.serialized(), db.session() as session:
+            conversation = await conversations.load(session, inbound.channel, inbound.user, inbound.chat,
+                                                    lock=not db.is_sqlite)
+            before = deepcopy(conversation.snapshot())
             text = strip_control(inbound.text).strip()
             turn = Turn(inbound, text, self.services, session, conversation)
             limit = self.services.settings.chat.max_text_chars
@@ -53,6 +53,8 @@ class Engine:
                 turn.text = text[:limit]
                 turn.say(f"您的消息太长了，我只看了前 {limit} 个字。")
             await self._route(turn)
+            if conversation.snapshot() != before:
+                await conversations.save(session, conversation, postgres=not db.is_sqlite)
             await session.commit()
             return turn.replies
 
@@ -90,20 +92,3 @@ class Engine:
             await handlers.check.run(turn, text)
         else:
             await handlers.ask.answer(turn, text)
-
-    async def _conversation(self, session: AsyncSession, inbound: Inbound) -> Conversation:
-        query = select(Conversation).where(Conversation.channel == inbound.channel,
-                                           Conversation.user_id == inbound.user, Conversation.chat_id == inbound.chat)
-        if not self.services.db.is_sqlite:
-            query = query.with_for_update()
-        found = await session.scalar(query)
-        if found is not None:
-            return found
-        conversation = Conversation(channel=inbound.channel, user_id=inbound.user, chat_id=inbound.chat, data={},
-                                    menu={})
-        try:
-            async with session.begin_nested():
-                session.add(conversation)
-        except IntegrityError:  # the same user's other message created it a moment ago
-            return (await session.scalars(query)).one()
-        return conversation

@@ -33,6 +33,7 @@ _NUMERIC = re.compile(r"^[0-9.%零〇一二三四五六七八九十百千万亿�
 # confidence = how much of the query the entry covers, how closely it resembles one sample question (by words and
 # by character pairs); weights chosen on the dev and held-out sets (`fangfei eval kb`)
 W_COVER, W_TOKENS, W_BIGRAMS = 0.4, 0.3, 0.3
+CANDIDATES = 30
 _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"), ("ang", "an"))
 
 
@@ -116,6 +117,9 @@ class SearchIndex:
             docs.append(doc)
             self.question_tokens.append([set(self._tokens(q)) for q in (e.title, *e.questions)])
         self.bm25 = BM25(docs)
+        # each sample question's words with their total weight, for the resemblance score
+        self.questions = [[(frozenset(q), sum(self._weight(t) for t in q)) for q in qs if q]
+                          for qs in self.question_tokens]
         self._build_bigrams()
         self.doc_sets = [set(d) for d in docs]
         # pinyin of every known word, to repair homophone typos and read plain pinyin input
@@ -245,10 +249,14 @@ class SearchIndex:
         mass = sum(idf.values())
         bm = self.bm25.scores(tokens)
         similar = self._bigram_similarity(prepared)
+        # the full confidence is computed only for the entries a cheap first pass puts in front
+        first = sorted(bm, key=lambda i: bm[i] / (bm[i] + 8.0) + similar.get(i, 0.0), reverse=True)[:CANDIDATES]
         ranked: list[tuple[float, float, int]] = []
-        for i, raw in bm.items():
+        for i in first:
+            raw = bm[i]
             covered = sum(w for t, w in idf.items() if t in self.doc_sets[i]) / mass
-            resemblance = max(self._resemblance(unique, idf, q) for q in self.question_tokens[i])
+            resemblance = max((self._resemblance(unique, idf, mass, q, q_mass) for q, q_mass in self.questions[i]),
+                              default=0.0)
             confidence = W_COVER * covered + W_TOKENS * resemblance + W_BIGRAMS * similar.get(i, 0.0)
             relevance = raw / (raw + 8.0) + confidence
             ranked.append((relevance, confidence, i))
@@ -268,15 +276,13 @@ class SearchIndex:
             weight = self.bm25.max_idf * min(1.0, max(0.2, (general - 7.0) / 7.0))
         return weight * 0.5 if len(token) == 1 else weight
 
-    def _resemblance(self, query: set[str], idf: dict[str, float], question: set[str]) -> float:
-        if not question:
+    @staticmethod
+    def _resemblance(query: set[str], idf: dict[str, float], mass: float, question: frozenset[str],
+                     question_mass: float) -> float:
+        """Weighted cosine between the query's words and one sample question's words."""
+        if query.isdisjoint(question):
             return 0.0
-        shared = sum(idf[t] for t in query & question)
-        if not shared:
-            return 0.0
-        q_mass = sum(idf.values())
-        d_mass = sum(self._weight(t) for t in question)
-        return shared / math.sqrt(q_mass * d_mass)
+        return sum(idf[t] for t in query & question) / math.sqrt(mass * question_mass)
 
 
 def _bigrams(text: str) -> set[str]:

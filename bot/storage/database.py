@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -29,6 +31,8 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: queue this process's transactions instead of failing on "locked"
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -36,6 +40,10 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    def serialized(self) -> AbstractAsyncContextManager[object]:
+        """Hold around a read-modify-write transaction: a lock on SQLite, nothing on PostgreSQL (row locks)."""
+        return self._write_lock if self._write_lock is not None else nullcontext()
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration."""
