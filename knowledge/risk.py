@@ -8,9 +8,11 @@ The checker is rule based and explainable. The rules (word patterns, feature lab
    is always the input's own words;
 2. every rule's regex is run over the view; a match may be cancelled by a negation ("不保本"), need a context
    ("押金" counts only where money is invested) or be downgraded next to safe products (国债, 定期, 存单);
-3. figures are parsed (百分之十二, 月息两分, 每天返千分之三, 投一千每天返十块 …) and a promised return above the
-   threshold a year (default 6 %) becomes a 利诱性 signal;
-4. texts that only talk ABOUT scams (lessons, warnings) drop their signals, weak signals next to licensed
+3. figures are parsed (百分之十二, 月息两分, 一成五的利息, 每天三厘, 投一千每天返十块, 每天涨百分之一 for something
+   sold or kept for you …) and a promised return above the threshold a year (default 6 %) becomes a 利诱性 signal;
+   paying a small fee to receive a huge sum (交一千能领一百万) is a 先交费 signal;
+4. texts that are no offer drop their signals: lessons, warnings and news about scams (unless the writer is being
+   drawn in), refunds after a case, general questions ("虚拟货币交易合法吗"); weak signals next to licensed
    institutions are dropped;
 5. the level follows from the features found, the category from keywords, the advice from the strongest findings.
 """
@@ -31,6 +33,7 @@ from .text import is_meaningful, normalize
 RULES_FILE = Path(__file__).resolve().with_name("risk_rules.yaml")
 
 LURE = "利诱性"
+FEE = "先交费"
 STRONG = 2
 MEDIUM_SCORE = 3
 
@@ -55,13 +58,19 @@ _HEDGES = "有|能有|就有|能到|能达到|达到|高达|达|可达|可以到
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?|[零〇一二两三四五六七八九几十百千万亿kw]")
 _MONEY_AFTER = re.compile(r"元|块|万|千|百")
 _BIG_UNIT = re.compile(r"[百千万kw]")
-_NOT_MONEY_AFTER = re.compile(r"(?:个|年|天|日|月|周|岁|人|头|只|亩|斤|号|点|分|层|楼|次|期|股|份|棵|台|箱|倍|成|%)")
+# after an amount, these make it a count or a date, not money ("一万年底" is still money: 年底, 年后)
+_NOT_MONEY_AFTER = re.compile(r"(?:个|年(?!底|后|终|末)|天|日|月|周|岁|人|头|只|亩|斤|号|点|分|层|楼|次|期"
+                              r"|股|份|棵|台|箱|倍|成|%)")
 
 # Question forms ("什么是非法集资", "培训贷是什么", "消费全返是真的吗").
 _QUESTION = re.compile(
     r"^(?:请问|问一下|问下|想问|想问问|咨询一下|我想知道)?(?:什么是|啥是|何为|怎么|如何|怎样|为什么|为啥|哪些|哪里|在哪|去哪|能不能|可不可以|是不是)"
     r"|(?:是什么|是啥|什么意思|啥意思|怎么回事|有哪些|有什么|怎么办|怎么举报|如何举报|怎么查|如何识别|怎么识别|怎么区分|是真的吗|真的吗"
-    r"|靠谱吗|可信吗|合法吗|违法吗|是骗局吗|犯法吗|能信吗|能买吗|能投吗|安全吗|[吗么呢嘛]|\?)$")
+    r"|靠谱吗|可信吗|合法吗|违法吗|是骗局吗|犯法吗|能信吗|能买吗|能投吗|安全吗|[吗么呢嘛啥]|\?"
+    r"|是不是(?:骗局|骗人的?|骗子|真的|非法集资|违法的?|合法的?|犯法的?|传销|正规的?|靠谱的?)|算不算[^,]{0,8}"
+    r"|注意(?:点|些)?(?:啥|什么)|[咋怎]么?办|咋整|怎么防|怎么避免|能信不|靠谱不|合法不|违法不|犯法不|行不行)$")
+# a money amount or a figure: a question naming one is about a concrete offer
+_CONCRETE = re.compile(rf"{NUM}(?:元|块|万|千|百|%|个点|倍)|百分之|千分之|万分之")
 _CLAUSE = re.compile(r"[^,.。!?;:]+\??")
 
 
@@ -87,7 +96,7 @@ class _Rule:
     feature: str
     weight: int
     regex: re.Pattern[str]
-    needs: re.Pattern[str] | None
+    needs: tuple[re.Pattern[str], ...]
     unless: re.Pattern[str] | None
     negatable: bool
     safe_downgrade: bool
@@ -192,6 +201,7 @@ class RiskChecker:
         self._rate_weight = int(rates["weight"])
         self._rate_tip: str = rates["tip"]
         self._compile_rates(rates)
+        self._compile_windfall(data["windfall"])
         self._feature_order = {f: i for i, f in enumerate(data["feature_order"])}
         self._categories = [(slug, re.compile(p)) for slug, p in data["categories"].items()]
         self._category_order = {slug: i for i, (slug, _) in enumerate(self._categories)}
@@ -202,11 +212,11 @@ class RiskChecker:
     def _compile_rule(self, raw: Mapping[str, Any], ctx: Mapping[str, re.Pattern[str]]) -> _Rule:
         if raw["feature"] not in self.features:
             raise ValueError(f"risk rules: {raw['id']}: unknown feature {raw['feature']!r}")
-        needs = raw.get("needs")
+        needs = raw.get("needs") or ()
         return _Rule(
             id=raw["id"], feature=raw["feature"], weight=int(raw.get("weight", 1)),
             regex=re.compile(_alternation(raw["patterns"])),
-            needs=ctx[needs] if needs else None,
+            needs=tuple(ctx[name] for name in ([needs] if isinstance(needs, str) else needs)),
             unless=re.compile(raw["unless"]) if raw.get("unless") else None,
             negatable=bool(raw.get("negatable", False)), safe_downgrade=bool(raw.get("safe_downgrade", False)),
             category=raw.get("category"), tip=raw.get("tip"))
@@ -230,16 +240,22 @@ class RiskChecker:
             (re.compile(rf"千分之(?P<n>{NUM})"), 0.1),
             (re.compile(rf"万分之(?P<n>{NUM})"), 0.01),
             (re.compile(rf"(?P<n>{NUM})个(?:百分)?点"), 1.0),
-            (re.compile(r"(?P<n>[一二两三四五六七八九\d]{1,2})成(?![本功员立年人交熟绩都为了品果长])"), 10.0),
+            # 一成五 = 15 %, 两成半 = 25 %
+            (re.compile(r"(?P<n>[一二两三四五六七八九\d]{1,2})成(?![本功员立年人交熟绩都为了品果长])"
+                        r"(?P<n2>[一二三四五六七八九半](?![\d十百千万亿成个年]))?"), 10.0),
         ]
         # folk interest: 月息两分 = 2 % a month, 三分利, 一分五的利息, 年息一分 = 10 % a year
         self._fen = re.compile(r"(?P<pre>月息|月利|年息|年利|日息|利息|息)?"
                                r"(?P<n>[\d一二两三四五六七八九几]{1,4}(?:\.\d{1,4})?)"
-                               r"(?P<u>分|厘)(?!钟|之|期|数)(?P<n2>[一二三四五六七八九\d](?![\d十百千万]))?"
+                               r"(?P<u>分|厘)(?!钟|之|期|数)(?P<n2>[一二三四五六七八九半\d](?![\d十百千万]))?"
                                r"(?P<post>的?(?:利息|利|息))?")
         # a figure right after a rate word: 利率两点几, 年化12, 年息10
         self._implicit = re.compile(r"(?:利率|年化|月化|日化|收益率|回报率|年息|月息|日息)(?:收益|利率)?"
                                     rf"(?:是|在|为|才|只有|{_HEDGES})?(?P<n>{NUM})(?![\d%个分厘成倍])")
+        # a figure right after a period ("一个月两分", "每天三厘", "一天千分之三"): a rate where money is involved
+        self._period_lead = re.compile(rf"(?:{period})(?:都|就|能|能有|有|是|给|返|付|可以|可以拿|能拿|拿)?$")
+        self._rise = re.compile(rates["rise_words"])
+        self._rise_past = re.compile(rates["rise_past"])
         self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]{1,4})"
                                         r"的?(?:利息|利率|收益|年化)")
         self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|补贴|租金|利|息)")
@@ -255,6 +271,22 @@ class RiskChecker:
             # ... or a one-off return on an investment: "投一万返两千"
             rf"|(?:投资|投入|投|存入|存)(?P<n3>{NUM})(?:元|块钱|块)?,?(?P<v3>返|拿回|变成|赚)(?P<n4>{NUM})")
 
+    def _compile_windfall(self, raw: Mapping[str, Any]) -> None:
+        if raw["feature"] not in self.features:
+            raise ValueError(f"risk rules: windfall: unknown feature {raw['feature']!r}")
+        self._windfall_feature: str = raw["feature"]
+        self._windfall_weight = int(raw["weight"])
+        self._windfall_ratio = float(raw["min_ratio"])
+        self._windfall_sum = float(raw["min_sum"])
+        self._windfall_tip: str = raw["tip"]
+        self._windfall_unless = re.compile(raw["unless"])
+        # "交一千能领一百万", "交三百元手续费就可以拿到五十万", "交五百块能分到国家的一千万"
+        self._windfall = re.compile(
+            rf"(?:交|缴|付|转|出|花|充)了?(?P<a>{NUM})(?:元|块钱|块|钱)?(?:的?[\u4e00-\u9fff]{{0,3}}费)?,?"
+            r"[^,。!?;]{0,4}?(?:就能|才能|便能|就可以|即可|可以|就会|能|会|就)[^,。!?;]{0,2}?"
+            r"(?:领取|领到|领|拿到|拿|得到|获得|得|分到|分|提取|到账|收到|返)"
+            rf"[^,。!?;\d零〇一二两三四五六七八九十几]{{0,6}}(?P<b>{NUM})")
+
     # ---- public API -------------------------------------------------------------------------------------
 
     def check(self, text: str) -> RiskReport:
@@ -266,9 +298,7 @@ class RiskChecker:
         if not self._scam_compare(view):
             safe = self._ctx["safe_products"].search(view) is not None
             licensed = self._ctx["licensed"].search(view) is not None
-        hits = self._hits(view, safe)
-        if hits and self._ctx["about"].search(view) and not self._ctx["narrative"].search(view):
-            hits = []   # a lesson or warning about scams, not an offer
+        hits = self._not_offers(view, self._hits(view, safe))
         if safe or licensed:
             hits = [h for h in hits if h.weight >= STRONG]
         return self._report(text, hits, norm, index, safe or licensed, view)
@@ -279,8 +309,9 @@ class RiskChecker:
         if not is_meaningful(norm):
             return False
         view, _ = self._view(norm)
-        narrative = self._ctx["narrative"].search(view) is not None
-        if narrative and self._ctx["money"].search(view):
+        ctx = self._ctx
+        told = self._told(view)
+        if told and ctx["money"].search(view) and not (ctx["post_case"].search(view) or self._about_scams(view)):
             return True
         clauses = [c for c in _CLAUSE.findall(view) if c.strip()]
         question_only = all(_QUESTION.search(c) for c in clauses)
@@ -316,6 +347,54 @@ class RiskChecker:
             return True
         return bool(self._ctx["compare"].search(view)) and not self._ctx["sound"].search(view)
 
+    def _not_offers(self, view: str, hits: list[_Hit]) -> list[_Hit]:
+        """Drop the signals of a text that talks ABOUT scams or asks a general question instead of describing an offer.
+
+        - after a case, refunds (清退, 按比例退) are no offer: only a demand for a fee still counts;
+        - lessons and warnings ("防范", "骗局") drop their signals unless someone is telling of an offer;
+        - warnings and news ("冒充", "破获", "请大家") drop them even after "有人" / "听说", unless the writer or their
+          family is being drawn in ("让我", "我妈交了");
+        - a general question ("虚拟货币交易合法吗") drops them unless it names a figure or a particular offer."""
+        if not hits:
+            return hits
+        ctx = self._ctx
+        if ctx["post_case"].search(view):
+            hits = [h for h in hits if h.feature == FEE and h.weight >= STRONG]
+            if not hits:
+                return hits
+        if self._about_scams(view) or self._general_question(view, hits):
+            return []
+        return hits
+
+    def _about_scams(self, view: str) -> bool:
+        """A lesson, warning or news item about scams, not an offer made to the writer (or their family)."""
+        ctx = self._ctx
+        if ctx["engaged"].search(view):
+            return False
+        pitch = ctx["pitch"].search(view) is not None
+        if ctx["about"].search(view) and not (pitch or ctx["narrative"].search(view)):
+            return True
+        return ctx["warning"].search(view) is not None or (not pitch and ctx["news"].search(view) is not None)
+
+    def _told(self, view: str) -> bool:
+        """Someone tells of an offer ("有人说", "他说", "我妈交了"); mere hearsay ("听说") is not enough."""
+        ctx = self._ctx
+        return any(not ctx["hearsay"].match(m.group(0)) for m in ctx["narrative"].finditer(view))
+
+    def _general_question(self, view: str, hits: list[_Hit]) -> bool:
+        """A question about a kind of offer, with no particular offer told of: every signal lies in a question clause,
+        and nothing names a figure, a narrator, a seller or the writer's own money."""
+        if any(h.rate is not None for h in hits) or _CONCRETE.search(view):
+            return False
+        ctx = self._ctx
+        if ctx["engaged"].search(view) or ctx["deictic"].search(view) or self._told(view):
+            return False
+        spans = [(m.start(), m.end()) for m in _CLAUSE.finditer(view) if m.group(0).strip()]
+        if not spans or not _QUESTION.search(view[spans[-1][0]:spans[-1][1]]):
+            return False
+        asked = [(s, e) for s, e in spans if _QUESTION.search(view[s:e]) or ctx["hearsay"].match(view[s:e].lstrip())]
+        return all(any(s <= h.start and h.end <= e for s, e in asked) for h in hits)
+
     def _negated(self, view: str, start: int, end: int) -> bool:
         return (self._neg_before.search(view[max(0, start - 8):start]) is not None
                 or self._neg_after.match(view, end) is not None)
@@ -323,7 +402,7 @@ class RiskChecker:
     def _hits(self, view: str, safe: bool) -> list[_Hit]:
         hits: list[_Hit] = []
         for rule in self._rules:
-            if rule.needs is not None and not rule.needs.search(view):
+            if rule.needs and not any(n.search(view) for n in rule.needs):
                 continue
             if rule.unless is not None and rule.unless.search(view):
                 continue
@@ -335,7 +414,21 @@ class RiskChecker:
                 weight = 1 if safe and rule.safe_downgrade else rule.weight
                 hits.append(_Hit(rule.feature, weight, m.start(), m.end(), rule.tip, rule.category))
         hits += self._rate_hits(view)
+        hits += self._windfall_hits(view)
         return hits
+
+    def _windfall_hits(self, view: str) -> list[_Hit]:
+        """Pay a small fee to receive a huge sum ("国家解冻的资产，交一千能领一百万")."""
+        if self._windfall_unless.search(view):
+            return []
+        out = []
+        for m in self._windfall.finditer(view):
+            fee, prize = parse_number(m.group("a")), parse_number(m.group("b"))
+            if (fee and prize and prize >= self._windfall_sum and prize >= fee * self._windfall_ratio
+                    and not _NOT_MONEY_AFTER.match(view, m.end())):
+                out.append(_Hit(self._windfall_feature, self._windfall_weight, m.start(), m.end(),
+                                self._windfall_tip, None))
+        return out
 
     # ---- promised rates ---------------------------------------------------------------------------------
 
@@ -380,14 +473,19 @@ class RiskChecker:
             found.append((first, end, percent * per_year))
             taken[start:end] = b"\x01" * (end - start)
 
+        money = self._ctx["money"].search(view) is not None
+        asset = self._ctx["asset"].search(view) is not None
+
+        def after_period(pos: int) -> bool:
+            return money and self._period_lead.search(view, max(0, pos - 8), pos) is not None
+
         for m in self._fen.finditer(view):
-            if not (m.group("pre") or m.group("post")):
+            if not (m.group("pre") or m.group("post") or after_period(m.start())):
                 continue
             value = parse_number(m.group("n"))
             if value is None or value > 20:
                 continue
-            if m.group("n2"):
-                value += (parse_number(m.group("n2")) or 0) / 10
+            value += _tenths(m.group("n2"))
             pre = m.group("pre") or ""
             lo = max(sentence_start(m.start()), m.start() - 10)
             period = self._period_before(view, lo, m.start("n"))
@@ -402,8 +500,10 @@ class RiskChecker:
                 value = parse_number(m.group("n"))
                 if value is None:
                     continue
+                value += _tenths(m.groupdict().get("n2"))
                 lo = max(sentence_start(m.start()), m.start() - 10)
-                if not (self._return_words.search(view, lo, m.start()) or self._after_rate.match(view, m.end())):
+                if not (self._return_words.search(view, lo, m.start()) or self._after_rate.match(view, m.end())
+                        or after_period(m.start()) or (asset and self._promised_rise(view, lo, m.start()))):
                     continue
                 add(m.start(), m.start(), m.end(), value * factor, 1.0)
         for regex in (self._implicit, self._decimal_rate):
@@ -421,6 +521,10 @@ class RiskChecker:
         threshold = self._kin_threshold if self._ctx["kin_lending"].search(view) else self._rate_threshold
         return [_Hit(LURE, self._rate_weight, s, e, self._rate_tip, None, rate)
                 for s, e, rate in found if rate > threshold]
+
+    def _promised_rise(self, view: str, lo: int, hi: int) -> bool:
+        """"每天涨百分之一": a price rise promised (not one that happened) just before a figure."""
+        return self._rise.search(view, lo, hi) is not None and self._rise_past.search(view, lo, hi) is None
 
     def _amount_rates(self, view: str, sentence_start: Callable[[int], int]) -> list[tuple[int, int, float]]:
         out = []
@@ -491,7 +595,9 @@ class RiskChecker:
             level = "medium"
         else:
             level = "low"
-        ordered = sorted(hits, key=lambda h: (-h.weight, self._feature_order.get(h.feature, 99), h.start))
+        # strongest first; within a feature a stated figure ("一年回报约365%") explains best
+        ordered = sorted(hits, key=lambda h: (-h.weight, self._feature_order.get(h.feature, 99), h.rate is None,
+                                              h.start))
         # one signal per piece of evidence; words inside a longer match of the same feature add nothing
         signals: dict[Signal, None] = {}
         reach: dict[str, int] = {}
@@ -545,6 +651,13 @@ class RiskChecker:
         else:
             body = advice["low_safe"] if safe else advice["low_none"]
         return body.format_map(_Defaults(self._region))
+
+
+def _tenths(digit: str | None) -> float:
+    """The digit after 分 / 成 in folk rates: "一分五" = 1.5, "两成半" = 2.5."""
+    if not digit:
+        return 0.0
+    return 0.5 if digit == "半" else (parse_number(digit) or 0.0) / 10
 
 
 def _is_han(ch: str) -> bool:

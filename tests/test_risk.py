@@ -315,6 +315,163 @@ def test_report_is_frozen(checker: RiskChecker) -> None:
         report.signals[0].feature = "x"  # type: ignore[misc]
 
 
+# ---- classes of offers the checker once missed -------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "feature"), [
+    # returns phrased as price rises of something sold or kept for you
+    ("平台上卖的茶饼每天涨百分之一，买了放他们仓库保管", "利诱性"),
+    ("那套邮票在文交所挂牌，一年至少涨一倍，平台随时回购", "承诺回购"),
+    ("业务员说这块玉以后能涨几十倍，公司替你保管", "利诱性"),
+    ("那个app卖的数字茶叶只涨不跌，想卖了平台回购", "利诱性"),
+    ("买了他们的红木放店里寄售，每年升值百分之二十", "利诱性"),
+    # folk fractions: 一成五 = 15 %, 一分五, 三厘 a day
+    ("借钱给那个老板，一成五的利息，年底给", "利诱性"),
+    ("存他那里年息一分五，随时能取", "利诱性"),
+    ("把钱放他们那，每天三厘", "利诱性"),
+    ("有人收钱，一个月给一分半的息", "利诱性"),
+    # interest on a schedule without a figure, for a fixed-income product
+    ("一个财富公司卖资产收益权，每月付息，到期还本", "非法性"),
+    ("理财店推荐定融产品，按季度付息", "利诱性"),
+    ("他们卖公司的债权，定期付息", "利诱性"),
+    # paying to adopt or have animals and trees kept
+    ("交钱认养一头牛", "非法性"),
+    ("有人卖认养果树的名额，一棵两千", "非法性"),
+    ("交三千认领一只羊，公司统一代养", "非法性"),
+    # pay a small fee for a huge sum from "state assets"
+    ("国家解冻的资产，交一千能领一百万", "先交费"),
+    ("说是红色资产，交三百元就能领五十万", "冒用政府背景"),
+    ("扶贫基金要发放了，交一千块登记费", "冒用政府背景"),
+    # rotating savings clubs
+    ("村里有个互助社，每月交五百，轮到谁谁拿，还有利息", "非法性"),
+    ("我们几个起了个会，每月交两千，后拿的有利息", "非法性"),
+    ("几个老姐妹搞了个会，每月各交一千，排着队拿钱", "非法性"),
+    # fees before appraisal, auction, unfreezing, activation
+    ("先交八千鉴定费和拍卖费，就能帮我把古董拍出去", "先交费"),
+    ("客服说要交两千解冻费才能提现", "先交费"),
+    ("领国家补助要先交六百块手续费", "先交费"),
+    # virtual land
+    ("买虚拟房产，以后涨几十倍", "非法性"),
+    ("元宇宙里的虚拟土地以后能翻几十倍", "利诱性"),
+    # seminars for the elderly
+    ("讲座上让我们买他们的养老理财，利息比银行高", "公开性"),
+    ("茶话会上推销一款养老理财，说到期连本带息", "公开性"),
+])
+def test_offer_classes_once_missed(checker: RiskChecker, text: str, feature: str) -> None:
+    report = checker.check(text)
+    assert report.risky, report
+    assert feature in _features(report), report
+
+
+@pytest.mark.parametrize(("text", "rate"), [
+    ("借给他钱，一成五的利息", "15%"),
+    ("年息一分五", "15%"),
+    ("月息一分半", "18%"),
+    ("存他们那每天三厘", "110%"),
+    ("把钱放他那一个月两分", "24%"),
+    ("在平台上买的黄金每天涨千分之三，存在平台上不用取", "110%"),
+    ("他们说投一万年底能拿回一万三", "30%"),
+])
+def test_folk_fractions_and_price_rises_are_read_as_rates(checker: RiskChecker, text: str, rate: str) -> None:
+    assert rate in checker.check(text).advice
+
+
+@pytest.mark.parametrize("text", [
+    "月息三厘",                          # 0.3 % a month: bank level
+    "我的股票今年涨了百分之二十",          # a rise that happened, of a licensed product
+    "我买的藏品去年涨百分之三十",          # a past rise
+    "物价每年涨百分之三",
+    "我们公司产品每年都在涨价",
+    "老伴的退休金每年都涨一点",
+    "交一千块押金，退房时领回一千",         # no windfall
+    "交三百块保险费，出了事能拿到十万赔偿",  # insurance pays out
+])
+def test_rises_and_fees_that_are_not_lures(checker: RiskChecker, text: str) -> None:
+    assert not checker.check(text).risky, checker.check(text)
+
+
+def test_windfall_is_a_fee_first_signal_with_its_own_evidence(checker: RiskChecker) -> None:
+    report = checker.check("有个老头说交五百块能分到国家的一千万资金")
+    assert report.risky
+    assert any(s.feature == "先交费" and s.evidence.startswith("交五百块") for s in report.signals)
+    assert not checker.check("交五百块能领两千块的购物卡").risky    # not a huge sum for a small fee
+
+
+# ---- texts that are no offer --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    # questions about legality or advice
+    "虚拟货币交易在国内合法吗",
+    "买比特币犯法吗",
+    "以房养老是不是骗局",
+    "保本高息的理财能信吗",
+    "听说比特币能赚钱，咱能碰吗",
+    "俺想把钱存起来，该注意点啥",
+    # warnings, notices, class meetings and news
+    "群公告：近期有人冒充央企推销理财产品，请大家不要相信",
+    "学校开班会讲了校园贷的危害",
+    "公安局通报破获了一起虚拟币传销案",
+    "听说有人用高息骗老人",
+    "风险提示：近期出现冒用国企名义销售理财产品的情况",
+    "听说邻县有人搞抬会崩了，好多人钱都没了",
+    # refunds after a case
+    "P2P平台的案子清退款发下来了 按比例退了一部分",
+    "我之前投的那个平台出事了，法院按比例退了百分之三十",
+])
+def test_questions_warnings_and_refunds_are_not_risky(checker: RiskChecker, text: str) -> None:
+    report = checker.check(text)
+    assert not report.risky and not report.signals, report
+    assert not checker.looks_like_offer(text)
+
+
+@pytest.mark.parametrize("text", [
+    "听说有人冒充国企卖理财，可他们让我交五万入股，年息百分之二十",   # the writer is being drawn in
+    "那个平台上过新闻，说是国家支持的，年化百分之十五",               # news used as a selling point
+    "老板说我们公司是派出所备过案的，放心投，月息两分",               # reported pitch
+    "P2P的清退款要发了，有人说先交两千手续费才能领",                 # a fee demand after a case
+    "每天返千分之三，这个靠谱吗？",                                  # a question about a particular offer
+    "保本高息，能投吗",
+])
+def test_offers_next_to_warning_or_question_words_stay_risky(checker: RiskChecker, text: str) -> None:
+    assert checker.check(text).risky, checker.check(text)
+
+
+@pytest.mark.parametrize("text", [
+    "我在银行存了定期，按年付息",
+    "我买的国债每年付息一次，到期还本",
+    "我在证券公司买的公司债，每半年付一次利息",
+    "超市会员积分满五百可以换一袋米",
+    "借给我表弟三万块钱买车，说好一年后还",
+    "我们厂每个月十五号发工资，一个月四千五",
+    "把玉米卖给了村里的合作社，按当天的市场价",
+    "村里的股份经济合作社给每个村民分了股，年底分红一千二",
+    "孩子上大学申请了国家助学贷款，在校期间免利息",
+    "在超市买了认养一头牛的牛奶",
+    "幼儿园组织孩子去果园认养小树，说是环保活动",
+    "我跟养殖公司签了代养合同，他们出猪苗，我养，按头给代养费",
+    "银行开了个讲座介绍养老理财，说不保本有风险",
+    "我把字画交给正规拍卖行拍卖了",
+    "我们几个同事轮流开车上班",
+    "村里搞了个会，每家交两百修路",
+])
+def test_ordinary_life_stays_safe(checker: RiskChecker, text: str) -> None:
+    assert not checker.check(text).risky, checker.check(text)
+
+
+def test_rule_may_need_any_of_several_contexts(tmp_path: Path) -> None:
+    rules = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    multiply = next(r for r in rules["rules"] if r["id"] == "lure-multiply")
+    assert multiply["needs"] == ["invest", "asset"]
+    text = "那幅画放他们那托管，以后能涨几十倍"
+    assert "利诱性" in _features(RiskChecker(REGION).check(text))
+    multiply["needs"] = "invest"
+    for rule in rules["rules"]:
+        if rule["id"] == "lure-price-rise":
+            rule["needs"] = "invest"
+    custom = tmp_path / "rules.yaml"
+    custom.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    assert "利诱性" not in _features(RiskChecker(REGION, custom).check(text))
+
+
 # ---- offers versus questions ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -387,3 +544,14 @@ def test_rules_path_is_used(tmp_path: Path) -> None:
     custom.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
     assert RiskChecker(REGION).check("月息两分").risky
     assert not RiskChecker(REGION, custom).check("月息两分").risky
+
+
+def test_held_out_set_meets_targets() -> None:
+    """An independent set written without seeing the rules (later used to find classes of misses)."""
+    from bot.evaluation import KeywordBaseline, read_jsonl, risk_checker_is_risky, score_risk
+
+    cases = read_jsonl(Path(__file__).parent / "data" / "risk_heldout.jsonl")
+    ours = score_risk(cases, risk_checker_is_risky(RiskChecker(REGION))).figures()
+    base = score_risk(cases, KeywordBaseline().is_risky).figures()
+    assert ours["recall"] >= 95 and ours["specificity"] >= 90, ours
+    assert ours["recall"] > base["recall"] and ours["specificity"] >= base["specificity"]
