@@ -127,14 +127,38 @@ def serve() -> None:
 
     s = settings()
 
+    log = logging.getLogger("fangfei")
+
     async def main() -> None:
+        from starlette.routing import Route
+
+        from bot.channels.telegram import TelegramChannel
+
         engine = await _prepare(s)
-        server = uvicorn.Server(uvicorn.Config(create_app(engine), host=s.http.host, port=s.http.port,  # type: ignore[arg-type]
-                                               log_level=s.log.level.lower(), access_log=False))
-        logging.getLogger(__name__).info("fangfei serving on http://%s:%s", s.http.host, s.http.port)
+        routes: list[Route] = []
+        telegram = None
+        if s.telegram.token:
+            telegram = TelegramChannel(engine, s.telegram)  # type: ignore[arg-type]
+            if s.telegram.webhook_url:
+                routes.append(Route(s.telegram.webhook_path, telegram.webhook, methods=["POST"]))
+        else:
+            log.info("telegram: off (no token; set FANGFEI_TELEGRAM__TOKEN to turn it on)")
+        server = uvicorn.Server(uvicorn.Config(create_app(engine, routes), host=s.http.host,  # type: ignore[arg-type]
+                                               port=s.http.port, log_level=s.log.level.lower(), access_log=False))
         try:
+            if telegram is not None:
+                try:
+                    await telegram.start()
+                except Exception as exc:  # the web chat keeps serving; the operator sees why Telegram is off
+                    log.error("telegram: could not start (%s: %s); serving without it", exc.__class__.__name__,
+                              " ".join(str(exc).split())[:200])
+                    await telegram.stop()
+                    telegram = None
+            log.info("fangfei serving on http://%s:%s", s.http.host, s.http.port)
             await server.serve()
         finally:
+            if telegram is not None:
+                await telegram.stop()
             await engine.services.db.close()  # type: ignore[attr-defined]
 
     asyncio.run(main())

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
+SECRETS = (("telegram", "token"), ("telegram", "webhook_secret"))
 
 
 class ConfigError(Exception):
@@ -71,6 +72,32 @@ class RegionSettings(BaseModel):
         return {k: v for k, v in self.model_dump().items() if isinstance(v, str)}
 
 
+class StaffMember(BaseModel):
+    id: int
+    role: Literal["admin", "staff"] = "staff"
+
+
+class TelegramSettings(BaseModel):
+    token: str = ""
+    base_url: str = ""
+    webhook_url: str = ""
+    webhook_path: str = "/telegram/webhook"
+    webhook_secret: str = ""
+    staff_chat_id: int = 0
+    staff: list[StaffMember] = []
+    send_retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    def role_of(self, user_id: int | str) -> str | None:
+        return next((m.role for m in self.staff if str(m.id) == str(user_id)), None)
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -84,7 +111,15 @@ class Settings(BaseSettings):
     chat: ChatSettings = ChatSettings()
     search: SearchSettings = SearchSettings()
     region: RegionSettings = RegionSettings()
+    telegram: TelegramSettings = TelegramSettings()
     log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.telegram.token and self.telegram.webhook_url and not self.telegram.webhook_secret:
+            raise ValueError("telegram.webhook_secret: required with telegram.webhook_url "
+                             "(set FANGFEI_TELEGRAM__WEBHOOK_SECRET)")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -124,6 +159,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError([f"{file}: not valid YAML: {' '.join(str(exc).split())}"]) from exc
     if not isinstance(data, dict):
         raise ConfigError([f"{file}: the top level must be a mapping of sections"])
+    secrets = [f"{file}: {section}.{key}: secrets come from the environment (FANGFEI_{section.upper()}__{key.upper()})"
+               f", not from the file" for section, key in SECRETS if (data.get(section) or {}).get(key)]
+    if secrets:
+        raise ConfigError(secrets)
     try:
         return Settings(**data)
     except ValidationError as exc:

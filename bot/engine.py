@@ -9,7 +9,9 @@ import handlers.ask
 import handlers.check
 import handlers.menu
 import handlers.soon
+import handlers.staff
 import handlers.subscribe  # (importing a handler module registers its actions)
+from bot import groups, subscribers
 from bot.conversation import ACTIONS, OPTION_VALUE, Turn
 from bot.services import Services
 from bot.storage import conversations
@@ -29,6 +31,7 @@ KEYWORDS = {
     **dict.fromkeys(("订阅", "订阅提醒", "/subscribe"), "subscribe.start"),
     **dict.fromkeys(("退订", "取消订阅", "/unsubscribe"), "subscribe.stop"),
 }
+STAFF_COMMANDS = {"/stats": handlers.staff.stats, "/gaps": handlers.staff.gaps}
 THANKS = {"谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "好的谢谢", "thanks", "thank you"}
 # Flow steps that wait for the user's own words.
 TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): handlers.check.run}
@@ -58,6 +61,24 @@ class Engine:
             await session.commit()
             return turn.replies
 
+    async def joined_group(self, channel: str, chat: str, title: str) -> list[Reply]:
+        """The bot was added to a group: remember it and introduce ourselves briefly."""
+        async with self.services.db.serialized(), self.services.db.session() as session:
+            await groups.record(session, channel, chat, title, active=True)
+            await session.commit()
+        return [Reply(self.services.fill(handlers.menu.GROUP_INTRO))]
+
+    async def left_group(self, channel: str, chat: str, title: str) -> None:
+        async with self.services.db.serialized(), self.services.db.session() as session:
+            await groups.record(session, channel, chat, title, active=False)
+            await session.commit()
+
+    async def unreachable(self, channel: str, user: str) -> None:
+        """The user blocked the bot, or the platform refused a send to them."""
+        async with self.services.db.serialized(), self.services.db.session() as session:
+            await subscribers.mark_unreachable(session, channel, user)
+            await session.commit()
+
     async def _route(self, turn: Turn) -> None:
         text = turn.text
         if OPTION_VALUE.match(text) or (turn.inbound.numbered and text.isascii() and text.isdigit() and text != "0"):
@@ -76,6 +97,9 @@ class Engine:
             return
         words = normalize(text)
         command, _, rest = words.partition(" ")
+        if command in STAFF_COMMANDS:
+            await STAFF_COMMANDS[command](turn)
+            return
         if command in ("/ask", "/check") and rest.strip():
             await (handlers.ask.answer if command == "/ask" else handlers.check.run)(turn, rest.strip())
             return

@@ -36,3 +36,16 @@ async def unsubscribe(session: AsyncSession, channel: str, user: str) -> bool:
 def describe(sub: Subscriber) -> str:
     place = " ".join(p for p in (sub.township, sub.village) if p)
     return " · ".join(p for p in (AUDIENCES.get(sub.audience, sub.audience), place) if p)
+
+
+async def mark_unreachable(session: AsyncSession, channel: str, user: str) -> None:
+    """The user blocked the bot: later broadcasts skip them (a new message from them makes them reachable again)."""
+    sub = await find(session, channel, user)
+    if sub is not None:
+        sub.reachable = False
+
+
+async def mark_reachable(session: AsyncSession, channel: str, user: str) -> None:
+    sub = await find(session, channel, user)
+    if sub is not None and not sub.reachable:
+        sub.reachable = True

@@ -18,6 +18,10 @@ class Inbound:
     addressed: bool = True
     # The channel shows menus as numbered lines, so a bare number picks an option of the current menu.
     numbered: bool = False
+    # Staff role of the sender ("admin" / "staff"), looked up by the channel from config; None for residents.
+    role: str | None = None
+    # The message comes from the configured staff chat.
+    staff_chat: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,20 @@ MAIN_MENU = (
 BACK = Choice("回主菜单", "menu.main")
 
 
+# The command menu platforms show (Telegram's setMyCommands): command, description.
+COMMANDS = (
+    ("start", "开始，看主菜单"),
+    ("ask", "问问题，例如 /ask 消费全返是真的吗"),
+    ("check", "风险自测，例如 /check 每月返利8%"),
+    ("menu", "主菜单"),
+    ("subscribe", "订阅防骗提醒"),
+    ("unsubscribe", "退订提醒"),
+    ("help", "怎么用"),
+)
+GROUP_INTRO = ("大家好！我是{region}防范非法集资小助手。\n"
+               "在群里我不插话。想问我，请@我，或者发 /ask 加问题；想查一个投资靠不靠谱，发 /check 加对方的说法。")
+
+
 @action("menu.welcome")
 async def welcome(turn: Turn, _: str = "") -> None:
     turn.finish()

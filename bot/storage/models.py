@@ -62,3 +62,17 @@ class UnmatchedQuestion(Base):
     text: Mapped[str] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupChat(Base):
+    """A group the bot was added to (and whether it is still there)."""
+
+    __tablename__ = "group_chats"
+    __table_args__ = (UniqueConstraint("channel", "chat_id", name="uq_group_chat"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(256), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ def chat_inbound(payload: Any) -> Inbound:
     return Inbound(channel="web", user=user, chat=user, text=text)
 
 
-def create_app(engine: Engine) -> Starlette:
+def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
+    """The HTTP app; `channels` are the webhook routes of the messaging channels that are on."""
     settings = engine.services.settings
 
     async def healthz(_: Request) -> Response:
@@ -93,4 +95,5 @@ def create_app(engine: Engine) -> Starlette:
         Route("/healthz", healthz),
         Route("/", page),
         Route("/api/chat", api_chat, methods=["POST"]),
+        *channels,
     ])

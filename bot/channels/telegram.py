@@ -1,0 +1,242 @@
+"""Telegram channel: python-telegram-bot talks to Telegram; this module only translates.
+
+Updates become `Inbound`s for the engine; its `Reply`s become messages with inline keyboards. Sending goes through
+PTB's AIORateLimiter (30 messages/s overall, 20 a minute per group, waits out 429 `retry_after`), extended with
+bounded retries for network and server errors. Updates of one chat are processed in order, different chats in
+parallel. Long polling is the default; with `telegram.webhook_url` our own HTTP server receives the updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType, MessageLimit, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.config import TelegramSettings
+from bot.engine import Engine
+from bot.types import Inbound, Reply
+from handlers.menu import COMMANDS
+
+log = logging.getLogger(__name__)
+CHANNEL = "telegram"
+GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
+JOINED = (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
+GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
+
+
+class RetryingLimiter(AIORateLimiter):
+    """AIORateLimiter (flood limits, 429 waits) plus bounded retries with backoff on network and 5xx errors."""
+
+    def __init__(self, retries: int, backoff: float = 0.5) -> None:
+        super().__init__(max_retries=retries)
+        self.retries, self.backoff = retries, backoff
+
+    async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
+                              kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
+                              rate_limit_args: int | None) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except (BadRequest, RetryAfter):
+                raise
+            except NetworkError as exc:
+                if attempt == self.retries:
+                    raise
+                log.warning("telegram %s failed (%s); retry %d of %d", endpoint, exc.__class__.__name__,
+                            attempt + 1, self.retries)
+                await asyncio.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+
+class PerChatOrder(BaseUpdateProcessor):
+    """Process updates of different chats concurrently but each chat's updates one after the other."""
+
+    def __init__(self, max_concurrent_updates: int = 64) -> None:
+        super().__init__(max_concurrent_updates)
+        self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else 0
+        async with self.locks[key]:
+            await coroutine
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Cut a long text into messages under the limit, at paragraph (then line, then hard) boundaries."""
+    chunks: list[str] = []
+    current = ""
+    for paragraph in text.split("\n\n"):
+        candidate = f"{current}\n\n{paragraph}" if current else paragraph
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            chunks.append(current)
+        while len(paragraph) > limit:
+            cut = paragraph.rfind("\n", 0, limit)
+            cut = cut if cut > 0 else limit
+            chunks.append(paragraph[:cut])
+            paragraph = paragraph[cut:].lstrip("\n")
+        current = paragraph
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class TelegramChannel:
+    def __init__(self, engine: Engine, settings: TelegramSettings) -> None:
+        self.engine, self.settings = engine, settings
+        builder = (Application.builder().token(settings.token).rate_limiter(RetryingLimiter(settings.send_retries))
+                   .concurrent_updates(PerChatOrder()))
+        if settings.base_url:
+            base = settings.base_url.rstrip("/")
+            builder = builder.base_url(base).base_file_url(base.rsplit("/", 1)[0] + "/file/bot")
+        if settings.webhook_url:
+            builder = builder.updater(None)
+        self.app = builder.build()
+        self.app.add_handler(ChatMemberHandler(self.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+        self.app.add_handler(CallbackQueryHandler(self.on_button))
+        self.app.add_handler(MessageHandler(filters.TEXT | filters.COMMAND, self.on_message))
+        self.app.add_error_handler(self.on_error)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        await self.app.start()
+        if self.settings.webhook_url:
+            await self.app.bot.set_webhook(self.settings.webhook_url, secret_token=self.settings.webhook_secret,
+                                           allowed_updates=Update.ALL_TYPES)
+            log.info("telegram: webhook mode")
+        else:
+            assert self.app.updater is not None
+            await self.app.bot.delete_webhook()
+            await self.app.updater.start_polling(allowed_updates=Update.ALL_TYPES, poll_interval=0.0, timeout=10)
+            log.info("telegram: long polling")
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    async def webhook(self, request: Request) -> Response:
+        """POST endpoint for Telegram's webhook; only calls carrying our secret token are processed."""
+        if request.headers.get("x-telegram-bot-api-secret-token") != self.settings.webhook_secret:
+            return JSONResponse({"error": "forbidden"}, status_code=403)
+        try:
+            update = Update.de_json(await request.json(), self.app.bot)
+        except Exception:
+            return JSONResponse({"error": "not a Telegram update"}, status_code=400)
+        await self.app.update_queue.put(update)
+        return Response(status_code=200)
+
+    # -- updates to the engine ----------------------------------------------------------------------------------
+    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or message.from_user is None or message.text is None:
+            return
+        is_group = message.chat.type in GROUPS
+        text, addressed = self._addressed_text(message, is_group)
+        inbound = Inbound(channel=CHANNEL, user=str(message.from_user.id), chat=str(message.chat.id), text=text,
+                          is_group=is_group, addressed=addressed, role=self.settings.role_of(message.from_user.id),
+                          staff_chat=message.chat.id == self.settings.staff_chat_id)
+        await self.send(message.chat.id, await self.engine.handle(inbound), user=message.from_user.id)
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        await query.answer()
+        chat = query.message.chat if query.message else None
+        chat_id = chat.id if chat else query.from_user.id
+        inbound = Inbound(channel=CHANNEL, user=str(query.from_user.id), chat=str(chat_id), text=query.data or "",
+                          is_group=bool(chat and chat.type in GROUPS), addressed=True,
+                          role=self.settings.role_of(query.from_user.id),
+                          staff_chat=chat_id == self.settings.staff_chat_id)
+        await self.send(chat_id, await self.engine.handle(inbound), user=query.from_user.id)
+
+    async def on_membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        if change is None:
+            return
+        chat, status = change.chat, change.new_chat_member.status
+        if chat.type in GROUPS:
+            if status in JOINED and change.old_chat_member.status not in JOINED:
+                await self.send(chat.id, await self.engine.joined_group(CHANNEL, str(chat.id), chat.title or ""))
+            elif status in GONE:
+                await self.engine.left_group(CHANNEL, str(chat.id), chat.title or "")
+        elif chat.type == ChatType.PRIVATE and status in GONE:
+            await self.engine.unreachable(CHANNEL, str(chat.id))
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: update failed: %s", context.error.__class__.__name__, exc_info=context.error)
+
+    def _addressed_text(self, message: Message, is_group: bool) -> tuple[str, bool]:
+        """The text without the bot's @name, and whether a group message is meant for the bot."""
+        text = message.text or ""
+        username = f"@{self.app.bot.username}" if self.app.bot.username else None
+        mentioned = bool(username and username.lower() in text.lower())
+        if username:
+            text = text.replace(username, " ").replace(username.lower(), " ")
+        text = " ".join(text.split()) if mentioned else text.strip()
+        command = text.startswith("/")
+        replying = bool(message.reply_to_message and message.reply_to_message.from_user
+                        and message.reply_to_message.from_user.id == self.app.bot.id)
+        return text, (not is_group) or command or mentioned or replying
+
+    # -- replies to Telegram ------------------------------------------------------------------------------------
+    async def send(self, chat_id: int, replies: list[Reply], user: int | None = None) -> None:
+        for reply in replies:
+            chunks = split_text(html.escape(reply.text, quote=False))
+            for n, chunk in enumerate(chunks):
+                markup = None
+                if reply.options and n == len(chunks) - 1:
+                    markup = InlineKeyboardMarkup([[InlineKeyboardButton(o.label, callback_data=o.value)]
+                                                   for o in reply.options])
+                if not await self._send_one(chat_id, chunk, markup, user):
+                    return
+
+    async def _send_one(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None, user: int | None) -> bool:
+        try:
+            await self.app.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
+            return True
+        except Forbidden:
+            log.warning("telegram: chat %s refuses our messages; marked unreachable", chat_id)
+            if user is not None and chat_id == user:
+                await self.engine.unreachable(CHANNEL, str(user))
+        except TelegramError as exc:
+            log.error("telegram: message to chat %s not delivered: %s", chat_id, exc.__class__.__name__)
+        return False
