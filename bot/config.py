@@ -86,6 +86,7 @@ class TelegramSettings(BaseModel):
     staff_chat_id: int = 0
     staff: list[StaffMember] = []
     send_retries: int = Field(3, ge=0, le=10)
+    max_messages_per_second: float = Field(30, gt=0)
 
     @field_validator("webhook_path")
     @classmethod

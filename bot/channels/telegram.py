@@ -52,8 +52,8 @@ GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
 class RetryingLimiter(AIORateLimiter):
     """AIORateLimiter (flood limits, 429 waits) plus bounded retries with backoff on network and 5xx errors."""
 
-    def __init__(self, retries: int, backoff: float = 0.5) -> None:
-        super().__init__(max_retries=retries)
+    def __init__(self, retries: int, per_second: float = 30, backoff: float = 0.5) -> None:
+        super().__init__(overall_max_rate=per_second, max_retries=retries)
         self.retries, self.backoff = retries, backoff
 
     async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
@@ -117,8 +117,8 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str
 class TelegramChannel:
     def __init__(self, engine: Engine, settings: TelegramSettings) -> None:
         self.engine, self.settings = engine, settings
-        builder = (Application.builder().token(settings.token).rate_limiter(RetryingLimiter(settings.send_retries))
-                   .concurrent_updates(PerChatOrder()))
+        limiter = RetryingLimiter(settings.send_retries, settings.max_messages_per_second)
+        builder = Application.builder().token(settings.token).rate_limiter(limiter).concurrent_updates(PerChatOrder())
         if settings.base_url:
             base = settings.base_url.rstrip("/")
             builder = builder.base_url(base).base_file_url(base.rsplit("/", 1)[0] + "/file/bot")
