@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.fake_telegram import FakeTelegram
 from tests.support import FANGFEI, ROOT, Server
 
 
@@ -26,7 +28,8 @@ def test_serve_answers_and_survives_a_restart_mid_conversation(server: Server) -
     replies = chat(server, "serve-1", check)
     assert "怎么说的" in replies[0]["text"]
     log = server.stop()
-    assert "消费全返" not in log  # no message text in the INFO log
+    assert "telegram: off" in log  # no token: Telegram is simply off, and says so once
+    assert "风险自测" not in log and "serve-1" not in log  # no message text or user ids in the INFO log
     server.start()
     replies = chat(server, "serve-1", "交三千会员费，平台帮我还清五万网贷")
     assert "风险" in replies[0]["text"]
@@ -53,3 +56,20 @@ def test_unreachable_database_stops_with_one_clear_line(url: str) -> None:
                           env={**os.environ, "FANGFEI_DATABASE__URL": url})
     assert proc.returncode == 2
     assert proc.stderr.startswith("cannot open the database") and "Traceback" not in proc.stderr
+
+
+def test_serve_runs_telegram_beside_the_web_chat(tmp_path: Path) -> None:
+    with FakeTelegram() as fake:
+        srv = Server({"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'tg.db'}",
+                      "FANGFEI_TELEGRAM__TOKEN": fake.token, "FANGFEI_TELEGRAM__BASE_URL": fake.base_url})
+        srv.start()
+        try:
+            fake.wait_for(lambda: fake.calls_to("getUpdates"), timeout=20)
+            fake.user_message(777, "消费全返是真的吗")
+            fake.wait_sent(1, chat_id=777, timeout=20)
+            assert "消费全返" in fake.messages_to(777)[0]["plain_text"]
+            assert chat(srv, "web-1", "消费全返是真的吗")[0]["text"].startswith("【")  # the web chat still serves
+        finally:
+            log = srv.stop()
+        assert "telegram: long polling" in log and fake.token not in log
+        fake.assert_no_violations()
