@@ -6,8 +6,9 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,6 +59,16 @@ def services(s: Settings):
     from bot.services import Services
 
     return Services.create(s)
+
+
+def run_fast(coro: Coroutine[Any, Any, None]) -> None:
+    """Run the server on uvloop when it is installed (it is, with uvicorn[standard]); asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
 
 
 def _lines(text: str | None, batch: Path | None) -> list[str]:
@@ -161,7 +172,7 @@ def serve() -> None:
                 await telegram.stop()
             await engine.services.db.close()  # type: ignore[attr-defined]
 
-    asyncio.run(main())
+    run_fast(main())
 
 
 @app.command()

@@ -47,7 +47,7 @@ class Turn:
         if not choices:
             self.replies.append(Reply(text))
             return
-        token = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(6))
+        token = secrets.token_hex(3)
         ttl = timedelta(minutes=self.services.settings.chat.option_ttl_minutes)
         self.conversation.menu = {
             "token": token,

@@ -190,7 +190,7 @@ class SearchIndex:
             text = text.replace(wrong, right)
         extra: list[str] = []
         for run in re.findall(r"[\u4e00-\u9fff]{2,}", text):
-            syllables = lazy_pinyin(run, style=Style.NORMAL)
+            syllables: list[str] = []
             # token boundaries: a repair may swallow whole words but must not cut one in half
             starts, ends, singles, pos = {0}, set(), set(), 0
             for tok in self.tokenizer.cut(run, HMM=False):
@@ -199,12 +199,15 @@ class SearchIndex:
                 pos += len(tok)
                 starts.add(pos)
                 ends.add(pos)
+            if not singles:  # every character belongs to a known word: nothing to repair
+                continue
             for size in (4, 3, 2):
                 for i in range(len(run) - size + 1):
                     span = run[i:i + size]
                     if (i not in starts or i + size not in ends or not singles & set(range(i, i + size))
                             or span in self.known):
                         continue
+                    syllables = syllables or lazy_pinyin(run, style=Style.NORMAL)
                     word = self.by_pinyin.get(_pinyin_key(syllables[i:i + size]))
                     # a misspelling keeps most of its characters: 投姿 -> 投资, 区快链 -> 区块链
                     if word and len(word) == size and 2 * sum(a == b for a, b in zip(span, word, strict=True)) >= size:

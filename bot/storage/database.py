@@ -26,7 +26,9 @@ class Database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, object] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # no pre-ping: it costs a round trip per message; connections broken by a database restart are
+            # dropped when they fail, and pool_recycle retires idle ones
+            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
