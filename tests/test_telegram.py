@@ -288,3 +288,17 @@ def test_webhook_url_requires_a_secret(base_settings: Settings) -> None:
 
     with pytest.raises(ValidationError, match="webhook_secret"):
         Settings(**{**base_settings.model_dump(), "telegram": {"token": "1:x", "webhook_url": "https://x/y"}})
+
+
+async def test_a_send_that_finally_fails_is_logged_with_its_reason(channel: TelegramChannel, fake: FakeTelegram,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    fake.fail("sendMessage", 500, times=None, chat_id=RESIDENT)
+    await channel.send(RESIDENT, [Reply("第一条"), Reply("第二条")])
+    fake.clear_failures()
+    assert fake.messages_to(RESIDENT) == []
+    attempts = [c for c in fake.calls_to("sendMessage") if c["status"] == 500]
+    assert len(attempts) == 1 + channel.settings.send_retries  # bounded retries, then it stops
+    failures = [r for r in caplog.records if "not delivered" in r.getMessage()]
+    assert failures and "NetworkError" in failures[0].getMessage() and "第一条" not in caplog.text
+    # the channel keeps serving
+    assert "防范非法集资小助手" in text(await say(fake, "/start"))
