@@ -49,7 +49,8 @@ class ConversationState:
 async def load(session: AsyncSession, channel: str, user: str, chat: str, lock: bool) -> ConversationState:
     """The user's state in this chat (a fresh one if none is stored); `lock` holds the row until commit."""
     query = _LOAD_LOCKED if lock else _LOAD
-    row = (await session.execute(query, {"channel": channel, "user_id": user, "chat_id": chat})).first()
+    conn = await session.connection()  # Core execution: the ORM layer adds nothing to these two statements
+    row = (await conn.execute(query, {"channel": channel, "user_id": user, "chat_id": chat})).first()
     if row is None:
         return ConversationState(channel, user, chat)
     return ConversationState(channel, user, chat, row.flow, row.step, dict(row.data or {}), dict(row.menu or {}))
@@ -59,4 +60,4 @@ async def save(session: AsyncSession, state: ConversationState, postgres: bool) 
     """Insert or update the state in one statement (two messages from a new user cannot both insert)."""
     values = {"channel": state.channel, "user_id": state.user, "chat_id": state.chat, "flow": state.flow,
               "step": state.step, "data": state.data, "menu": state.menu, "updated_at": utcnow()}
-    await session.execute(_UPSERT[postgres], values)
+    await (await session.connection()).execute(_UPSERT[postgres], values)
