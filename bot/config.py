@@ -26,6 +26,7 @@ class ConfigError(Exception):
 class DatabaseSettings(BaseModel):
     url: str = "sqlite+aiosqlite:///data/fangfei.db"
     echo: bool = False
+    pool_size: int = Field(32, ge=1, le=500)
 
     @field_validator("url")
     @classmethod

@@ -34,7 +34,8 @@ class Services:
     @classmethod
     def create(cls, settings: Settings, db: Database | None = None) -> Services:
         kb = load_knowledge(settings)
-        return cls(settings=settings, db=db or Database(settings.database.url, settings.database.echo), kb=kb,
+        return cls(settings=settings, db=db or Database(settings.database.url, settings.database.echo,
+                                                             settings.database.pool_size), kb=kb,
                    index=SearchIndex(kb), risk=RiskChecker(settings.region.placeholders()))
 
     @cached_property
