@@ -27,9 +27,8 @@ async def answer(turn: Turn, question: str) -> None:
 
 @action("ask.show")
 async def show(turn: Turn, entry_id: str) -> None:
-    entry = turn.services.entries.get(entry_id)
+    entry = await _entry(turn, entry_id)
     if entry is None:
-        await turn_stale(turn)
         return
     turn.say(f"【{entry.title}】\n{entry.summary}\n\n想知道怎么识别、怎么办，请点“详细说说”。",
              [Choice("详细说说", "ask.more", entry.id), *_related(turn, entry), BACK])
@@ -37,9 +36,8 @@ async def show(turn: Turn, entry_id: str) -> None:
 
 @action("ask.more")
 async def more(turn: Turn, entry_id: str) -> None:
-    entry = turn.services.entries.get(entry_id)
+    entry = await _entry(turn, entry_id)
     if entry is None:
-        await turn_stale(turn)
         return
     turn.say(f"【{entry.title}】常见套路：\n{entry.body['套路']}")
     turn.say(f"怎么识别：\n{entry.body['识别']}")
@@ -54,5 +52,9 @@ def _related(turn: Turn, entry: Entry) -> list[Choice]:
     return [Choice(f"相关：{entries[r].title}", "ask.show", r) for r in entry.related if r in entries][:limit]
 
 
-async def turn_stale(turn: Turn) -> None:
-    turn.say("这条内容已经更新了。请重新问一次，或者点下面的选项。", MAIN_MENU)
+async def _entry(turn: Turn, entry_id: str) -> Entry | None:
+    """The entry a button names; it may have been removed from the base since the button was shown."""
+    entry = turn.services.entries.get(entry_id)
+    if entry is None:
+        turn.say("这条内容已经更新了。请重新问一次，或者点下面的选项。", MAIN_MENU)
+    return entry

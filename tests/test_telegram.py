@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -72,6 +72,15 @@ async def press(fake: FakeTelegram, label: str, chat: int = RESIDENT, user: int 
     before = len(fake.messages_to(chat))
     fake.press(chat, label, user_id=user)
     return await settled(fake, chat, before)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5) -> bool:
+    """Poll an async condition until it holds (updates are processed in the background)."""
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return await check()
 
 
 def text(messages: list[dict[str, Any]]) -> str:
@@ -158,11 +167,7 @@ async def test_group_answers_commands_mentions_and_replies_only(channel: Telegra
         async with engine.services.db.session() as s:
             return await s.scalar(select(GroupChat.active).where(GroupChat.chat_id == str(GROUP))) is False
 
-    for _ in range(50):
-        if await removed():
-            break
-        await asyncio.sleep(0.1)
-    assert await removed()
+    assert await eventually(removed)
 
 
 async def test_staff_commands_only_for_staff(channel: TelegramChannel, fake: FakeTelegram) -> None:
@@ -187,11 +192,7 @@ async def test_blocked_user_is_marked_unreachable(channel: TelegramChannel, fake
     assert await reachable(RESIDENT) is True
     fake.my_chat_member(RESIDENT, "private", "member", "kicked", user_id=RESIDENT)
     await fake.wait_for(lambda: not fake.pending_updates)
-    for _ in range(50):
-        if await reachable(RESIDENT) is False:
-            break
-        await asyncio.sleep(0.1)
-    assert await reachable(RESIDENT) is False
+    assert await eventually(lambda: _is(reachable(RESIDENT), False))
 
     # a send refused with 403 marks the user too
     other = 3003
@@ -201,11 +202,11 @@ async def test_blocked_user_is_marked_unreachable(channel: TelegramChannel, fake
     fake.fail("sendMessage", 403, times=5, chat_id=other)
     fake.user_message(other, "你好")
     await fake.wait_for(lambda: not fake.pending_updates)
-    for _ in range(50):
-        if await reachable(other) is False:
-            break
-        await asyncio.sleep(0.1)
-    assert await reachable(other) is False
+    assert await eventually(lambda: _is(reachable(other), False))
+
+
+async def _is(value: Awaitable[object], expected: object) -> bool:
+    return await value is expected
 
 
 async def test_429_storm_and_server_errors_lose_nothing_and_send_nothing_twice(channel: TelegramChannel,
