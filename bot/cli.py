@@ -144,9 +144,16 @@ def serve() -> None:
         from starlette.routing import Route
 
         from bot.channels.telegram import TelegramChannel
+        from bot.channels.wechat import WeChatChannel
 
         engine = await _prepare(s)
         routes: list[Route] = []
+        wechat = WeChatChannel(engine, s.wechat) if s.wechat.enabled else None  # type: ignore[arg-type]
+        if wechat is not None:
+            routes += wechat.routes()
+            log.info("wechat: on at %s (%s mode)", s.wechat.path, "safe" if s.wechat.safe_mode else "plain")
+        else:
+            log.info("wechat: off (set FANGFEI_WECHAT__TOKEN to turn it on)")
         telegram = None
         if s.telegram.token:
             telegram = TelegramChannel(engine, s.telegram)  # type: ignore[arg-type]
@@ -170,6 +177,8 @@ def serve() -> None:
         finally:
             if telegram is not None:
                 await telegram.stop()
+            if wechat is not None:
+                await wechat.close()
             await engine.services.db.close()  # type: ignore[attr-defined]
 
     run_fast(main())
@@ -285,6 +294,49 @@ def db_upgrade() -> None:
 
     asyncio.run(main())
     print("database schema is up to date")
+
+
+wechat_app = typer.Typer(help="The WeChat Official Account.")
+app.add_typer(wechat_app, name="wechat")
+
+
+@wechat_app.command("menu")
+def wechat_menu() -> None:
+    """Publish the custom menu defined in config.yaml (wechat.menu)."""
+    from bot.channels.wechat_api import WeChatApi, WeChatApiError
+    from bot.config import MenuButton
+    from bot.storage.database import Database
+
+    s = settings()
+    if not (s.wechat.app_id and s.wechat.app_secret and s.wechat.menu):
+        say_error("wechat menu: set wechat.app_id, FANGFEI_WECHAT__APP_SECRET and wechat.menu first")
+        raise typer.Exit(2)
+
+    def button(b: MenuButton) -> dict[str, object]:
+        if b.sub:
+            return {"name": b.name, "sub_button": [button(x) for x in b.sub]}
+        return {"type": "view", "name": b.name, "url": b.url} if b.url else {"type": "click", "name": b.name,
+                                                                               "key": b.key}
+
+    async def main() -> tuple[bool, str]:
+        db = Database(s.database.url)
+        api = WeChatApi(s.wechat, db)
+        try:
+            if db.is_sqlite:
+                await db.upgrade()
+            result = await api.create_menu([button(b) for b in s.wechat.menu])
+            return result.ok, f"errcode {result.errcode} {result.errmsg}"
+        except WeChatApiError as exc:
+            return False, str(exc)
+        finally:
+            await api.close()
+            await db.close()
+
+    ok, detail = asyncio.run(main())
+    if not ok:
+        say_error(f"wechat menu: not published: {detail}")
+        raise typer.Exit(1)
+    print("wechat menu published")
 
 
 @eval_app.command("kb")

@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
-SECRETS = (("telegram", "token"), ("telegram", "webhook_secret"))
+SECRETS = (("telegram", "token"), ("telegram", "webhook_secret"), ("wechat", "token"), ("wechat", "encoding_aes_key"),
+           ("wechat", "app_secret"), ("wecom", "robot_webhook_url"))
 
 
 class ConfigError(Exception):
@@ -100,6 +101,38 @@ class TelegramSettings(BaseModel):
         return next((m.role for m in self.staff if str(m.id) == str(user_id)), None)
 
 
+class MenuButton(BaseModel):
+    name: str
+    key: str = ""
+    url: str = ""
+    sub: list[MenuButton] = []
+
+
+class WeChatSettings(BaseModel):
+    token: str = ""
+    encoding_aes_key: str = ""
+    app_id: str = ""
+    app_secret: str = ""
+    path: str = "/wechat"
+    api_base_url: str = "https://api.weixin.qq.com"
+    reply_budget_seconds: float = Field(4.0, gt=0, lt=5)
+    max_body_bytes: int = Field(65536, ge=1024)
+    menu: list[MenuButton] = []
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self.encoding_aes_key)
+
+
+class WeComSettings(BaseModel):
+    robot_webhook_url: str = ""
+    max_per_minute: int = Field(20, ge=1, le=20)
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -114,6 +147,8 @@ class Settings(BaseSettings):
     search: SearchSettings = SearchSettings()
     region: RegionSettings = RegionSettings()
     telegram: TelegramSettings = TelegramSettings()
+    wechat: WeChatSettings = WeChatSettings()
+    wecom: WeComSettings = WeComSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
@@ -121,6 +156,8 @@ class Settings(BaseSettings):
         if self.telegram.token and self.telegram.webhook_url and not self.telegram.webhook_secret:
             raise ValueError("telegram.webhook_secret: required with telegram.webhook_url "
                              "(set FANGFEI_TELEGRAM__WEBHOOK_SECRET)")
+        if self.wechat.safe_mode and not self.wechat.app_id:
+            raise ValueError("wechat.app_id: required in safe mode (with wechat.encoding_aes_key)")
         return self
 
     @classmethod

@@ -11,7 +11,7 @@ import handlers.menu
 import handlers.soon
 import handlers.staff
 import handlers.subscribe  # (importing a handler module registers its actions)
-from bot import groups, subscribers
+from bot import followers, groups, subscribers
 from bot.conversation import ACTIONS, OPTION_VALUE, Turn
 from bot.services import Services
 from bot.storage import conversations
@@ -79,7 +79,25 @@ class Engine:
             await subscribers.mark_unreachable(session, channel, user)
             await session.commit()
 
+    async def followed(self, channel: str, user: str, source: str | None) -> None:
+        """The user followed the account; `source` is the QR scene they came from (e.g. a village code)."""
+        async with self.services.db.serialized(), self.services.db.session() as session:
+            await followers.follow(session, user, source)
+            await session.commit()
+
+    async def unfollowed(self, channel: str, user: str) -> None:
+        async with self.services.db.serialized(), self.services.db.session() as session:
+            await followers.unfollow(session, user)
+            await subscribers.unsubscribe(session, channel, user)
+            await session.commit()
+
+    def sorry(self) -> Reply:
+        return Reply(self.services.fill(handlers.menu.SORRY))
+
     async def _route(self, turn: Turn) -> None:
+        if turn.inbound.kind != "text":
+            await handlers.menu.media(turn, turn.inbound.kind)
+            return
         text = turn.text
         if OPTION_VALUE.match(text) or (turn.inbound.numbered and text.isascii() and text.isdigit() and text != "0"):
             choice = turn.chosen(text) if text.startswith("~") else turn.chosen_by_number(int(text))

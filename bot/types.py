@@ -13,6 +13,8 @@ class Inbound:
     user: str
     chat: str
     text: str = ""
+    # "text", or what else the user sent: "voice" (not recognised), "image", "link", "location", "unknown"
+    kind: str = "text"
     is_group: bool = False
     # In a group: the message is a command, mentions the bot or replies to it.
     addressed: bool = True

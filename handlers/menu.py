@@ -60,5 +60,19 @@ async def expired(turn: Turn) -> None:
     turn.say("这个菜单已经过期了。请在下面重新选择。", MAIN_MENU)
 
 
+SORRY = "抱歉，系统出了点问题，请稍后再发一次。急事请打 {hotline}。"
+MEDIA_REPLIES = {
+    "voice": "这段语音我没听清。请打字告诉我，或者回复下面的数字。",
+    "image": "收到了。我还看不懂图片和视频，请用文字说说是怎么回事。（举报时，图片可以作为证据一起交。）",
+    "link": "收到链接了。请把链接里说的投资用几句话讲给我，我帮您看看风险。",
+    "location": "收到您的位置了。请用文字说说您遇到了什么事。",
+}
+
+
+async def media(turn: Turn, kind: str) -> None:
+    """Something other than text: say what we can do with it and what the user can do instead."""
+    turn.say(MEDIA_REPLIES.get(kind, "这种消息我还看不懂。请用文字告诉我，或者回复下面的数字。"), MAIN_MENU)
+
+
 async def unreadable(turn: Turn) -> None:
     turn.say("我没看懂这条消息。请用文字把问题发给我，或者点下面的选项。", MAIN_MENU)

@@ -76,3 +76,35 @@ class GroupChat(Base):
     title: Mapped[str] = mapped_column(String(256), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WeChatInbox(Base):
+    """Each WeChat message once (MsgId, or sender + time for events): retries find the stored answer."""
+
+    __tablename__ = "wechat_inbox"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    reply: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(32), default="processing")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WeChatUser(Base):
+    """A follower of the Official Account: where they came from (QR scene) and whether they still follow."""
+
+    __tablename__ = "wechat_users"
+
+    openid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str | None] = mapped_column(String(64), default=None)
+    following: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ApiToken(Base):
+    """Platform access tokens shared by every process (WeChat's stable_token)."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,233 @@
+"""WeChat Official Account channel: signed (and in safe mode AES-encrypted) XML in, passive XML replies out.
+
+wechatpy parses, signs, encrypts and renders; this module translates messages and events into `Inbound`s and the
+engine's replies into one text with numbered options. Each message is handled once (MsgId, or sender + time for
+events, recorded in the database so every worker agrees); a retry gets the stored answer or an empty one. When
+the engine is not ready within the reply budget, WeChat gets an empty reply and the answer follows as a
+customer-service message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from wechatpy import create_reply, parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.utils import check_signature
+
+from bot.channels.wechat_api import WeChatApi, WeChatApiError
+from bot.config import WeChatSettings
+from bot.engine import Engine
+from bot.storage.models import WeChatInbox
+from bot.types import Inbound, Reply
+
+log = logging.getLogger(__name__)
+CHANNEL = "wechat"
+MAX_AGE = 300  # seconds: older signed requests are replays
+PASSIVE_BYTES = 2000  # WeChat's text reply limit is about 2,048 bytes
+EMPTY = "success"  # WeChat's "no reply, do not retry"
+MEDIA = {"image", "video", "shortvideo", "link", "location", "file"}
+
+
+def render(replies: list[Reply]) -> list[str]:
+    """The replies as WeChat texts: options become numbered lines; cut into messages WeChat accepts."""
+    parts: list[str] = []
+    for reply in replies:
+        lines = [reply.text, *(f"回复 {i}：{o.label}" for i, o in enumerate(reply.options, 1))]
+        parts.append("\n".join(lines))
+    messages: list[str] = []
+    for part in parts:
+        if messages and len((messages[-1] + "\n\n" + part).encode()) <= PASSIVE_BYTES:
+            messages[-1] += "\n\n" + part
+        else:
+            while len(part.encode()) > PASSIVE_BYTES:
+                cut = len(part.encode()[:PASSIVE_BYTES].decode(errors="ignore"))
+                messages.append(part[:cut])
+                part = part[cut:]
+            messages.append(part)
+    return messages
+
+
+class WeChatChannel:
+    def __init__(self, engine: Engine, settings: WeChatSettings, api: WeChatApi | None = None) -> None:
+        self.engine, self.settings = engine, settings
+        self.api = api or WeChatApi(settings, engine.services.db)
+        self.crypto = (WeChatCrypto(settings.token, settings.encoding_aes_key, settings.app_id)
+                       if settings.safe_mode else None)
+        self.background: set[asyncio.Task[None]] = set()
+
+    def routes(self) -> list[Route]:
+        return [Route(self.settings.path, self.verify, methods=["GET"]),
+                Route(self.settings.path, self.receive, methods=["POST"])]
+
+    async def close(self) -> None:
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+        await self.api.close()
+
+    # -- HTTP ---------------------------------------------------------------------------------------------------
+    def _signed(self, request: Request) -> bool:
+        q = request.query_params
+        timestamp = q.get("timestamp", "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE:
+            return False
+        try:
+            check_signature(self.settings.token, q.get("signature", ""), timestamp, q.get("nonce", ""))
+        except InvalidSignatureException:
+            return False
+        return True
+
+    async def verify(self, request: Request) -> Response:
+        """WeChat's server URL check: echo `echostr` when the signature is ours."""
+        if not self._signed(request):
+            return PlainTextResponse("forbidden", status_code=403)
+        return PlainTextResponse(request.query_params.get("echostr", ""))
+
+    async def receive(self, request: Request) -> Response:
+        if not self._signed(request):
+            return PlainTextResponse("forbidden", status_code=403)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+            return PlainTextResponse("body too large", status_code=413)
+        body = await request.body()
+        if len(body) > self.settings.max_body_bytes:
+            return PlainTextResponse("body too large", status_code=413)
+        q = request.query_params
+        try:
+            xml = body.decode("utf-8")
+            if self.crypto is not None:
+                xml = self.crypto.decrypt_message(xml, q.get("msg_signature", ""), q["timestamp"], q["nonce"])
+            if "<!DOCTYPE" in xml.upper() or "<!ENTITY" in xml.upper():
+                return PlainTextResponse("declarations are not accepted", status_code=400)
+            message = parse_message(xml)
+        except (InvalidSignatureException, InvalidAppIdException):
+            return PlainTextResponse("forbidden", status_code=403)
+        except Exception:
+            return PlainTextResponse("malformed message", status_code=400)
+        if message is None or not getattr(message, "source", None):
+            return PlainTextResponse("malformed message", status_code=400)
+        reply = await self._answer_once(message)
+        if reply is None:
+            return PlainTextResponse(EMPTY)
+        xml_reply = create_reply(reply, message).render()
+        if self.crypto is not None:
+            xml_reply = self.crypto.encrypt_message(xml_reply, q["nonce"], q["timestamp"])
+        return Response(xml_reply, media_type="application/xml")
+
+    # -- exactly once -------------------------------------------------------------------------------------------
+    async def _answer_once(self, message: Any) -> str | None:
+        key = str(message.id) if getattr(message, "id", None) else f"{message.source}:{message.create_time}"
+        if not await self._claim(key):
+            return await self._stored_reply(key)
+        task = asyncio.create_task(self._handle(message))
+        done, _ = await asyncio.wait({task}, timeout=self.settings.reply_budget_seconds)
+        if not done:  # too slow for the passive reply: answer by customer-service message instead
+            self._later(self._deliver_later(key, message.source, task))
+            await self._record(key, None, "deferred")
+            return None
+        try:
+            messages = task.result()
+        except Exception:
+            log.exception("wechat: engine failed")
+            await self._record(key, None, "failed")
+            return self.engine.sorry().text
+        first = messages[0] if messages else None
+        await self._record(key, first, "answered")
+        if len(messages) > 1:
+            self._later(self._send_rest(key, message.source, messages[1:]))
+        return first
+
+    async def _claim(self, key: str) -> bool:
+        db = self.engine.services.db
+        insert = sqlite_insert if db.is_sqlite else pg_insert
+        stmt = insert(WeChatInbox).values(key=key, status="processing").on_conflict_do_nothing()
+        async with db.session() as session:
+            result = await session.execute(stmt)
+            await session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _stored_reply(self, key: str) -> str | None:
+        """A retry: the answer once it is stored, or nothing (never a second answer)."""
+        deadline = time.monotonic() + self.settings.reply_budget_seconds
+        while time.monotonic() < deadline:
+            async with self.engine.services.db.session() as session:
+                row = await session.get(WeChatInbox, key)
+            if row is None or row.status != "processing":
+                return row.reply if row is not None else None
+            await asyncio.sleep(0.05)
+        return None
+
+    async def _record(self, key: str, reply: str | None, status: str) -> None:
+        async with self.engine.services.db.session() as session:
+            await session.execute(update(WeChatInbox).where(WeChatInbox.key == key).values(reply=reply,
+                                                                                          status=status))
+            await session.commit()
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _deliver_later(self, key: str, openid: str, task: asyncio.Task[list[str]]) -> None:
+        try:
+            messages = await task
+        except Exception:
+            log.exception("wechat: engine failed on a deferred message")
+            await self._record(key, None, "failed")
+            return
+        await self._send_rest(key, openid, messages)
+
+    async def _send_rest(self, key: str, openid: str, messages: list[str]) -> None:
+        for text in messages:
+            try:
+                result = await self.api.send_text(openid, text)
+            except WeChatApiError as exc:
+                log.error("wechat: customer-service message not delivered: %s", exc)
+                await self._record(key, None, "cs-error")
+                return
+            if not result.ok:
+                await self._record(key, None, f"cs-{result.errcode}")
+                return
+        await self._record(key, None, "sent")
+
+    # -- messages and events to the engine ----------------------------------------------------------------------
+    async def _handle(self, message: Any) -> list[str]:
+        user = message.source
+        kind, text = message.type, getattr(message, "content", "") or ""
+        if kind == "voice":
+            text = (getattr(message, "recognition", None) or "").strip()
+            kind = "text" if text else "voice"
+        elif kind in MEDIA:
+            kind = "image" if kind in ("image", "video", "shortvideo", "file") else kind
+        elif kind == "event":
+            return await self._event(message)
+        elif kind != "text":
+            kind = "unknown"
+        inbound = Inbound(channel=CHANNEL, user=user, chat=user, text=text, kind=kind, numbered=True)
+        return render(await self.engine.handle(inbound))
+
+    async def _event(self, event: Any) -> list[str]:
+        user, name = event.source, event.event
+        if name in ("subscribe", "subscribe_scan"):
+            scene = getattr(event, "scene_id", None)
+            await self.engine.followed(CHANNEL, user, str(scene) if scene else None)
+            text = "/start"
+        elif name == "unsubscribe":
+            await self.engine.unfollowed(CHANNEL, user)
+            return []
+        elif name == "click":
+            text = f"/{event.key}"
+        else:  # view, location reports, template callbacks …: nothing to say
+            return []
+        return render(await self.engine.handle(Inbound(channel=CHANNEL, user=user, chat=user, text=text,
+                                                       numbered=True)))
