@@ -126,7 +126,9 @@ class WeChatChannel:
 
     # -- exactly once -------------------------------------------------------------------------------------------
     async def _answer_once(self, message: Any) -> str | None:
-        key = str(message.id) if getattr(message, "id", None) else f"{message.source}:{message.create_time}"
+        key = (str(message.id) if getattr(message, "id", None)  # events have no MsgId: sender + time (+ which)
+               else f"{message.source}:{message.create_time}:{getattr(message, 'event', '')}:"
+                    f"{getattr(message, 'key', '') or ''}"[:160])
         if not await self._claim(key):
             return await self._stored_reply(key)
         task = asyncio.create_task(self._handle(message))

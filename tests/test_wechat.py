@@ -1,0 +1,151 @@
+"""WeChat Official Account end to end: requests signed and encrypted with wechatpy, posted to the running app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.channels.wechat import WeChatChannel, render
+from bot.config import WeChatSettings
+from bot.engine import Engine
+from bot.storage.models import Subscriber, WeChatInbox, WeChatUser
+from bot.types import Option, Reply
+from bot.web.app import create_app
+from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, event_xml, image_xml, text_xml, voice_xml
+
+
+def wechat_settings(safe: bool, **extra: object) -> WeChatSettings:
+    return WeChatSettings(token=TOKEN, encoding_aes_key=AES_KEY if safe else "", app_id=APP_ID,
+                          app_secret="secret", api_base_url="http://127.0.0.1:9", **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["plain", "safe"])
+async def wechat(request: pytest.FixtureRequest, engine: Engine) -> AsyncIterator[WeChatServer]:
+    channel = WeChatChannel(engine, wechat_settings(request.param == "safe"))
+    app = create_app(engine, channel.routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
+        yield WeChatServer(client, safe=request.param == "safe")
+    await channel.close()
+
+
+async def test_url_verification(wechat: WeChatServer) -> None:
+    ok = await wechat.client.get("/wechat", params={**wechat.params(), "echostr": "echo-123"})
+    assert ok.status_code == 200 and ok.text == "echo-123"
+    forged = await wechat.client.get("/wechat", params={**wechat.params(forged=True), "echostr": "x"})
+    assert forged.status_code == 403
+
+
+async def test_a_residents_conversation_by_numbered_menu(wechat: WeChatServer, engine: Engine) -> None:
+    welcome = await wechat.say("o-res-1", "你好")
+    assert "防范非法集资小助手" in welcome and "回复 2：风险自测" in welcome
+    prompt = await wechat.say("o-res-1", "2")
+    assert "怎么说的" in prompt
+    report = await wechat.say("o-res-1", "他说每月返利百分之八，拉人还有奖励")
+    assert "风险很高" in report and "回复 1：" in report
+    assert "12345" in report
+    entry = await wechat.say("o-res-1", "1")
+    assert entry.startswith("【") and "回复 1：详细说说" in entry
+    details = await wechat.say("o-res-1", "1")
+    assert "常见套路" in details and "怎么识别" in details
+    stale = await wechat.say("o-res-1", "9")
+    assert "过期" in stale and "回复 1：问问题" in stale
+    sub = await wechat.say("o-res-1", "订阅提醒")
+    assert "回复 1：老年人" in sub
+    await wechat.say("o-res-1", "1")
+    await wechat.say("o-res-1", "2")  # 河口乡
+    done = await wechat.say("o-res-1", "1")  # 河口村
+    assert "订阅好了（老年人 · 河口乡 河口村）" in done
+    answer = await wechat.say("o-res-1", "消费全返是真的吗")
+    assert "消费全返" in answer
+
+
+async def test_the_same_msgid_three_times_at_once_gets_one_answer(wechat: WeChatServer, engine: Engine) -> None:
+    xml = text_xml("o-dup", "消费全返是真的吗", msg_id=424242)
+    results = await asyncio.gather(*(wechat.post(xml) for _ in range(3)))
+    texts = [wechat.reply_text(r) for r in results]
+    answered = [t for t in texts if t]
+    assert answered and all(t == answered[0] for t in answered)  # the same answer or an empty one
+    async with engine.services.db.session() as s:
+        rows = (await s.scalars(select(WeChatInbox).where(WeChatInbox.key == "424242"))).all()
+        assert len(rows) == 1 and rows[0].status == "answered"
+    # a later retry gets the stored answer, and the conversation moved only once
+    assert wechat.reply_text(await wechat.post(xml)) == answered[0]
+
+
+async def test_forged_or_stale_signatures_are_refused(wechat: WeChatServer, engine: Engine) -> None:
+    xml = text_xml("o-forged", "你好", msg_id=5151)
+    assert (await wechat.post(xml, forged=True)).status_code == 403
+    import time
+
+    assert (await wechat.post(xml, timestamp=int(time.time()) - 600)).status_code == 403
+    async with engine.services.db.session() as s:
+        assert await s.get(WeChatInbox, "5151") is None  # nothing processed
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">'
+                  '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]><xml><ToUserName>a</ToUserName>'
+                  '<FromUserName>o-x</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType>'
+                  '<Content>&lol3;</Content><MsgId>1</MsgId></xml>')
+XXE = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml>'
+       '<ToUserName>a</ToUserName><FromUserName>o-x</FromUserName><CreateTime>1</CreateTime>'
+       '<MsgType>text</MsgType><Content>&xxe;</Content><MsgId>2</MsgId></xml>')
+
+
+@pytest.mark.parametrize("body", [BILLION_LAUGHS, XXE, "<xml><unclosed>", "not xml at all", "",
+                                  "<xml><MsgType>text</MsgType></xml>"])
+async def test_hostile_or_malformed_bodies_get_a_clean_4xx(wechat: WeChatServer, body: str) -> None:
+    res = await wechat.post(body)
+    assert 400 <= res.status_code < 500 and "Traceback" not in res.text and "root:" not in res.text
+    assert "防范" in await wechat.say("o-after", "你好")  # still serving
+
+
+async def test_oversized_body_is_refused(wechat: WeChatServer) -> None:
+    res = await wechat.post(text_xml("o-big", "长" * 30000))
+    assert res.status_code == 413
+
+
+async def test_unknown_message_types_get_a_kind_reply(wechat: WeChatServer) -> None:
+    xml = text_xml("o-odd", "x").replace("<![CDATA[text]]>", "<![CDATA[miniprogrampage]]>")
+    res = await wechat.post(xml)
+    assert res.status_code == 200 and "看不懂" in wechat.reply_text(res)
+
+
+async def test_subscribe_with_scene_unsubscribe_click_and_view(wechat: WeChatServer, engine: Engine) -> None:
+    welcome = wechat.reply_text(await wechat.post(event_xml("o-new", "subscribe", "qrscene_lijiacun")))
+    assert "防范非法集资小助手" in welcome
+    async with engine.services.db.session() as s:
+        user = await s.get(WeChatUser, "o-new")
+        assert user is not None and user.source == "lijiacun" and user.following
+    click = wechat.reply_text(await wechat.post(event_xml("o-new", "CLICK", "check")))
+    assert "怎么说的" in click
+    view = await wechat.post(event_xml("o-new", "VIEW", "https://example.invalid/"))
+    assert view.text == "success"
+    await wechat.say("o-new", "订阅")
+    await wechat.say("o-new", "3")
+    await wechat.say("o-new", "4")  # skip township
+    bye = await wechat.post(event_xml("o-new", "unsubscribe"))
+    assert bye.text == "success"
+    async with engine.services.db.session() as s:
+        user = await s.get(WeChatUser, "o-new")
+        sub = await s.scalar(select(Subscriber).where(Subscriber.user_id == "o-new"))
+        assert user is not None and not user.following and sub is not None and not sub.active
+
+
+async def test_voice_with_and_without_recognition_and_images(wechat: WeChatServer) -> None:
+    heard = wechat.reply_text(await wechat.post(voice_xml("o-voice", "消费全返是真的吗")))
+    assert "消费全返" in heard
+    unheard = wechat.reply_text(await wechat.post(voice_xml("o-voice", "")))
+    assert "没听清" in unheard and "回复 1：问问题" in unheard
+    picture = wechat.reply_text(await wechat.post(image_xml("o-voice")))
+    assert "图片" in picture
+
+
+def test_render_numbers_options_and_respects_the_size_limit() -> None:
+    texts = render([Reply("你好"), Reply("请选择", (Option("问问题", "~a.0"), Option("风险自测", "~a.1")))])
+    assert texts == ["你好\n\n请选择\n回复 1：问问题\n回复 2：风险自测"]
+    long = render([Reply("长" * 1500)])
+    assert len(long) == 3 and all(len(t.encode()) <= 2000 for t in long)  # 4,500 bytes and "".join(long) == "长" * 1500
