@@ -20,8 +20,9 @@ RATE_LIMITED = 45009
 
 class WeComRobot:
     def __init__(self, webhook_url: str, per_minute: int = 20, retries: int = 3, backoff: float = 1.0,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, window: float = WINDOW) -> None:
         self.url, self.per_minute, self.retries, self.backoff = webhook_url, per_minute, retries, backoff
+        self.window = window
         self.http = httpx.AsyncClient(timeout=timeout)
         self.sent_at: deque[float] = deque()
         self._lock = asyncio.Lock()
@@ -51,17 +52,17 @@ class WeComRobot:
                 log.error("wecom robot: message not delivered (%s)", reason)
                 return False
             log.warning("wecom robot: %s; retry %d of %d", reason, attempt + 1, self.retries)
-            await asyncio.sleep(WINDOW / self.per_minute if code == RATE_LIMITED else self.backoff * 2 ** attempt)
+            await asyncio.sleep(self.window / self.per_minute if code == RATE_LIMITED else self.backoff * 2 ** attempt)
         return False
 
     async def _wait_turn(self) -> None:
-        """Keep under `per_minute` messages in any 60 seconds (a sliding window)."""
+        """Keep under `per_minute` messages in any window (60 s; shorter only in tests)."""
         async with self._lock:
             while True:
                 now = time.monotonic()
-                while self.sent_at and now - self.sent_at[0] >= WINDOW:
+                while self.sent_at and now - self.sent_at[0] >= self.window:
                     self.sent_at.popleft()
                 if len(self.sent_at) < self.per_minute:
                     self.sent_at.append(now)
                     return
-                await asyncio.sleep(WINDOW - (now - self.sent_at[0]) + 0.01)
+                await asyncio.sleep(self.window - (now - self.sent_at[0]) + 0.01)

@@ -1,0 +1,154 @@
+"""WeChat outbound: slow answers as customer-service messages, the shared access token, window and quota errors,
+`fangfei wechat menu`, and the WeCom staff robot — against fake WeChat and WeCom servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.channels.wechat import WeChatChannel
+from bot.channels.wechat_api import WeChatApi
+from bot.channels.wecom import WeComRobot
+from bot.config import WeChatSettings
+from bot.engine import Engine
+from bot.storage.models import WeChatInbox
+from bot.types import Inbound, Reply
+from bot.web.app import create_app
+from tests.fake_wechat import FakeWeChat, FakeWeComRobot
+from tests.test_cli import run
+from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, text_xml
+
+
+class SlowEngine(Engine):
+    """The real engine, made to miss WeChat's reply budget (as under a database hiccup)."""
+
+    delay = 0.6
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        await asyncio.sleep(self.delay)
+        return await super().handle(inbound)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeWeChat]:
+    async with FakeWeChat(APP_ID, quota=5) as f:
+        yield f
+
+
+def settings_for(fake: FakeWeChat, budget: float = 4.0) -> WeChatSettings:
+    return WeChatSettings(token=TOKEN, encoding_aes_key=AES_KEY, app_id=fake.appid, app_secret=fake.secret,
+                          api_base_url=fake.api_base_url, reply_budget_seconds=budget)
+
+
+async def test_a_slow_answer_comes_once_as_a_customer_service_message(engine: Engine, fake: FakeWeChat) -> None:
+    slow = SlowEngine(engine.services)
+    channel = WeChatChannel(slow, settings_for(fake, budget=0.2))
+    app = create_app(slow, channel.routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
+        wechat = WeChatServer(client, safe=True)
+        fake.user_wrote("o-slow")
+        xml = text_xml("o-slow", "消费全返是真的吗", msg_id=777001)
+        first = await wechat.post(xml)
+        assert first.status_code == 200 and first.text == "success"  # empty passive reply, WeChat won't retry
+        retry = await wechat.post(xml)  # WeChat's retry while we are still working
+        assert retry.text == "success"
+        await fake.wait_sent(1, touser="o-slow")
+        await asyncio.sleep(SlowEngine.delay * 2)
+    await channel.close()
+    texts = fake.texts_to("o-slow")
+    assert len(texts) == 1 and "消费全返" in texts[0]
+    async with engine.services.db.session() as s:
+        row = await s.get(WeChatInbox, "777001")
+        assert row is not None and row.status == "sent"
+    fake.assert_no_violations()
+
+
+async def test_window_and_quota_errors_are_recorded_not_retried(engine: Engine, fake: FakeWeChat) -> None:
+    slow = SlowEngine(engine.services)
+    channel = WeChatChannel(slow, settings_for(fake, budget=0.1))
+    app = create_app(slow, channel.routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
+        wechat = WeChatServer(client, safe=True)
+        await wechat.post(text_xml("o-gone", "消费全返是真的吗", msg_id=777002))  # never opened a window
+        await asyncio.sleep(SlowEngine.delay + 0.5)
+    await channel.close()
+    async with engine.services.db.session() as s:
+        row = await s.get(WeChatInbox, "777002")
+        assert row is not None and row.status == "cs-45015"
+    assert len(fake.calls_to("message/custom/send")) == 1  # not retried blindly
+
+
+async def test_long_answers_continue_as_customer_service_messages(engine: Engine, fake: FakeWeChat) -> None:
+    channel = WeChatChannel(engine, settings_for(fake))
+    app = create_app(engine, channel.routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
+        wechat = WeChatServer(client, safe=True)
+        fake.user_wrote("o-long")
+        await wechat.say("o-long", "消费全返是真的吗")
+        details = await wechat.say("o-long", "1")  # 详细说说: three parts, may exceed one passive reply
+        await asyncio.sleep(0.5)
+    await channel.close()
+    everything = details + "".join(fake.texts_to("o-long"))
+    assert "常见套路" in everything and "怎么办" in everything
+    fake.assert_no_violations()
+
+
+async def test_processes_share_one_access_token_and_refresh_it_once(engine: Engine, fake: FakeWeChat) -> None:
+    first = WeChatApi(settings_for(fake), engine.services.db)
+    second = WeChatApi(settings_for(fake), engine.services.db)  # another worker process on the same database
+    try:
+        for api, user in ((first, "o-a"), (second, "o-b"), (first, "o-c")):
+            fake.user_wrote(user)
+            assert (await api.send_text(user, "提醒：不要相信保本高息。")).ok
+        assert fake.token_requests == 1
+        fake.expire_token()
+        fake.user_wrote("o-d")
+        assert (await second.send_text("o-d", "提醒")).ok
+        assert (await first.send_text("o-d", "提醒")).ok
+        assert fake.token_requests == 2  # refreshed once, then shared
+        fake.fail("message/custom/send", status=500, times=2)
+        assert (await first.send_text("o-d", "重试后送达")).ok  # server errors are retried with backoff
+        assert fake.texts_to("o-d")[-1] == "重试后送达"
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_wechat_menu_command_publishes_the_configured_menu(tmp_path: Path) -> None:
+    with FakeWeChat() as fake:
+        env = {"FANGFEI_WECHAT__APP_ID": fake.appid, "FANGFEI_WECHAT__APP_SECRET": fake.secret,
+               "FANGFEI_WECHAT__API_BASE_URL": fake.api_base_url,
+               "FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'menu.db'}"}
+        assert "published" in run("wechat", "menu", env=env).stdout
+        names = [b["name"] for b in fake.menu["button"]]
+        assert names == ["问问题", "风险自测", "更多"]
+        fake.assert_no_violations()
+        fake.fail("menu/create", errcode=40016)
+        refused = run("wechat", "menu", env=env, check=False)
+        assert refused.returncode == 1 and "40016" in refused.stderr
+
+
+async def test_wecom_robot_keeps_under_its_rate_limit_and_retries() -> None:
+    async with FakeWeComRobot(rate_limit=(5, 2.0)) as robot:
+        client = WeComRobot(robot.url, per_minute=5, window=2.0, backoff=0.05)
+        try:
+            start = time.monotonic()
+            results = await asyncio.gather(*(client.send_text(f"新线索 FF-2026-00000{n}") for n in range(8)))
+            assert all(results) and time.monotonic() - start >= 2.0
+            assert len(robot.received) == 8 and not robot.rate_violations
+            robot.fail(times=2, status=500)
+            assert await client.send_markdown("**新线索** 请处理")
+            assert robot.received[-1]["msgtype"] == "markdown"
+        finally:
+            await client.close()
+        wrong = WeComRobot(robot.url.replace(robot.key, "wrong-key"), backoff=0.01)
+        try:
+            assert await wrong.send_text("x") is False  # reported, not retried forever
+        finally:
+            await wrong.close()
+        robot.assert_no_violations()
