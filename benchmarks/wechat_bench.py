@@ -94,7 +94,7 @@ def main() -> None:
             bare.wait(10)
         env = {**os.environ, "FANGFEI_WECHAT__TOKEN": TOKEN, "FANGFEI_WECHAT__ENCODING_AES_KEY": AES_KEY,
                "FANGFEI_WECHAT__APP_ID": APP_ID, "FANGFEI_HTTP__PORT": str(port), "FANGFEI_LOG__LEVEL": "WARNING",
-               "FANGFEI_DATABASE__URL": args.db}
+               "FANGFEI_DATABASE__URL": args.db, "FANGFEI_DATABASE__POOL_SIZE": str(args.concurrency)}
         subprocess.run([str(Path(sys.executable).parent / "fangfei"), "db", "upgrade"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         proc = subprocess.Popen([str(Path(sys.executable).parent / "fangfei"), "serve"], cwd=ROOT, env=env)

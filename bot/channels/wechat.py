@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, Executable, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from starlette.requests import Request
@@ -28,7 +28,7 @@ from wechatpy.utils import check_signature
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.config import WeChatSettings
 from bot.engine import Engine
-from bot.storage.models import WeChatInbox
+from bot.storage.models import WeChatInbox, utcnow
 from bot.types import Inbound, Reply
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,15 @@ class WeChatChannel:
     async def _claim(self, key: str) -> bool:
         db = self.engine.services.db
         insert = sqlite_insert if db.is_sqlite else pg_insert
-        stmt = insert(WeChatInbox).values(key=key, status="processing").on_conflict_do_nothing()
-        async with db.session() as session:
-            result = await session.execute(stmt)
-            await session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        stmt = insert(WeChatInbox).values(key=key, status="processing", created_at=utcnow()).on_conflict_do_nothing()
+        return bool((await self._autocommit(stmt)).rowcount)
+
+    async def _autocommit(self, stmt: Executable) -> CursorResult[Any]:
+        """One statement, committed on its own (one round trip: these rows are the hot path of every message)."""
+        db = self.engine.services.db
+        async with db.serialized(), db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await conn.execute(stmt)
 
     async def _stored_reply(self, key: str) -> str | None:
         """A retry: the answer once it is stored, or nothing (never a second answer)."""
@@ -170,10 +174,7 @@ class WeChatChannel:
         return None
 
     async def _record(self, key: str, reply: str | None, status: str) -> None:
-        async with self.engine.services.db.session() as session:
-            await session.execute(update(WeChatInbox).where(WeChatInbox.key == key).values(reply=reply,
-                                                                                          status=status))
-            await session.commit()
+        await self._autocommit(update(WeChatInbox).where(WeChatInbox.key == key).values(reply=reply, status=status))
 
     def _later(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
