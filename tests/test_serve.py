@@ -73,3 +73,26 @@ def test_serve_runs_telegram_beside_the_web_chat(tmp_path: Path) -> None:
             log = srv.stop()
         assert "telegram: long polling" in log and fake.token not in log
         fake.assert_no_violations()
+
+
+def test_serve_is_a_wechat_backend_with_the_four_settings(tmp_path: Path) -> None:
+    from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, text_xml
+
+    srv = Server({"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'wx.db'}",
+                  "FANGFEI_WECHAT__TOKEN": TOKEN, "FANGFEI_WECHAT__ENCODING_AES_KEY": AES_KEY,
+                  "FANGFEI_WECHAT__APP_ID": APP_ID, "FANGFEI_WECHAT__APP_SECRET": "not-used-here"})
+    srv.start()
+    try:
+        async def conversation() -> list[str]:
+            async with httpx.AsyncClient(base_url=srv.base, timeout=10) as client:
+                wechat = WeChatServer(client, safe=True)
+                first = await wechat.say("o-serve", "你好")
+                second = wechat.reply_text(await wechat.post(text_xml("o-serve", "2")))
+                forged = await wechat.post(text_xml("o-serve", "1"), forged=True)
+                return [first, second, str(forged.status_code)]
+
+        first, second, forged = asyncio.run(conversation())
+        assert "回复 2：风险自测" in first and "怎么说的" in second and forged == "403"
+    finally:
+        log = srv.stop()
+    assert "wechat: on at /wechat (safe mode)" in log and AES_KEY not in log and "o-serve" not in log
