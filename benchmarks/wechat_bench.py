@@ -35,11 +35,12 @@ MESSAGES = ["你好", "消费全返是真的吗", "有人推荐我投资养老�
 
 def build_requests(path: Path, count: int) -> None:
     server = WeChatServer(None, safe=True)  # type: ignore[arg-type]
+    first_id = int(time.time() * 1000) * 100_000  # new MsgIds every run: repeated ones would hit the de-dup path
     with path.open("w", encoding="utf-8") as out:
         for n in range(count):
             params = server.params(nonce=f"n{n}")
             encrypted = server.crypto.encrypt_message(text_xml(f"o-bench-{n % 500}", MESSAGES[n % len(MESSAGES)],
-                                                               msg_id=10**12 + n), params["nonce"],
+                                                               msg_id=first_id + n), params["nonce"],
                                                       params["timestamp"])
             root = ET.fromstring(encrypted)
             params.update(encrypt_type="aes", msg_signature=root.findtext("MsgSignature") or "")
