@@ -832,7 +832,51 @@ class ThreadedServer:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class FakeTelegram:
+class Waiting:
+    """Waiting for a fake's records: a coroutine inside a running event loop (async tests), blocking otherwise.
+
+    A subclass provides ``_timeout_message(what, timeout)`` describing its last calls.
+    """
+
+    def _timeout_message(self, what: str | None, timeout: float) -> str:
+        raise NotImplementedError
+
+    def _wait(self, check: Callable[[], Any], timeout: float, what: str | None) -> Any:
+        if _loop_running():
+            return self._wait_async(check, timeout, what)
+        return self._wait_sync(check, timeout, what)
+
+    def _checker(self, predicate: Callable[..., Any]) -> Callable[[], Any]:
+        try:
+            params = inspect.signature(predicate).parameters.values()
+            wants_fake = any(prm.default is prm.empty and prm.kind in (prm.POSITIONAL_ONLY, prm.POSITIONAL_OR_KEYWORD)
+                             for prm in params)
+        except (TypeError, ValueError):
+            wants_fake = False
+        return (lambda: predicate(self)) if wants_fake else predicate
+
+    async def _wait_async(self, check: Callable[[], Any], seconds: float, what: str | None) -> Any:
+        deadline = time.monotonic() + seconds
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(self._timeout_message(what, seconds))
+            await asyncio.sleep(0.01)
+
+    def _wait_sync(self, check: Callable[[], Any], timeout: float, what: str | None) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(self._timeout_message(what, timeout))
+            time.sleep(0.01)
+
+
+class FakeTelegram(Waiting):
     """A fake Telegram Bot API server; see the module docstring for usage."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, username: str = BOT_USERNAME, first_name: str = BOT_FIRST_NAME,
@@ -2166,10 +2210,7 @@ class FakeTelegram:
         Inside a running event loop (async tests) this returns a coroutine: ``await fake.wait_for(...)``.  Without
         one (sync tests) it blocks.  Raises TimeoutError listing the last calls.
         """
-        check = self._checker(predicate)
-        if _loop_running():
-            return self._wait_async(check, timeout, message)
-        return self._wait_sync(check, timeout, message)
+        return self._wait(self._checker(predicate), timeout, message)
 
     def wait_sent(self, n: int = 1, timeout: float = 10.0, *, chat_id: int | None = None,
                   method: str | None = None) -> Any:
@@ -2190,38 +2231,7 @@ class FakeTelegram:
 
         what = f"{n} sent message(s)" + (f" to {chat_id}" if chat_id is not None else "") + (
             f" via {method}" if method else "")
-        if _loop_running():
-            return self._wait_async(check, timeout, what)
-        return self._wait_sync(check, timeout, what)
-
-    def _checker(self, predicate: Callable[..., Any]) -> Callable[[], Any]:
-        try:
-            params = inspect.signature(predicate).parameters.values()
-            wants_fake = any(prm.default is prm.empty and prm.kind in (prm.POSITIONAL_ONLY, prm.POSITIONAL_OR_KEYWORD)
-                             for prm in params)
-        except (TypeError, ValueError):
-            wants_fake = False
-        return (lambda: predicate(self)) if wants_fake else predicate
-
-    async def _wait_async(self, check: Callable[[], Any], seconds: float, what: str | None) -> Any:
-        deadline = time.monotonic() + seconds
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(self._timeout_message(what, seconds))
-            await asyncio.sleep(0.01)
-
-    def _wait_sync(self, check: Callable[[], Any], timeout: float, what: str | None) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(self._timeout_message(what, timeout))
-            time.sleep(0.01)
+        return self._wait(check, timeout, what)
 
     def _timeout_message(self, what: str | None, timeout: float) -> str:
         with self._lock:

@@ -97,7 +97,6 @@ import base64
 import binascii
 import copy
 import hashlib
-import inspect
 import json
 import logging
 import secrets
@@ -114,7 +113,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fake_telegram import ThreadedServer
+from tests.fake_telegram import ThreadedServer, Waiting
 
 log = logging.getLogger("tests.fake_wechat")
 
@@ -267,7 +266,7 @@ class FakeClock:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class _FakeBase:
+class _FakeBase(Waiting):
     _kind = "fake"
     _errmsgs = ERRMSGS
 
@@ -423,40 +422,6 @@ class _FakeBase:
         one (sync tests) it blocks.  Raises TimeoutError listing the last calls.
         """
         return self._wait(self._checker(predicate), timeout, message)
-
-    def _wait(self, check: Callable[[], Any], timeout: float, what: str | None) -> Any:
-        if _loop_running():
-            return self._wait_async(check, timeout, what)
-        return self._wait_sync(check, timeout, what)
-
-    def _checker(self, predicate: Callable[..., Any]) -> Callable[[], Any]:
-        try:
-            params = inspect.signature(predicate).parameters.values()
-            wants_fake = any(prm.default is prm.empty and prm.kind in (prm.POSITIONAL_ONLY, prm.POSITIONAL_OR_KEYWORD)
-                             for prm in params)
-        except (TypeError, ValueError):
-            wants_fake = False
-        return (lambda: predicate(self)) if wants_fake else predicate
-
-    async def _wait_async(self, check: Callable[[], Any], seconds: float, what: str | None) -> Any:
-        deadline = time.monotonic() + seconds
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(self._timeout_message(what, seconds))
-            await asyncio.sleep(0.01)
-
-    def _wait_sync(self, check: Callable[[], Any], timeout: float, what: str | None) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(self._timeout_message(what, timeout))
-            time.sleep(0.01)
 
     def _timeout_message(self, what: str | None, timeout: float) -> str:
         with self._lock:
@@ -1091,14 +1056,6 @@ class FakeWeComRobot(_FakeBase):
 # --------------------------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _html_error(status: int) -> Response:
