@@ -502,13 +502,7 @@ class FakeWeChat(_FakeBase):
         path = "/" + request.path_params["path"].strip("/")
         query = dict(request.query_params)
         raw = await request.body()
-        body: Any = None
-        bad_json = False
-        if raw:
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                body, bad_json = raw.decode("utf-8", "replace"), True
+        body, bad_json = _json_body(raw)
         record = {"path": path, "method": request.method, "query": query, "body": body}
         if path in ("/cgi-bin/stable_token", "/cgi-bin/token"):
             with self._lock:
@@ -905,13 +899,7 @@ class FakeWeComRobot(_FakeBase):
         path = "/" + request.path_params["path"].strip("/")
         key = request.query_params.get("key", "")
         raw = await request.body()
-        body: Any = None
-        bad_json = False
-        if raw:
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                body, bad_json = raw.decode("utf-8", "replace"), True
+        body, bad_json = _json_body(raw)
         record = {"path": path, "method": request.method, "key": key, "body": body}
 
         failure = self._take_failure(lambda f: f.suffix in ("*", key))
@@ -1056,6 +1044,16 @@ class FakeWeComRobot(_FakeBase):
 # --------------------------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def _json_body(raw: bytes) -> tuple[Any, bool]:
+    """A request body as JSON, or (its text, True) when it is not JSON; (None, False) when empty."""
+    if not raw:
+        return None, False
+    try:
+        return json.loads(raw.decode("utf-8")), False
+    except (ValueError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace"), True
 
 
 def _html_error(status: int) -> Response:
