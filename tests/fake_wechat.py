@@ -106,7 +106,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -283,7 +283,7 @@ class _FakeBase(Waiting):
 
     # ---------------------------------------------------------------------------------------------- lifecycle
 
-    def start(self) -> Any:
+    def start(self) -> Self:
         self._server.start()
         return self
 
@@ -295,13 +295,13 @@ class _FakeBase(Waiting):
         self._server.call_soon(_close)
         self._server.stop()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
         await asyncio.to_thread(self.start)
         return self
 
@@ -473,17 +473,6 @@ class FakeWeChat(_FakeBase):
             "/cgi-bin/menu/get": ("GET", self._api_menu_get, True),
             "/cgi-bin/menu/delete": ("GET", self._api_menu_delete, True),
         }
-
-    def start(self) -> FakeWeChat:
-        super().start()
-        return self
-
-    def __enter__(self) -> FakeWeChat:
-        return self.start()
-
-    async def __aenter__(self) -> FakeWeChat:
-        await asyncio.to_thread(self.start)
-        return self
 
     @property
     def api_base_url(self) -> str:
@@ -855,17 +844,6 @@ class FakeWeComRobot(_FakeBase):
         self.rate_violations: list[dict[str, Any]] = []
         self._keys: set[str] = {self.key}
         self._accepted: dict[str, deque[float]] = {}
-
-    def start(self) -> FakeWeComRobot:
-        super().start()
-        return self
-
-    def __enter__(self) -> FakeWeComRobot:
-        return self.start()
-
-    async def __aenter__(self) -> FakeWeComRobot:
-        await asyncio.to_thread(self.start)
-        return self
 
     @property
     def url(self) -> str:
