@@ -45,7 +45,7 @@ class Engine:
         if inbound.is_group and not inbound.addressed:
             return []
         db = self.services.db
-        async with db.serialized(), db.session() as session:
+        async with db.transaction() as session:
             conversation = await conversations.load(session, inbound.channel, inbound.user, inbound.chat,
                                                     lock=not db.is_sqlite)
             before = deepcopy(conversation.snapshot())
@@ -58,38 +58,32 @@ class Engine:
             await self._route(turn)
             if conversation.snapshot() != before:
                 await conversations.save(session, conversation, postgres=not db.is_sqlite)
-            await session.commit()
-            return turn.replies
+        return turn.replies
 
     async def joined_group(self, channel: str, chat: str, title: str) -> list[Reply]:
         """The bot was added to a group: remember it and introduce ourselves briefly."""
-        async with self.services.db.serialized(), self.services.db.session() as session:
+        async with self.services.db.transaction() as session:
             await groups.record(session, channel, chat, title, active=True)
-            await session.commit()
         return [Reply(self.services.fill(handlers.menu.GROUP_INTRO))]
 
     async def left_group(self, channel: str, chat: str, title: str) -> None:
-        async with self.services.db.serialized(), self.services.db.session() as session:
+        async with self.services.db.transaction() as session:
             await groups.record(session, channel, chat, title, active=False)
-            await session.commit()
 
     async def unreachable(self, channel: str, user: str) -> None:
         """The user blocked the bot, or the platform refused a send to them."""
-        async with self.services.db.serialized(), self.services.db.session() as session:
+        async with self.services.db.transaction() as session:
             await subscribers.mark_unreachable(session, channel, user)
-            await session.commit()
 
     async def followed(self, channel: str, user: str, source: str | None) -> None:
         """The user followed the account; `source` is the QR scene they came from (e.g. a village code)."""
-        async with self.services.db.serialized(), self.services.db.session() as session:
+        async with self.services.db.transaction() as session:
             await followers.follow(session, user, source)
-            await session.commit()
 
     async def unfollowed(self, channel: str, user: str) -> None:
-        async with self.services.db.serialized(), self.services.db.session() as session:
+        async with self.services.db.transaction() as session:
             await followers.unfollow(session, user)
             await subscribers.unsubscribe(session, channel, user)
-            await session.commit()
 
     def sorry(self) -> Reply:
         return Reply(self.services.fill(handlers.menu.SORRY))

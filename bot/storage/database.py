@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -43,6 +44,13 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A read-modify-write unit: serialised where the database needs it, committed when the block ends."""
+        async with self.serialized(), self.session() as session:
+            yield session
+            await session.commit()
 
     def serialized(self) -> AbstractAsyncContextManager[object]:
         """Hold around a read-modify-write transaction: a lock on SQLite, nothing on PostgreSQL (row locks)."""
