@@ -81,7 +81,11 @@ async def load_wrk(base: str, seconds: int, concurrency: int) -> tuple[float, fl
     proc = await asyncio.create_subprocess_exec(
         "wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "benchmarks" / "chat.lua"),
         base, stdout=asyncio.subprocess.PIPE)
-    out = (await proc.communicate())[0].decode()
+    return parse_wrk((await proc.communicate())[0].decode())
+
+
+def parse_wrk(out: str) -> tuple[float, float, float, int]:
+    """wrk's report as (requests/s, p50 ms, p99 ms, errors: non-2xx answers and socket errors)."""
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)", out, re.M).groups()  # type: ignore[union-attr]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.chat_bench import free_port  # noqa: E402
+from benchmarks.chat_bench import free_port, parse_wrk  # noqa: E402
 from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, text_xml  # noqa: E402
 
 MESSAGES = ["你好", "消费全返是真的吗", "有人推荐我投资养老院，每年返息百分之十二", "养老投姿", "火车票怎么买",
@@ -52,14 +51,7 @@ def build_requests(path: Path, count: int) -> None:
 def wrk(port: int, seconds: int, concurrency: int, script: str, *args: str) -> tuple[float, float, float, int]:
     out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script,
                           f"http://127.0.0.1:{port}", "--", *args], capture_output=True, text=True, check=True).stdout
-
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)", out, re.M).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return rate, ms("50%"), ms("99%"), int(bad.group(1)) if bad else 0
+    return parse_wrk(out)
 
 
 def wait(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -104,7 +96,7 @@ def main() -> None:
             rate, p50, p99, bad = wrk(port, args.seconds, args.concurrency, str(ROOT / "benchmarks" / "wechat.lua"),
                                       str(requests))
             print(f"fangfei wechat (safe mode, {args.concurrency} connections) {rate:6.0f} msg/s  p50 {p50:6.1f} ms  "
-                  f"p99 {p99:6.1f} ms  non-2xx {bad}")
+                  f"p99 {p99:6.1f} ms  errors {bad}")
         finally:
             proc.terminate()
             proc.wait(10)

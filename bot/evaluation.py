@@ -18,6 +18,10 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
 @dataclass
 class KbScore:
     answerable: int = 0
@@ -29,10 +33,8 @@ class KbScore:
     misses: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, float]:
-        def pct(a: int, b: int) -> float:
-            return round(100.0 * a / b, 1) if b else 0.0
-        return {"top1": pct(self.top1, self.answerable), "top3": pct(self.top3, self.answerable),
-                "answered": pct(self.answered, self.answerable), "no_match": pct(self.refused, self.unanswerable),
+        return {"top1": _pct(self.top1, self.answerable), "top3": _pct(self.top3, self.answerable),
+                "answered": _pct(self.answered, self.answerable), "no_match": _pct(self.refused, self.unanswerable),
                 "n": self.answerable + self.unanswerable}
 
 
@@ -68,9 +70,7 @@ class RiskScore:
     misses: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, float]:
-        def pct(a: int, b: int) -> float:
-            return round(100.0 * a / b, 1) if b else 0.0
-        return {"recall": pct(self.caught, self.risky), "specificity": pct(self.cleared, self.safe),
+        return {"recall": _pct(self.caught, self.risky), "specificity": _pct(self.cleared, self.safe),
                 "n": self.risky + self.safe}
 
 
