@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 from copy import deepcopy
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import handlers.ask
 import handlers.check
@@ -37,11 +40,34 @@ THANKS = {"谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "好的谢谢"
 TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): handlers.check.run}
 
 
+class Guard(Protocol):
+    """A channel's exactly-once check, run last inside the message's own transaction."""
+
+    async def settle(self, session: AsyncSession, replies: list[Reply]) -> bool:
+        """Record the message as answered with these replies; False: it was answered before, undo this turn."""
+        ...
+
+
+class _AlreadyAnswered(Exception):
+    """Raised inside the transaction to roll back a turn whose message was answered before."""
+
+
 class Engine:
     def __init__(self, services: Services) -> None:
         self.services = services
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
+        return await self._handle(inbound, None) or []
+
+    async def handle_once(self, inbound: Inbound, guard: Guard) -> list[Reply] | None:
+        """Like `handle`, for a message the platform may deliver more than once: None when it was answered before
+        (the turn is undone, so a retry changes nothing)."""
+        try:
+            return await self._handle(inbound, guard)
+        except _AlreadyAnswered:
+            return None
+
+    async def _handle(self, inbound: Inbound, guard: Guard | None) -> list[Reply] | None:
         if inbound.is_group and not inbound.addressed:
             return []
         db = self.services.db
@@ -58,6 +84,8 @@ class Engine:
             await self._route(turn)
             if conversation.snapshot() != before:
                 await conversations.save(session, conversation, postgres=not db.is_sqlite)
+            if guard is not None and not await guard.settle(session, turn.replies):
+                raise _AlreadyAnswered
         return turn.replies
 
     async def joined_group(self, channel: str, chat: str, title: str) -> list[Reply]:

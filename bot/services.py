@@ -61,9 +61,9 @@ class Services:
         """The entry that best explains a text within a category (for the risk check)."""
         if category is None:
             return None
-        for hit in self.index.search(text, top=len(self.kb.entries)).hits:
-            if hit.entry.category == category:
-                return hit.entry
+        best = self.index.search(text, top=1, category=category).best
+        if best is not None:
+            return best.entry
         candidates = self.kb.in_category(category)
         return candidates[0] if candidates else None
 

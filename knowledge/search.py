@@ -117,6 +117,9 @@ class SearchIndex:
             docs.append(doc)
             self.question_tokens.append([set(self._tokens(q)) for q in (e.title, *e.questions)])
         self.bm25 = BM25(docs)
+        self.by_category: dict[str, list[int]] = {}
+        for i, e in enumerate(self.entries):
+            self.by_category.setdefault(e.category, []).append(i)
         # each sample question's words with their total weight, for the resemblance score
         self.questions = [[(frozenset(q), sum(self._weight(t) for t in q)) for q in qs if q]
                           for qs in self.question_tokens]
@@ -242,7 +245,8 @@ class SearchIndex:
         return self._repair(text)
 
     # -- ranking --------------------------------------------------------------------------------------------------
-    def search(self, query: str, top: int = 5, threshold: float = 0.22) -> SearchResult:
+    def search(self, query: str, top: int = 5, threshold: float = 0.22, category: str | None = None) -> SearchResult:
+        """The entries that answer `query`, best first (only those of `category` when given)."""
         prepared = self._prepare(query)
         tokens = self._tokens(prepared)
         unique = set(tokens)
@@ -251,6 +255,8 @@ class SearchIndex:
         idf = {t: self._weight(t) for t in unique}
         mass = sum(idf.values())
         bm = self.bm25.scores(tokens)
+        if category is not None:
+            bm = {i: bm.get(i, 0.0) for i in self.by_category.get(category, ())}
         similar = self._bigram_similarity(prepared)
         # the full confidence is computed only for the entries a cheap first pass puts in front
         first = sorted(bm, key=lambda i: bm[i] / (bm[i] + 8.0) + similar.get(i, 0.0), reverse=True)[:CANDIDATES]

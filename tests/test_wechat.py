@@ -72,8 +72,18 @@ async def test_the_same_msgid_three_times_at_once_gets_one_answer(wechat: WeChat
     async with engine.services.db.session() as s:
         rows = (await s.scalars(select(WeChatInbox).where(WeChatInbox.key == "424242"))).all()
         assert len(rows) == 1 and rows[0].status == "answered"
-    # a later retry gets the stored answer, and the conversation moved only once
+    # a later retry gets the stored answer
     assert wechat.reply_text(await wechat.post(xml)) == answered[0]
+
+
+async def test_a_repeated_choice_moves_the_conversation_only_once(wechat: WeChatServer) -> None:
+    assert "回复 1：老年人" in await wechat.say("o-dup2", "订阅提醒")
+    choice = text_xml("o-dup2", "1", msg_id=434343)  # 老年人; handled twice it would also pick township 1
+    texts = [wechat.reply_text(r) for r in await asyncio.gather(*(wechat.post(choice) for _ in range(3)))]
+    answered = [t for t in texts if t]
+    assert answered and all(t == answered[0] for t in answered) and "乡镇" in answered[0]
+    # the resident is still choosing a township: handled twice, "1" would already have picked 城关镇
+    assert "您在河口乡的哪个村" in await wechat.say("o-dup2", "2")
 
 
 async def test_forged_or_stale_signatures_are_refused(wechat: WeChatServer, engine: Engine) -> None:

@@ -15,7 +15,7 @@ from bot.channels.wechat import WeChatChannel
 from bot.channels.wechat_api import WeChatApi
 from bot.channels.wecom import WeComRobot
 from bot.config import WeChatSettings
-from bot.engine import Engine
+from bot.engine import Engine, Guard
 from bot.storage.models import WeChatInbox
 from bot.types import Inbound, Reply
 from bot.web.app import create_app
@@ -29,9 +29,9 @@ class SlowEngine(Engine):
 
     delay = 0.6
 
-    async def handle(self, inbound: Inbound) -> list[Reply]:
+    async def handle_once(self, inbound: Inbound, guard: Guard) -> list[Reply] | None:
         await asyncio.sleep(self.delay)
-        return await super().handle(inbound)
+        return await super().handle_once(inbound, guard)
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -28,13 +26,14 @@ from wechatpy.utils import check_signature
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.config import WeChatSettings
 from bot.engine import Engine
-from bot.storage.models import WeChatInbox, utcnow
+from bot.storage import inbox
 from bot.types import Inbound, Reply
 
 log = logging.getLogger(__name__)
 CHANNEL = "wechat"
 MAX_AGE = 300  # seconds: older signed requests are replays
 PASSIVE_BYTES = 2000  # WeChat's text reply limit is about 2,048 bytes
+COMMIT_GRACE = 1.0  # seconds to wait past the budget for an answer that is being stored as the passive reply
 EMPTY = "success"  # WeChat's "no reply, do not retry"
 MEDIA = {"image", "video", "shortvideo", "link", "location", "file"}
 
@@ -129,66 +128,50 @@ class WeChatChannel:
         key = (str(message.id) if getattr(message, "id", None)  # events have no MsgId: sender + time (+ which)
                else f"{message.source}:{message.create_time}:{getattr(message, 'event', '')}:"
                     f"{getattr(message, 'key', '') or ''}"[:160])
-        if not await self._claim(key):
-            return await self._stored_reply(key)
-        task = asyncio.create_task(self._handle(message))
+        ticket = _Ticket(key, postgres=not self.engine.services.db.is_sqlite)
+        task = asyncio.create_task(self._handle(message, ticket))
         done, _ = await asyncio.wait({task}, timeout=self.settings.reply_budget_seconds)
+        if not done and ticket.settled:  # the answer is being stored with the passive reply: a moment away
+            done, _ = await asyncio.wait({task}, timeout=COMMIT_GRACE)
+            if not done:  # stored but not yet here: WeChat's retry will find it
+                return None
         if not done:  # too slow for the passive reply: answer by customer-service message instead
-            self._later(self._deliver_later(key, message.source, task))
-            await self._record(key, None, "deferred")
+            ticket.deferred = True
+            self._later(self._deliver_later(ticket, message.source, task))
             return None
         try:
-            messages = task.result()
+            answered = task.result()
         except Exception:
             log.exception("wechat: engine failed")
-            await self._record(key, None, "failed")
             return self.engine.sorry().text
-        first = messages[0] if messages else None
-        await self._record(key, first, "answered")
-        if len(messages) > 1:
-            self._later(self._send_rest(key, message.source, messages[1:]))
-        return first
-
-    async def _claim(self, key: str) -> bool:
-        db = self.engine.services.db
-        insert = sqlite_insert if db.is_sqlite else pg_insert
-        stmt = insert(WeChatInbox).values(key=key, status="processing", created_at=utcnow()).on_conflict_do_nothing()
-        return bool((await self._autocommit(stmt)).rowcount)
-
-    async def _autocommit(self, stmt: Executable) -> CursorResult[Any]:
-        """One statement, committed on its own (one round trip: these rows are the hot path of every message)."""
-        db = self.engine.services.db
-        async with db.serialized(), db.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await conn.execute(stmt)
+        if not answered:  # a retry of a message answered before: the stored answer, never a second one
+            return await self._stored_reply(key) if ticket.duplicate else None
+        if len(ticket.messages) > 1:
+            self._later(self._send_rest(key, message.source, ticket.messages[1:]))
+        return ticket.messages[0] if ticket.messages else None
 
     async def _stored_reply(self, key: str) -> str | None:
-        """A retry: the answer once it is stored, or nothing (never a second answer)."""
-        deadline = time.monotonic() + self.settings.reply_budget_seconds
-        while time.monotonic() < deadline:
-            async with self.engine.services.db.session() as session:
-                row = await session.get(WeChatInbox, key)
-            if row is None or row.status != "processing":
-                return row.reply if row is not None else None
-            await asyncio.sleep(0.05)
-        return None
+        async with self.engine.services.db.engine.connect() as conn:
+            return await inbox.stored_reply(conn, key)
 
-    async def _record(self, key: str, reply: str | None, status: str) -> None:
-        await self._autocommit(update(WeChatInbox).where(WeChatInbox.key == key).values(reply=reply, status=status))
+    async def _mark(self, key: str, status: str) -> None:
+        db = self.engine.services.db
+        async with db.serialized(), db.engine.begin() as conn:
+            await inbox.mark(conn, key, status)
 
     def _later(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    async def _deliver_later(self, key: str, openid: str, task: asyncio.Task[list[str]]) -> None:
+    async def _deliver_later(self, ticket: _Ticket, openid: str, task: asyncio.Task[bool]) -> None:
         try:
-            messages = await task
+            answered = await task
         except Exception:
             log.exception("wechat: engine failed on a deferred message")
-            await self._record(key, None, "failed")
             return
-        await self._send_rest(key, openid, messages)
+        if answered:
+            await self._send_rest(ticket.key, openid, ticket.messages)
 
     async def _send_rest(self, key: str, openid: str, messages: list[str]) -> None:
         for text in messages:
@@ -196,15 +179,16 @@ class WeChatChannel:
                 result = await self.api.send_text(openid, text)
             except WeChatApiError as exc:
                 log.error("wechat: customer-service message not delivered: %s", exc)
-                await self._record(key, None, "cs-error")
+                await self._mark(key, "cs-error")
                 return
             if not result.ok:
-                await self._record(key, None, f"cs-{result.errcode}")
+                await self._mark(key, f"cs-{result.errcode}")
                 return
-        await self._record(key, None, "sent")
+        await self._mark(key, "sent")
 
     # -- messages and events to the engine ----------------------------------------------------------------------
-    async def _handle(self, message: Any) -> list[str]:
+    async def _handle(self, message: Any, ticket: _Ticket) -> bool:
+        """The engine's answer, rendered into `ticket.messages`; False when this message was answered before."""
         user = message.source
         kind, text = message.type, getattr(message, "content", "") or ""
         if kind == "voice":
@@ -213,24 +197,48 @@ class WeChatChannel:
         elif kind in MEDIA:
             kind = "image" if kind in ("image", "video", "shortvideo", "file") else kind
         elif kind == "event":
-            return await self._event(message)
+            return await self._event(message, ticket)
         elif kind != "text":
             kind = "unknown"
         inbound = Inbound(channel=CHANNEL, user=user, chat=user, text=text, kind=kind, numbered=True)
-        return render(await self.engine.handle(inbound))
+        return await self.engine.handle_once(inbound, ticket) is not None
 
-    async def _event(self, event: Any) -> list[str]:
+    async def _event(self, event: Any, ticket: _Ticket) -> bool:
         user, name = event.source, event.event
         if name in ("subscribe", "subscribe_scan"):
             scene = getattr(event, "scene_id", None)
             await self.engine.followed(CHANNEL, user, str(scene) if scene else None)
             text = "/start"
-        elif name == "unsubscribe":
+        elif name == "unsubscribe":  # nothing to say, and doing it twice is harmless
             await self.engine.unfollowed(CHANNEL, user)
-            return []
+            return False
         elif name == "click":
             text = f"/{event.key}"
         else:  # view, location reports, template callbacks …: nothing to say
-            return []
-        return render(await self.engine.handle(Inbound(channel=CHANNEL, user=user, chat=user, text=text,
-                                                       numbered=True)))
+            return False
+        inbound = Inbound(channel=CHANNEL, user=user, chat=user, text=text, numbered=True)
+        return await self.engine.handle_once(inbound, ticket) is not None
+
+
+class _Ticket:
+    """One WeChat message between the request that waits for its answer and the engine turn that produces it.
+
+    The engine calls `settle` last inside the turn's transaction: the inbox row is written with the answer (or,
+    when the request already gave up waiting, with none: it goes out as a customer-service message)."""
+
+    def __init__(self, key: str, postgres: bool) -> None:
+        self.key, self.postgres = key, postgres
+        self.messages: list[str] = []
+        self.deferred = False  # the request stopped waiting: the answer goes out as customer-service message(s)
+        self.settled = False  # the answer is being stored with the passive reply
+        self.duplicate = False
+
+    async def settle(self, session: AsyncSession, replies: list[Reply]) -> bool:
+        self.messages = render(replies)
+        passive = not self.deferred  # decided here, with no wait in between, so the request agrees
+        self.settled = passive
+        first = self.messages[0] if self.messages and passive else None
+        if await inbox.claim(session, self.key, first, "answered" if passive else "deferred", self.postgres):
+            return True
+        self.settled, self.duplicate = False, True
+        return False

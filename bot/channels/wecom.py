@@ -24,7 +24,7 @@ class WeComRobot:
         self.url, self.per_minute, self.retries, self.backoff = webhook_url, per_minute, retries, backoff
         self.window = window
         self.http = httpx.AsyncClient(timeout=timeout)
-        self.sent_at: deque[float] = deque()
+        self.sent_at: deque[list[float]] = deque()  # one mutable slot per message in the window
         self._lock = asyncio.Lock()
 
     async def close(self) -> None:
@@ -38,7 +38,7 @@ class WeComRobot:
 
     async def send(self, payload: dict[str, object]) -> bool:
         for attempt in range(self.retries + 1):
-            await self._wait_turn()
+            slot = await self._wait_turn()
             try:
                 res = await self.http.post(self.url, json=payload)
                 code = res.json().get("errcode", -1) if res.status_code < 500 else -1
@@ -46,6 +46,8 @@ class WeComRobot:
                 code, reason = -1, exc.__class__.__name__
             else:
                 reason = f"errcode {code}"
+            finally:  # WeCom counts a message when it arrives, which may be after we took the turn
+                slot[0] = time.monotonic()
             if code == 0:
                 return True
             if code not in (-1, RATE_LIMITED) or attempt == self.retries:
@@ -55,14 +57,15 @@ class WeComRobot:
             await asyncio.sleep(self.window / self.per_minute if code == RATE_LIMITED else self.backoff * 2 ** attempt)
         return False
 
-    async def _wait_turn(self) -> None:
+    async def _wait_turn(self) -> list[float]:
         """Keep under `per_minute` messages in any window (60 s; shorter only in tests)."""
         async with self._lock:
             while True:
                 now = time.monotonic()
-                while self.sent_at and now - self.sent_at[0] >= self.window:
+                while self.sent_at and now - self.sent_at[0][0] >= self.window:
                     self.sent_at.popleft()
                 if len(self.sent_at) < self.per_minute:
-                    self.sent_at.append(now)
-                    return
-                await asyncio.sleep(self.window - (now - self.sent_at[0]) + 0.01)
+                    slot = [now]
+                    self.sent_at.append(slot)
+                    return slot
+                await asyncio.sleep(self.window - (now - self.sent_at[0][0]) + 0.01)
