@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
@@ -76,7 +76,8 @@ class RegionSettings(BaseModel):
 
 class StaffMember(BaseModel):
     id: int
-    role: Literal["admin", "staff"] = "staff"
+    # admin and staff use the staff commands; a handler also may see a reporter's identity (audited)
+    role: Literal["admin", "handler", "staff"] = "staff"
 
 
 class TelegramSettings(BaseModel):
@@ -133,6 +134,20 @@ class WeComSettings(BaseModel):
     max_per_minute: int = Field(20, ge=1, le=20)
 
 
+class TipSettings(BaseModel):
+    max_per_day: int = Field(5, ge=1)
+    max_text_chars: int = Field(1000, ge=50)
+    max_files: int = Field(9, ge=0, le=50)
+    max_file_mb: float = Field(20, gt=0)
+    draft_hours: float = Field(24, gt=0)
+    remind_after_minutes: float = Field(60, gt=0)
+    # staff names (as given to `fangfei tips ... --as NAME`) who may see a reporter's identity from the CLI
+    handlers: list[str] = []
+    # where the outbox sends new-tip alerts: the Telegram staff chat and/or the WeCom robot, when configured
+    alert_telegram: bool = True
+    alert_wecom: bool = True
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -141,6 +156,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FANGFEI_", env_nested_delimiter="__", extra="forbid")
 
     mode: Literal["local", "production"] = "local"
+    # seals reporters' identities (FANGFEI_SECRET_KEY); required in production, generated into data/ locally
+    secret_key: str = ""
     database: DatabaseSettings = DatabaseSettings()
     http: HttpSettings = HttpSettings()
     chat: ChatSettings = ChatSettings()
@@ -149,6 +166,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     wechat: WeChatSettings = WeChatSettings()
     wecom: WeComSettings = WeComSettings()
+    tips: TipSettings = TipSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
@@ -156,6 +174,9 @@ class Settings(BaseSettings):
         if self.telegram.token and self.telegram.webhook_url and not self.telegram.webhook_secret:
             raise ValueError("telegram.webhook_secret: required with telegram.webhook_url "
                              "(set FANGFEI_TELEGRAM__WEBHOOK_SECRET)")
+        if self.mode == "production" and not self.secret_key:
+            raise ValueError("secret_key: required in production mode (set FANGFEI_SECRET_KEY); it seals reporters' "
+                             "identities")
         if self.wechat.safe_mode and not self.wechat.app_id:
             raise ValueError("wechat.app_id: required in safe mode (with wechat.encoding_aes_key)")
         return self
@@ -200,9 +221,14 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError([f"{file}: the top level must be a mapping of sections"])
     secrets = [f"{file}: {section}.{key}: secrets come from the environment (FANGFEI_{section.upper()}__{key.upper()})"
                f", not from the file" for section, key in SECRETS if (data.get(section) or {}).get(key)]
+    if data.get("secret_key"):
+        secrets.append(f"{file}: secret_key: secrets come from the environment (FANGFEI_SECRET_KEY), not from the file")
     if secrets:
         raise ConfigError(secrets)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError([f"{file}: {_describe(e)}" for e in exc.errors()]) from exc
+    except SettingsError as exc:  # an environment variable that should hold JSON (a list) does not
+        raise ConfigError([f"environment: {' '.join(str(exc).split())} (lists are written as JSON, "
+                           'e.g. \'["王科长"]\')']) from exc

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import handlers.ask
 import handlers.check
 import handlers.menu
+import handlers.report
 import handlers.soon
 import handlers.staff
 import handlers.subscribe  # (importing a handler module registers its actions)
@@ -30,14 +31,24 @@ KEYWORDS = {
     **dict.fromkeys(("问问题", "提问", "/ask"), "ask.start"),
     **dict.fromkeys(("风险自测", "自测", "测一测", "/check"), "check.start"),
     **dict.fromkeys(("知识答题", "答题", "/quiz"), "quiz.start"),
-    **dict.fromkeys(("我要举报", "举报", "/report"), "report.start"),
+    **dict.fromkeys(("我要举报", "举报", "/report", "举报线索"), "report.start"),
+    **dict.fromkeys(("查询举报", "查举报", "/status", "举报进度"), "report.status"),
+    **dict.fromkeys(("取消", "/cancel", "取消举报", "不举报了"), "menu.cancel"),
+    **dict.fromkeys(("继续", "接着填", "/continue"), "report.resume"),
     **dict.fromkeys(("订阅", "订阅提醒", "/subscribe"), "subscribe.start"),
     **dict.fromkeys(("退订", "取消订阅", "/unsubscribe"), "subscribe.stop"),
 }
-STAFF_COMMANDS = {"/stats": handlers.staff.stats, "/gaps": handlers.staff.gaps}
+STAFF_COMMANDS = {"/stats": handlers.staff.stats, "/gaps": handlers.staff.gaps, "/take": handlers.staff.take,
+                  "/verify": handlers.staff.verify, "/tip": handlers.staff.tip, "/reveal": handlers.staff.reveal}
 THANKS = {"谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "好的谢谢", "thanks", "thank you"}
 # Flow steps that wait for the user's own words.
-TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): handlers.check.run}
+TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): handlers.check.run,
+              ("status", "receipt"): handlers.report.status,
+              **{("report", step): handlers.report.answer
+                 for step in ("what", "who", "where", "village", "money", "when", "evidence", "name", "contact")}}
+# A report waits for a button at these steps; typed words get the question again.
+BUTTON_STEPS = {("report", "identity"), ("report", "summary")}
+STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询")
 
 
 class Guard(Protocol):
@@ -81,6 +92,10 @@ class Engine:
             if len(text) > limit:
                 turn.text = text[:limit]
                 turn.say(f"您的消息太长了，我只看了前 {limit} 个字。")
+            if conversation.notice:  # news kept for the user's next visit (e.g. a tip's new status)
+                turn.say(conversation.notice)
+                conversation.notice = None
+            handlers.report.expire_stale(turn)
             await self._route(turn)
             if conversation.snapshot() != before:
                 await conversations.save(session, conversation, postgres=not db.is_sqlite)
@@ -118,16 +133,22 @@ class Engine:
 
     async def _route(self, turn: Turn) -> None:
         if turn.inbound.kind != "text":
-            await handlers.menu.media(turn, turn.inbound.kind)
+            if turn.inbound.media and turn.flow == "report":
+                await handlers.report.attach(turn)
+            else:
+                await handlers.menu.media(turn, turn.inbound.kind)
             return
         text = turn.text
+        waiting = TEXT_STEPS.get((turn.flow or "", turn.step or ""))
         if OPTION_VALUE.match(text) or (turn.inbound.numbered and text.isascii() and text.isdigit() and text != "0"):
             choice = turn.chosen(text) if text.startswith("~") else turn.chosen_by_number(int(text))
-            if choice is None or choice.action not in ACTIONS:
-                await handlers.menu.expired(turn)
-            else:
+            if choice is not None and choice.action in ACTIONS:
                 await ACTIONS[choice.action](turn, choice.arg)
-            return
+                return
+            if waiting is None or text.startswith("~"):
+                await handlers.menu.expired(turn)
+                return
+            # not an option of the menu, at a step that waits for words: a phone number, an amount …
         choice = turn.chosen_by_label(text)
         if choice is not None and choice.action in ACTIONS:
             await ACTIONS[choice.action](turn, choice.arg)
@@ -143,14 +164,20 @@ class Engine:
         if command in ("/ask", "/check") and rest.strip():
             await (handlers.ask.answer if command == "/ask" else handlers.check.run)(turn, rest.strip())
             return
+        receipt = handlers.report.RECEIPT.search(text)
+        if receipt and (command in STATUS_QUERY or words == receipt.group(0).lower()):
+            await handlers.report.status(turn, receipt.group(0))
+            return
         if words.rstrip("!！。.") in THANKS:
             await handlers.menu.thanks(turn)
             return
         if words in KEYWORDS:
             await ACTIONS[KEYWORDS[words]](turn, "")
             return
-        waiting = TEXT_STEPS.get((turn.flow or "", turn.step or ""))
-        if waiting is not None:
+        if (turn.flow, turn.step) in BUTTON_STEPS:
+            turn.say("请点下面的选项。")
+            await handlers.report.resume(turn)
+        elif waiting is not None:
             await waiting(turn, text)
         elif self.services.risk.looks_like_offer(text):
             await handlers.check.run(turn, text)

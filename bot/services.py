@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.storage.database import Database
 from bot.storage.models import UnmatchedQuestion
+from bot.vault import Vault, secret_key
 from knowledge import schema
 from knowledge.risk import RiskChecker
 from knowledge.schema import Entry, KnowledgeBase
@@ -30,13 +31,15 @@ class Services:
     kb: KnowledgeBase
     index: SearchIndex
     risk: RiskChecker
+    vault: Vault
 
     @classmethod
     def create(cls, settings: Settings, db: Database | None = None) -> Services:
         kb = load_knowledge(settings)
         return cls(settings=settings, db=db or Database(settings.database.url, settings.database.echo,
                                                              settings.database.pool_size), kb=kb,
-                   index=SearchIndex(kb), risk=RiskChecker(settings.region.placeholders()))
+                   index=SearchIndex(kb), risk=RiskChecker(settings.region.placeholders()),
+                   vault=Vault(lambda: secret_key(settings)))
 
     @cached_property
     def _region(self) -> dict[str, str]:

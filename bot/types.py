@@ -6,6 +6,17 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Media:
+    """A photo or file the user sent, as the platform refers to it (kept with a tip as evidence)."""
+
+    kind: str  # "image" or "file"
+    ref: str  # Telegram file_id, WeChat MediaId
+    url: str | None = None
+    name: str | None = None
+    size: int | None = None  # bytes, when the platform says
+
+
+@dataclass(frozen=True)
 class Inbound:
     """One message from a user. `chat` is the user's own id in a private chat, the group's id in a group."""
 
@@ -24,6 +35,8 @@ class Inbound:
     role: str | None = None
     # The message comes from the configured staff chat.
     staff_chat: bool = False
+    # Photos and files that came with the message.
+    media: tuple[Media, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ MAIN_MENU = (
     Choice("风险自测", "check.start"),
     Choice("知识答题", "quiz.start"),
     Choice("我要举报", "report.start"),
+    Choice("查询举报", "report.status"),
     Choice("订阅提醒", "subscribe.start"),
 )
 BACK = Choice("回主菜单", "menu.main")
@@ -20,6 +21,9 @@ COMMANDS = (
     ("ask", "问问题，例如 /ask 消费全返是真的吗"),
     ("check", "风险自测，例如 /check 每月返利8%"),
     ("menu", "主菜单"),
+    ("report", "举报非法集资线索"),
+    ("status", "查询举报进度，例如 /status FF-2026-000123"),
+    ("cancel", "取消正在填写的内容"),
     ("subscribe", "订阅防骗提醒"),
     ("unsubscribe", "退订提醒"),
     ("help", "怎么用"),
@@ -51,6 +55,13 @@ async def help_text(turn: Turn, _: str = "") -> None:
     turn.say("拿不准的事，也可以打 {hotline} 问问。请选择：", MAIN_MENU)
 
 
+@action("menu.cancel")
+async def cancel(turn: Turn, _: str = "") -> None:
+    was_busy = turn.flow is not None
+    turn.finish()
+    turn.say(("已取消，刚才填写的内容没有保存。" if was_busy else "现在没有要取消的事。") + "\n请选择：", MAIN_MENU)
+
+
 async def thanks(turn: Turn) -> None:
     turn.say("不客气！还有问题随时问我。", MAIN_MENU)
 
@@ -64,6 +75,7 @@ SORRY = "抱歉，系统出了点问题，请稍后再发一次。急事请打 {
 MEDIA_REPLIES = {
     "voice": "这段语音我没听清。请打字告诉我，或者回复下面的数字。",
     "image": "收到了。我还看不懂图片和视频，请用文字说说是怎么回事。（举报时，图片可以作为证据一起交。）",
+    "file": "收到了。我还看不懂文件和视频，请用文字说说是怎么回事。（举报时，文件可以作为证据一起交。）",
     "link": "收到链接了。请把链接里说的投资用几句话讲给我，我帮您看看风险。",
     "location": "收到您的位置了。请用文字说说您遇到了什么事。",
 }

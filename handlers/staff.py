@@ -43,3 +43,88 @@ async def gaps(turn: Turn) -> None:
         turn.say("还没有答不上的问题。")
         return
     turn.say("居民问得最多、我还答不上的问题：\n" + "\n".join(f"{n} 次：{text}" for text, n in rows))
+
+
+def _receipt(turn: Turn) -> str | None:
+    from handlers.report import RECEIPT
+
+    found = RECEIPT.search(turn.text)
+    if found is None:
+        turn.say("请带上受理编号，比如 /take FF-2026-000123。")
+        return None
+    return found.group(0).upper()
+
+
+def _actor(turn: Turn) -> str:
+    return f"{turn.inbound.channel}:{turn.inbound.user}"
+
+
+async def _change(turn: Turn, done: str, **change: str) -> None:
+    from bot.tips import alerts, ledger
+    from handlers.report import status_text
+
+    if not _allowed(turn) or (receipt := _receipt(turn)) is None:
+        return
+    tip = await ledger.find(turn.session, receipt)
+    if tip is None:
+        turn.say(f"没有找到 {receipt}。请核对编号。")
+        return
+    try:
+        changes = await ledger.change(turn.session, tip, _actor(turn), **change)
+    except ledger.LedgerError:
+        turn.say(f"{receipt} 现在是“{tip.status}”，不能这样改。请用 fangfei tips update 处理。")
+        return
+    if any(c.field == "status" for c in changes):
+        told = turn.services.fill(status_text(tip.receipt, tip.status, tip.closing_reason))
+        await alerts.tell_reporter(turn.session, turn.services.settings, turn.services.vault, tip, told,
+                                   postgres=not turn.services.db.is_sqlite)
+    turn.say(f"{receipt} {done}。" if changes else f"{receipt} 没有变化（已经是这样了）。")
+
+
+async def take(turn: Turn) -> None:
+    """Staff take a tip: they become its assignee."""
+    await _change(turn, f"已由 {turn.inbound.user} 认领", assignee=_actor(turn))
+
+
+async def verify(turn: Turn) -> None:
+    """Staff mark a tip as being verified (the reporter is told)."""
+    await _change(turn, "已标记为核查中", status="verifying")
+
+
+async def tip(turn: Turn) -> None:
+    """A tip's ledger line for staff (never the reporter's identity)."""
+    from bot.tips import ledger
+
+    if not _allowed(turn) or (receipt := _receipt(turn)) is None:
+        return
+    found = await ledger.find(turn.session, receipt)
+    if found is None:
+        turn.say(f"没有找到 {receipt}。请核对编号。")
+        return
+    turn.say(f"{found.receipt}｜{found.status}｜{found.category or '未分类'}｜{ledger.place_of(found) or '地点未填'}\n"
+             f"{ledger.summary(found, 200)}\n承办：{found.assignee or '无'}。\n"
+             "详情和实名信息请用 fangfei tips show 查看。")
+
+
+async def reveal(turn: Turn) -> None:
+    """A handler asks who filed a tip: only in a private chat with the bot, and written to the audit log."""
+    from bot.tips import ledger
+
+    if turn.inbound.role != "handler":
+        turn.say("只有经办人（handler）才能查看举报人身份。需要帮助请发“菜单”。")
+        return
+    if turn.inbound.is_group:
+        turn.say("举报人身份只能在和我的私聊里查看，不能在群里发。")
+        return
+    if (receipt := _receipt(turn)) is None:
+        return
+    found = await ledger.find(turn.session, receipt)
+    if found is None:
+        turn.say(f"没有找到 {receipt}。请核对编号。")
+        return
+    if found.anonymous:
+        turn.say(f"{receipt} 是匿名举报，没有举报人身份。")
+        return
+    who = await ledger.reveal(turn.session, turn.services.vault, found, _actor(turn))
+    turn.say(f"{receipt} 举报人：{who.name or '未留'}，电话：{who.contact or '未留'}。\n"
+             "此次查看已记入审计日志。请依法保密，不要转发。")

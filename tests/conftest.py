@@ -20,11 +20,12 @@ from tests.support import FANGFEI, Server
 PG_URL = os.environ.get("FANGFEI_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET_KEY = "test-only-secret-key"
 
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    return load_settings(ROOT / "config.yaml")
+    return load_settings(ROOT / "config.yaml").model_copy(update={"secret_key": TEST_SECRET_KEY})
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +62,8 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def services(settings: Settings, database: Database, shared: Services) -> Services:
-    return Services(settings=settings, db=database, kb=shared.kb, index=shared.index, risk=shared.risk)
+    return Services(settings=settings, db=database, kb=shared.kb, index=shared.index, risk=shared.risk,
+                    vault=shared.vault)
 
 
 @pytest.fixture

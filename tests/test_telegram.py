@@ -89,13 +89,13 @@ def text(messages: list[dict[str, Any]]) -> str:
 
 async def test_a_residents_full_private_conversation(channel: TelegramChannel, fake: FakeTelegram,
                                                      engine: Engine) -> None:
-    assert [c["command"] for c in fake.commands] == ["start", "ask", "check", "menu", "subscribe", "unsubscribe",
-                                                     "help"]
+    assert [c["command"] for c in fake.commands] == ["start", "ask", "check", "menu", "report", "status",
+                                                     "cancel", "subscribe", "unsubscribe", "help"]
     assert fake.commands[1]["description"].startswith("问问题")
 
     menu = await say(fake, "/start")
     assert "防范非法集资小助手" in text(menu)
-    assert keyboard_labels(menu[-1]) == ["问问题", "风险自测", "知识答题", "我要举报", "订阅提醒"]
+    assert keyboard_labels(menu[-1]) == ["问问题", "风险自测", "知识答题", "我要举报", "查询举报", "订阅提醒"]
 
     await press(fake, "问问题")
     answer = await say(fake, "养老院让交钱订床位，每年还给利息，靠谱吗")

@@ -52,7 +52,7 @@ async def test_full_resident_conversation(client: httpx.AsyncClient, engine: Eng
     me = WebUser(client, "resident-1")
     await me.send("/start")
     assert "示例县" in me.text
-    assert list(me.options()) == ["问问题", "风险自测", "知识答题", "我要举报", "订阅提醒"]
+    assert list(me.options()) == ["问问题", "风险自测", "知识答题", "我要举报", "查询举报", "订阅提醒"]
 
     # ask: summary first, then the details on request, then a related entry
     await me.tap("问问题")

@@ -39,7 +39,7 @@ from telegram.ext import (
 
 from bot.config import TelegramSettings
 from bot.engine import Engine
-from bot.types import Inbound, Reply
+from bot.types import Inbound, Media, Reply
 from handlers.menu import COMMANDS
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ class TelegramChannel:
         self.app.add_handler(ChatMemberHandler(self.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
         self.app.add_handler(CallbackQueryHandler(self.on_button))
         self.app.add_handler(MessageHandler(filters.TEXT | filters.COMMAND, self.on_message))
+        self.app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL | filters.VOICE | filters.VIDEO
+                                            | filters.LOCATION, self.on_media))
         self.app.add_error_handler(self.on_error)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
@@ -173,6 +175,27 @@ class TelegramChannel:
         inbound = Inbound(channel=CHANNEL, user=str(message.from_user.id), chat=str(message.chat.id), text=text,
                           is_group=is_group, addressed=addressed, role=self.settings.role_of(message.from_user.id),
                           staff_chat=message.chat.id == self.settings.staff_chat_id)
+        await self.send(message.chat.id, await self.engine.handle(inbound), user=message.from_user.id)
+
+    async def on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Photos and files (evidence for a tip), voice, video, locations: the engine says what to do with them."""
+        message = update.effective_message
+        if message is None or message.from_user is None or message.chat.type in GROUPS:
+            return  # in groups the bot only answers what is addressed to it, and media never is
+        media: tuple[Media, ...] = ()
+        if message.photo:
+            largest = message.photo[-1]
+            media, kind = (Media("image", largest.file_id, size=largest.file_size),), "image"
+        elif message.document:
+            doc = message.document
+            media, kind = (Media("file", doc.file_id, name=doc.file_name, size=doc.file_size),), "file"
+        elif message.video:
+            media, kind = (Media("file", message.video.file_id, size=message.video.file_size),), "file"
+        else:
+            kind = "voice" if message.voice else "location"
+        inbound = Inbound(channel=CHANNEL, user=str(message.from_user.id), chat=str(message.chat.id),
+                          text=message.caption or "", kind=kind, media=media,
+                          role=self.settings.role_of(message.from_user.id))
         await self.send(message.chat.id, await self.engine.handle(inbound), user=message.from_user.id)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -27,7 +27,7 @@ from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.config import WeChatSettings
 from bot.engine import Engine
 from bot.storage import inbox
-from bot.types import Inbound, Reply
+from bot.types import Inbound, Media, Reply
 
 log = logging.getLogger(__name__)
 CHANNEL = "wechat"
@@ -191,16 +191,22 @@ class WeChatChannel:
         """The engine's answer, rendered into `ticket.messages`; False when this message was answered before."""
         user = message.source
         kind, text = message.type, getattr(message, "content", "") or ""
+        media: tuple[Media, ...] = ()
         if kind == "voice":
             text = (getattr(message, "recognition", None) or "").strip()
             kind = "text" if text else "voice"
         elif kind in MEDIA:
-            kind = "image" if kind in ("image", "video", "shortvideo", "file") else kind
+            media_id = getattr(message, "media_id", None)
+            if kind == "image" and media_id:
+                media = (Media("image", media_id, url=getattr(message, "image", None)),)
+            elif kind in ("video", "shortvideo", "file") and media_id:
+                media = (Media("file", media_id),)
+            kind = "image" if kind == "image" else "file" if kind in ("video", "shortvideo", "file") else kind
         elif kind == "event":
             return await self._event(message, ticket)
         elif kind != "text":
             kind = "unknown"
-        inbound = Inbound(channel=CHANNEL, user=user, chat=user, text=text, kind=kind, numbered=True)
+        inbound = Inbound(channel=CHANNEL, user=user, chat=user, text=text, kind=kind, numbered=True, media=media)
         return await self.engine.handle_once(inbound, ticket) is not None
 
     async def _event(self, event: Any, ticket: _Ticket) -> bool:

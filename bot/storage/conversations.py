@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.storage.models import Conversation, utcnow
 
 TABLE = Conversation.__table__
-STATE = ("flow", "step", "data", "menu", "updated_at")
+STATE = ("flow", "step", "data", "menu", "notice", "updated_at")
 # built once: constructing statements costs more than running them
-_LOAD = select(TABLE.c.flow, TABLE.c.step, TABLE.c.data, TABLE.c.menu).where(
+_LOAD = select(TABLE.c.flow, TABLE.c.step, TABLE.c.data, TABLE.c.menu, TABLE.c.notice).where(
     TABLE.c.channel == bindparam("channel"), TABLE.c.user_id == bindparam("user_id"),
     TABLE.c.chat_id == bindparam("chat_id"))
 _LOAD_LOCKED = _LOAD.with_for_update()
@@ -41,9 +41,10 @@ class ConversationState:
     step: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     menu: dict[str, Any] = field(default_factory=dict)
+    notice: str | None = None  # to tell the user with the next answer (then cleared)
 
     def snapshot(self) -> tuple[Any, ...]:
-        return self.flow, self.step, self.data, self.menu
+        return self.flow, self.step, self.data, self.menu, self.notice
 
 
 async def load(session: AsyncSession, channel: str, user: str, chat: str, lock: bool) -> ConversationState:
@@ -53,11 +54,13 @@ async def load(session: AsyncSession, channel: str, user: str, chat: str, lock: 
     row = (await conn.execute(query, {"channel": channel, "user_id": user, "chat_id": chat})).first()
     if row is None:
         return ConversationState(channel, user, chat)
-    return ConversationState(channel, user, chat, row.flow, row.step, dict(row.data or {}), dict(row.menu or {}))
+    return ConversationState(channel, user, chat, row.flow, row.step, dict(row.data or {}), dict(row.menu or {}),
+                             row.notice)
 
 
 async def save(session: AsyncSession, state: ConversationState, postgres: bool) -> None:
     """Insert or update the state in one statement (two messages from a new user cannot both insert)."""
     values = {"channel": state.channel, "user_id": state.user, "chat_id": state.chat, "flow": state.flow,
-              "step": state.step, "data": state.data, "menu": state.menu, "updated_at": utcnow()}
+              "step": state.step, "data": state.data, "menu": state.menu, "notice": state.notice,
+              "updated_at": utcnow()}
     await (await session.connection()).execute(_UPSERT[postgres], values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -31,6 +31,8 @@ class Conversation(Base):
     step: Mapped[str | None] = mapped_column(String(32), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     menu: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # something to tell the user at their next message (a tip's new status when no message could reach them)
+    notice: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -108,3 +110,106 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class Tip(Base):
+    """A tip (举报线索) in the ledger. The reporter's identity is only ever stored sealed (bot/vault.py):
+    `reporter` is a keyed fingerprint of who filed it (to let them, and only them, ask about it)."""
+
+    __tablename__ = "tips"
+    __table_args__ = (Index("ix_tips_reporter", "reporter", "created_at"), Index("ix_tips_status", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt: Mapped[str] = mapped_column(String(16), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    reporter: Mapped[str] = mapped_column(String(64))
+    reporter_sealed: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    closing_reason: Mapped[str | None] = mapped_column(String(16), default=None)
+    category: Mapped[str | None] = mapped_column(String(64), default=None)
+    township: Mapped[str | None] = mapped_column(String(64), default=None)
+    village: Mapped[str | None] = mapped_column(String(64), default=None)
+    place: Mapped[str | None] = mapped_column(String(200), default=None)
+    what: Mapped[str] = mapped_column(Text)
+    who: Mapped[str | None] = mapped_column(Text, default=None)
+    money: Mapped[str | None] = mapped_column(String(200), default=None)
+    happened: Mapped[str | None] = mapped_column(String(200), default=None)
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
+    name_sealed: Mapped[str | None] = mapped_column(Text, default=None)
+    contact_sealed: Mapped[str | None] = mapped_column(Text, default=None)
+    assignee: Mapped[str | None] = mapped_column(String(64), default=None)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TipEvidence(Base):
+    """A photo or file sent with a tip: the platform's reference to it (Telegram file_id, WeChat MediaId/URL)."""
+
+    __tablename__ = "tip_evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text, default=None)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    size: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TipChange(Base):
+    """The ledger's history: every change to a tip, with who made it and when."""
+
+    __tablename__ = "tip_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(32))
+    old: Mapped[str | None] = mapped_column(Text, default=None)
+    new: Mapped[str | None] = mapped_column(Text, default=None)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """An access to confidential data (a reporter's identity): who, what, when. Never deleted by the program."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReceiptCounter(Base):
+    """The last receipt number given out in a year (FF-YYYY-NNNNNN)."""
+
+    __tablename__ = "receipt_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxMessage(Base):
+    """A message to deliver to someone outside the request (staff alert, a reporter's status notice): written in
+    the same transaction as the change it announces, then sent by the dispatcher, retried with backoff, never twice.
+    `dedup` names the message so it is enqueued once; `lease_until` marks a claim that lapses if its worker dies."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup: Mapped[str] = mapped_column(String(128), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)

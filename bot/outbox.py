@@ -1,0 +1,232 @@
+"""A durable outbox: messages to deliver outside the request (staff alerts, reporters' notices).
+
+A message is enqueued in the same transaction as the change it announces, so it exists exactly when the change
+does. Dispatchers (one or more, in any process) claim due rows in batches under a lease, send them through the
+channel's `Sender`, and mark them sent, retry them later with exponential backoff, or give up on them. A worker that
+dies holding a claim only delays its rows: the lease lapses and another worker takes them. On PostgreSQL claims use
+`FOR UPDATE SKIP LOCKED`; on SQLite the claiming UPDATE is one write statement, and SQLite has one writer at a time.
+
+Logs name rows by id, channel and dedup key, never by what they say or to whom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.database import Database
+from bot.storage.models import OutboxMessage, utcnow
+
+log = logging.getLogger(__name__)
+TABLE = OutboxMessage.__table__
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+ORPHAN_CHECK_SECONDS = 60.0
+MAX_ERROR = 200
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a sender made of one message: sent, worth another try later, or failed for good."""
+
+    kind: Literal["sent", "retry", "failed"]
+    error: str = ""
+    after: float | None = None  # for a retry: wait at least this long (a platform's retry_after)
+
+    @classmethod
+    def sent(cls) -> Outcome:
+        return cls("sent")
+
+    @classmethod
+    def retry(cls, error: str, after: float | None = None) -> Outcome:
+        return cls("retry", error, after)
+
+    @classmethod
+    def failed(cls, error: str) -> Outcome:
+        return cls("failed", error)
+
+
+class Sender(Protocol):
+    async def __call__(self, target: str, payload: dict[str, Any]) -> Outcome: ...
+
+
+@dataclass
+class Claimed:
+    """A row this worker holds until `lease_until`."""
+
+    id: int
+    dedup: str
+    channel: str
+    target: str
+    payload: dict[str, Any]
+    attempts: int
+    lease_until: datetime
+
+
+async def enqueue(session: AsyncSession, *, dedup: str, channel: str, target: str, payload: dict[str, Any],
+                  postgres: bool) -> bool:
+    """Add a message in the caller's transaction; False when a message with this dedup key already exists."""
+    insert = pg_insert if postgres else sqlite_insert
+    now = utcnow()
+    stmt = (insert(TABLE).values(dedup=dedup, channel=channel, target=target, payload=payload, status=PENDING,
+                                 attempts=0, next_attempt_at=now, created_at=now)
+            .on_conflict_do_nothing(index_elements=["dedup"]).returning(TABLE.c.id))
+    return (await session.execute(stmt)).first() is not None
+
+
+class Dispatcher:
+    def __init__(self, db: Database, senders: Mapping[str, Sender], *, batch: int = 20, lease_seconds: float = 60.0,
+                 base_backoff: float = 2.0, max_backoff: float = 600.0, max_attempts: int = 15) -> None:
+        self.db, self.senders, self.batch = db, dict(senders), batch
+        self.lease = timedelta(seconds=lease_seconds)
+        self.base_backoff, self.max_backoff, self.max_attempts = base_backoff, max_backoff, max_attempts
+        self._warned: set[str] = set()
+        self._orphans_checked: float | None = None
+
+    async def claim(self) -> list[Claimed]:
+        """Take up to `batch` due rows of channels we can send: lease them and count the attempt (committed)."""
+        if not self.senders:
+            return []
+        now = utcnow()
+        lease_until = now + self.lease
+        due = (select(TABLE.c.id)
+               .where(TABLE.c.status == PENDING, TABLE.c.next_attempt_at <= now,
+                      or_(TABLE.c.lease_until.is_(None), TABLE.c.lease_until < now),
+                      TABLE.c.channel.in_(sorted(self.senders)))
+               .order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(self.batch)
+               .with_for_update(skip_locked=True))  # PostgreSQL only; SQLite renders no FOR UPDATE
+        stmt = (update(TABLE).where(TABLE.c.id.in_(due.scalar_subquery()))
+                .values(lease_until=lease_until, attempts=TABLE.c.attempts + 1)
+                .returning(TABLE.c.id, TABLE.c.dedup, TABLE.c.channel, TABLE.c.target, TABLE.c.payload,
+                           TABLE.c.attempts))
+        async with self.db.transaction() as session:
+            rows = (await session.execute(stmt)).all()
+        return sorted((Claimed(r.id, r.dedup, r.channel, r.target, dict(r.payload or {}), r.attempts, lease_until)
+                       for r in rows), key=lambda c: c.id)
+
+    async def deliver(self, row: Claimed) -> None:
+        """Send one claimed row and record the outcome."""
+        sender = self.senders.get(row.channel)
+        if sender is None:  # claim() only takes channels we can send; a caller may hand us anything
+            await self._release(row)
+            return
+        if not await self._keep(row):
+            log.warning("outbox: message %d (%s) was taken over by another worker; not sent here", row.id, row.channel)
+            return
+        # give up waiting before the lease lapses, or another worker could send the same row meanwhile
+        budget = (row.lease_until - utcnow()).total_seconds() * 0.9
+        try:
+            async with asyncio.timeout(budget):
+                outcome = await sender(row.target, row.payload)
+        except TimeoutError:
+            outcome = Outcome.retry("timed out")
+        except Exception as exc:  # a sender bug or an unexpected transport error: try again later
+            log.debug("outbox: sender for %s raised", row.channel, exc_info=True)
+            outcome = Outcome.retry(f"sender raised {exc.__class__.__name__}")
+        await self._settle(row, outcome)
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it: the rows of a channel one after another, channels side by side."""
+        await self._check_orphans()
+        rows = await self.claim()
+        by_channel: dict[str, list[Claimed]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
+        await asyncio.gather(*(self._deliver_all(batch) for batch in by_channel.values()))
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event, poll: float = 1.0) -> None:
+        """Deliver until `stop` is set; a full batch is followed at once by the next, otherwise wait `poll`."""
+        while not stop.is_set():
+            handled = 0
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("outbox: dispatch round failed; trying again")
+            if handled < self.batch:
+                try:
+                    await asyncio.wait_for(stop.wait(), poll)
+                except TimeoutError:
+                    pass
+
+    # -- internals ------------------------------------------------------------------------------------------------
+    async def _deliver_all(self, rows: list[Claimed]) -> None:
+        for row in rows:
+            try:
+                await self.deliver(row)
+            except Exception:  # the database failed us: the lease lapses and the row comes back
+                log.exception("outbox: message %d (%s) could not be recorded", row.id, row.channel)
+
+    async def _keep(self, row: Claimed) -> bool:
+        """Renew the lease before sending when half of it is gone (a long batch); False if the claim was lost."""
+        now = utcnow()
+        if row.lease_until - now > self.lease / 2:
+            return True
+        renewed = now + self.lease
+        async with self.db.transaction() as session:
+            result = await session.execute(update(TABLE).where(*self._ours(row)).values(lease_until=renewed))
+        if result.rowcount != 1:
+            return False
+        row.lease_until = renewed
+        return True
+
+    async def _settle(self, row: Claimed, outcome: Outcome) -> None:
+        now = utcnow()
+        error = outcome.error[:MAX_ERROR] or None
+        if outcome.kind == "sent":
+            # sent is sent, whoever holds the lease now
+            values: dict[str, Any] = {"status": SENT, "sent_at": now, "lease_until": None, "last_error": None}
+            where: tuple[Any, ...] = (TABLE.c.id == row.id, TABLE.c.status == PENDING)
+            log.info("outbox: message %d (%s) sent", row.id, row.channel)
+        elif outcome.kind == "failed" or row.attempts >= self.max_attempts:
+            values = {"status": FAILED, "lease_until": None, "last_error": error}
+            where = self._ours(row)
+            log.error("outbox: message %d (%s, %s) failed for good after %d attempt(s): %s", row.id, row.channel,
+                      row.dedup, row.attempts, error)
+        else:
+            delay = min(self.max_backoff, self.base_backoff * 2 ** (row.attempts - 1))
+            delay = max(delay, outcome.after or 0.0)
+            values = {"next_attempt_at": now + timedelta(seconds=delay), "lease_until": None, "last_error": error}
+            where = self._ours(row)
+            log.warning("outbox: message %d (%s) not sent (attempt %d: %s); next try in %.0f s", row.id, row.channel,
+                        row.attempts, error, delay)
+        async with self.db.transaction() as session:
+            await session.execute(update(TABLE).where(*where).values(**values))
+
+    async def _release(self, row: Claimed) -> None:
+        """Give a claimed row back untouched (this worker has no sender for it)."""
+        async with self.db.transaction() as session:
+            await session.execute(update(TABLE).where(*self._ours(row))
+                                  .values(lease_until=None, attempts=TABLE.c.attempts - 1))
+        self._warn_orphan(row.channel)
+
+    @staticmethod
+    def _ours(row: Claimed) -> tuple[Any, ...]:
+        return TABLE.c.id == row.id, TABLE.c.status == PENDING, TABLE.c.lease_until == row.lease_until
+
+    async def _check_orphans(self) -> None:
+        """Now and then, warn (once per channel) about pending rows no sender of ours can deliver."""
+        loop_now = asyncio.get_running_loop().time()
+        if self._orphans_checked is not None and loop_now - self._orphans_checked < ORPHAN_CHECK_SECONDS:
+            return
+        self._orphans_checked = loop_now
+        query = select(TABLE.c.channel).where(TABLE.c.status == PENDING).distinct()
+        if self.senders:
+            query = query.where(TABLE.c.channel.not_in(sorted(self.senders)))
+        async with self.db.session() as session:
+            for channel in await session.scalars(query):
+                self._warn_orphan(channel)
+
+    def _warn_orphan(self, channel: str) -> None:
+        if channel not in self._warned:
+            self._warned.add(channel)
+            log.warning("outbox: messages for channel %r are waiting but this worker cannot send them; "
+                        "they stay pending", channel)

@@ -1,0 +1,251 @@
+"""New-tip alerts to staff and status notices to reporters, delivered through the outbox (bot/outbox.py).
+
+`announce` and `tell_reporter` only write outbox rows (or a conversation notice) in the caller's transaction; the
+senders here deliver them: the Telegram staff chat (with 认领 / 标记核查中 buttons), the WeCom group robot, and
+WeChat customer-service messages. Alerts never carry who reported a tip, only whether it was 实名 or 匿名. A
+reporter's user id stays sealed in the outbox row and is opened by the sender just before sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import MessageLimit
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.channels.wechat_api import WeChatApi, WeChatApiError
+from bot.channels.wecom import WeComRobot
+from bot.config import Settings
+from bot.outbox import Dispatcher, Outcome, Sender, enqueue
+from bot.services import Services
+from bot.storage.database import Database
+from bot.storage.models import Conversation, Tip, utcnow
+from bot.tips import ledger
+from bot.vault import SealError, Vault
+from knowledge.schema import load_taxonomy
+
+log = logging.getLogger(__name__)
+CONVERSATIONS = Conversation.__table__
+QUEUED_CHANNELS = ("telegram", "wechat")  # reporters on these can be messaged; others see a notice next time
+WECHAT_NOTICE_INSTEAD = {45015, 45047, 43004}  # window closed, quota used up, unfollowed: they see it next time
+WECHAT_GIVE_UP = {40003, 44004, 45002}  # unknown user, empty or too long text: trying again changes nothing
+WECHAT_MAX_TEXT = 2048  # bytes
+STOP_WAIT = 10.0  # seconds a stopping worker gives the message in hand
+MARKDOWN_SAFE = str.maketrans({"*": "＊", "`": "｀", "[": "［", "]": "］", "<": "＜", ">": "＞", "#": "＃"})
+
+
+@cache
+def _category_names() -> dict[str, str]:
+    try:
+        return {slug: c.name for slug, c in load_taxonomy().items()}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def alert_text(tip: Tip, evidence_count: int) -> str:
+    """The staff alert for a new tip: what, where, how much, and what to do; never who reported it."""
+    lines = [f"【新线索】{tip.receipt}"]
+    if tip.category:
+        lines.append(f"类别：{_category_names().get(tip.category, tip.category)}")
+    if place := ledger.place_of(tip):
+        lines.append(f"地点：{place}")
+    if tip.money:
+        lines.append(f"金额/人数：{tip.money}")
+    if tip.happened:
+        lines.append(f"时间：{tip.happened}")
+    lines.append(f"情况：{ledger.summary(tip, 200)}")
+    lines.append(f"证据：{evidence_count} 份" if evidence_count else "证据：无")
+    lines.append("举报人：匿名" if tip.anonymous else "举报人：实名（身份已加密，经办人按权限查看）")
+    lines.append(f"下一步：认领 /take {tip.receipt}；开始核查 /verify {tip.receipt}")
+    return "\n".join(lines)
+
+
+def alert_markdown(tip: Tip, evidence_count: int) -> str:
+    """The alert for the WeCom robot: the same lines, the first in bold, user text unable to format anything."""
+    first, _, rest = alert_text(tip, evidence_count).translate(MARKDOWN_SAFE).partition("\n")
+    return f"**{first}**\n{rest}"
+
+
+async def announce(session: AsyncSession, settings: Settings, tip: Tip, evidence_count: int, postgres: bool) -> None:
+    """Queue the new-tip alert for every configured staff destination (once per tip, whatever retries)."""
+    tg = settings.telegram
+    if settings.tips.alert_telegram and tg.token and tg.staff_chat_id:
+        buttons = [["认领", f"/take {tip.receipt}"], ["标记核查中", f"/verify {tip.receipt}"]]
+        await enqueue(session, dedup=f"tip-alert:{tip.receipt}:telegram", channel="telegram",
+                      target=str(tg.staff_chat_id), payload={"text": alert_text(tip, evidence_count),
+                                                             "buttons": buttons}, postgres=postgres)
+    if settings.tips.alert_wecom and settings.wecom.robot_webhook_url:
+        await enqueue(session, dedup=f"tip-alert:{tip.receipt}:wecom", channel="wecom", target="robot",
+                      payload={"markdown": alert_markdown(tip, evidence_count)}, postgres=postgres)
+
+
+async def tell_reporter(session: AsyncSession, settings: Settings, vault: Vault, tip: Tip, text: str, postgres: bool,
+                        *, key: str | None = None) -> None:
+    """Tell the reporter about their tip (by default: its new status, once per status).
+
+    Telegram and WeChat reporters get a message through the outbox; everyone else (web, local), and reporters on a
+    platform this deployment cannot send on, find the text as a notice at their next message.
+    """
+    if can_message(settings, tip.channel):
+        await enqueue(session, dedup=f"tip-status:{tip.receipt}:{key or tip.status}"[:128], channel=tip.channel,
+                      target=tip.reporter_sealed, payload={"text": text, "sealed": True}, postgres=postgres)
+        return
+    await leave_notice(session, tip.channel, vault.open(tip.reporter_sealed), text, postgres)
+
+
+def can_message(settings: Settings, channel: str) -> bool:
+    if channel == "telegram":
+        return bool(settings.telegram.token)
+    if channel == "wechat":
+        return settings.wechat.enabled and bool(settings.wechat.app_secret)
+    return False
+
+
+async def leave_notice(session: AsyncSession, channel: str, user: str, text: str, postgres: bool) -> None:
+    """Add a text to the user's private conversation, shown at their next message (the same text only once)."""
+    key = (CONVERSATIONS.c.channel == channel, CONVERSATIONS.c.user_id == user, CONVERSATIONS.c.chat_id == user)
+    insert = pg_insert if postgres else sqlite_insert
+    await session.execute(insert(CONVERSATIONS).values(channel=channel, user_id=user, chat_id=user, data={}, menu={},
+                                                       updated_at=utcnow()).on_conflict_do_nothing())
+    current = await session.scalar(select(CONVERSATIONS.c.notice).where(*key).with_for_update())
+    if current and text in current:
+        return
+    # updated_at stays: a notice must not keep a stale draft alive
+    await session.execute(update(CONVERSATIONS).where(*key).values(
+        notice=f"{current}\n\n{text}" if current else text, updated_at=CONVERSATIONS.c.updated_at))
+
+
+# -- senders ----------------------------------------------------------------------------------------------------------
+def telegram_sender(bot: Bot, vault: Vault) -> Sender:
+    """payload {"text", "buttons": [[label, callback_data], …], "sealed"}: target is a chat id, or sealed."""
+
+    async def send(target: str, payload: dict[str, Any]) -> Outcome:
+        try:
+            chat_id = int(vault.open(target) if payload.get("sealed") else target)
+        except (SealError, ValueError):
+            return Outcome.failed("target cannot be read")
+        buttons = [InlineKeyboardButton(label, callback_data=data) for label, data in payload.get("buttons") or []]
+        try:
+            await bot.send_message(chat_id, _cut(payload["text"], MessageLimit.MAX_TEXT_LENGTH),
+                                   reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None)
+        except (Forbidden, BadRequest) as exc:  # blocked, kicked, chat gone: no retry will change that
+            return Outcome.failed(f"{exc.__class__.__name__}: {exc.message}")
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            return Outcome.retry("RetryAfter", after=wait.total_seconds() if isinstance(wait, timedelta) else wait)
+        except NetworkError as exc:  # TimedOut included
+            return Outcome.retry(exc.__class__.__name__)
+        except TelegramError as exc:
+            return Outcome.retry(f"{exc.__class__.__name__}: {exc.message}")
+        return Outcome.sent()
+
+    return send
+
+
+def wecom_sender(robot: WeComRobot) -> Sender:
+    """payload {"markdown"}: to the staff group's robot (which keeps its rate limit and retries a few times)."""
+
+    async def send(target: str, payload: dict[str, Any]) -> Outcome:
+        if await robot.send_markdown(payload["markdown"]):
+            return Outcome.sent()
+        return Outcome.retry("wecom robot did not accept the message")
+
+    return send
+
+
+def wechat_sender(api: WeChatApi, db: Database, vault: Vault) -> Sender:
+    """payload {"text", "sealed"}: a customer-service message; outside the 48-hour window it becomes a notice."""
+
+    async def send(target: str, payload: dict[str, Any]) -> Outcome:
+        try:
+            openid = vault.open(target) if payload.get("sealed") else target
+        except SealError:
+            return Outcome.failed("target cannot be read")
+        text = _cut_bytes(payload["text"], WECHAT_MAX_TEXT)
+        try:
+            result = await api.send_text(openid, text)
+        except WeChatApiError as exc:
+            return Outcome.retry(str(exc))
+        if result.ok:
+            return Outcome.sent()
+        if result.errcode in WECHAT_NOTICE_INSTEAD:
+            async with db.transaction() as session:
+                await leave_notice(session, "wechat", openid, payload["text"], postgres=not db.is_sqlite)
+            log.info("wechat: customer-service message refused (errcode %d); left as a notice", result.errcode)
+            return Outcome.sent()
+        if result.errcode in WECHAT_GIVE_UP:
+            return Outcome.failed(f"errcode {result.errcode}")
+        return Outcome.retry(f"errcode {result.errcode}")
+
+    return send
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    raw = text.encode()
+    return text if len(raw) <= limit else raw[: limit - 3].decode(errors="ignore") + "…"
+
+
+# -- the background worker --------------------------------------------------------------------------------------------
+class OutboxWorker:
+    """`Dispatcher.run` in the background, with every sender this deployment can use.
+
+    Telegram needs the running bot (`TelegramChannel.app.bot`); the WeCom robot and the WeChat API are built from
+    the settings unless given, and then closed by `stop()`.
+    """
+
+    def __init__(self, services: Services, *, telegram_bot: Bot | None = None, wechat_api: WeChatApi | None = None,
+                 wecom_robot: WeComRobot | None = None, poll: float = 1.0, **options: Any) -> None:
+        settings = services.settings
+        self._owned: list[WeComRobot | WeChatApi] = []
+        senders: dict[str, Sender] = {}
+        if telegram_bot is not None:
+            senders["telegram"] = telegram_sender(telegram_bot, services.vault)
+        if wecom_robot is None and settings.wecom.robot_webhook_url:
+            wecom_robot = WeComRobot(settings.wecom.robot_webhook_url, settings.wecom.max_per_minute)
+            self._owned.append(wecom_robot)
+        if wecom_robot is not None:
+            senders["wecom"] = wecom_sender(wecom_robot)
+        if wechat_api is None and can_message(settings, "wechat"):
+            wechat_api = WeChatApi(settings.wechat, services.db)
+            self._owned.append(wechat_api)
+        if wechat_api is not None:
+            senders["wechat"] = wechat_sender(wechat_api, services.db, services.vault)
+        self.dispatcher = Dispatcher(services.db, senders, **options)
+        self.poll = poll
+        self.stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.dispatcher.run(self.stopping, self.poll), name="outbox")
+        log.info("outbox: dispatching (%s)", ", ".join(sorted(self.dispatcher.senders)) or "no senders")
+
+    async def stop(self) -> None:
+        """Finish the message in hand (for up to STOP_WAIT seconds), then close the clients this worker made."""
+        self.stopping.set()
+        if self.task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self.task, STOP_WAIT)
+        for client in self._owned:
+            await client.close()
+
+
+def start_dispatcher(services: Services, *, telegram_bot: Bot | None = None, wechat_api: WeChatApi | None = None,
+                     **options: Any) -> OutboxWorker:
+    """Build the worker and start it on the running event loop; `await worker.stop()` at shutdown."""
+    worker = OutboxWorker(services, telegram_bot=telegram_bot, wechat_api=wechat_api, **options)
+    worker.start()
+    return worker

@@ -1,0 +1,391 @@
+"""Tips (举报): a short guided report, one question a message, then a receipt; and the reporter's status query.
+
+The draft lives in the conversation (so a restart resumes it); the reporter's name and phone are sealed the
+moment they arrive and never shown back in full.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from bot.conversation import Choice, Turn, action
+from bot.tips import alerts, ledger
+from bot.types import Media
+from handlers.menu import BACK, MAIN_MENU
+
+FLOW = "report"
+RECEIPT = re.compile(r"FF-\d{4}-\d{6}", re.IGNORECASE)
+PHONE = re.compile(r"^(1\d{10}|0\d{2,3}\d{7,8})$")
+CHINA = timezone(timedelta(hours=8), "CST")  # no daylight saving: a fixed offset is exact
+MEDIA_CHANNELS = {"telegram", "wechat"}  # where residents can send photos and files
+
+CANCEL = Choice("取消举报", "report.cancel")
+SKIP = Choice("跳过", "report.skip")
+PARTS = (("what", "发生了什么"), ("who", "涉及对象"), ("where", "地点"), ("money", "金额和人数"),
+         ("when", "时间"), ("evidence", "证据"), ("identity", "实名或匿名"))
+STATUS_WORDS = {"new": "已收到，等待核查", "verifying": "正在核查", "referred": "已移交有关部门处理",
+                "closed": "已办结"}
+REASON_WORDS = {"confirmed": "线索经核查属实，已依法处理。感谢您！",
+                "not-confirmed": "经核查，暂未发现违法问题。",
+                "duplicate": "这条线索和已有线索重复，已一并处理。",
+                "out-of-scope": "经核查不属于非法集资，已转给相关部门。"}
+
+
+# -- the questions ------------------------------------------------------------------------------------------------
+def _steps(turn: Turn) -> list[str]:
+    steps = [name for name, _ in PARTS]
+    if turn.inbound.channel not in MEDIA_CHANNELS:
+        steps.remove("evidence")
+    return steps
+
+
+def _ask(turn: Turn, step: str) -> None:
+    """Put the user at `step` and ask its question."""
+    number = _steps(turn).index(step) + 1
+    turn.go(FLOW, step)
+    if step == "what":
+        turn.say(f"第{number}步：发生了什么？\n请用几句话说说。比如：谁让您投钱，许诺了什么回报。", [CANCEL])
+    elif step == "who":
+        turn.say(f"第{number}步：是哪家公司、哪个App、哪个人或网站？\n不知道可以跳过。", [SKIP, CANCEL])
+    elif step == "where":
+        towns = turn.services.settings.region.townships
+        turn.say(f"第{number}步：在哪里？\n请选乡镇，也可以直接写地点。",
+                 [*(Choice(t.name, "report.township", str(i)) for i, t in enumerate(towns)), SKIP, CANCEL])
+    elif step == "money":
+        turn.say(f"第{number}步：大概涉及多少钱、多少人？\n比如“投了5万，村里十几个人”。不清楚可以跳过。",
+                 [SKIP, CANCEL])
+    elif step == "when":
+        turn.say(f"第{number}步：这是什么时候的事？\n比如“上个月”“今年3月”。不清楚可以跳过。", [SKIP, CANCEL])
+    elif step == "evidence":
+        have = len(turn.data.get("evidence", []))
+        turn.say(f"第{number}步：有照片、截图或文件吗？\n请直接发过来，可以发几张。"
+                 + (f"（已收到 {have} 件）" if have else ""), [Choice("没有了，下一步", "report.skip"), CANCEL])
+    elif step == "identity":
+        turn.say(f"第{number}步：您想实名还是匿名？\n"
+                 "· 实名：留姓名和电话。线索查实后，可以申请奖励（最高{reward_max}）。\n"
+                 "· 匿名：不留姓名，一样认真核查，但不能领奖励。\n"
+                 "您的身份依法保密，不会告诉任何无关的人。",
+                 [Choice("实名", "report.identity", "named"), Choice("匿名", "report.identity", "anonymous"), CANCEL])
+
+
+def _next(turn: Turn, done: str) -> None:
+    """After a step: back to the summary when editing, else the next question (or the summary at the end)."""
+    if turn.data.get("editing"):
+        _summary(turn)
+        return
+    steps = _steps(turn)
+    later = steps[steps.index(done) + 1:] if done in steps else []
+    if later:
+        _ask(turn, later[0])
+    else:
+        _summary(turn)
+
+
+@action("report.start")
+async def start(turn: Turn, _: str = "") -> None:
+    turn.finish()
+    turn.go(FLOW, "what", started=datetime.now(UTC).isoformat(), evidence=[])
+    turn.say("谢谢您愿意举报！大约两分钟就能填完。\n您的身份依法保密。随时发“取消”可以退出。")
+    _ask(turn, "what")
+
+
+async def answer(turn: Turn, text: str) -> None:
+    """The user's own words at a step that waits for them."""
+    limit = turn.services.settings.tips.max_text_chars
+    if len(text) > limit:
+        text = text[:limit]
+        turn.say(f"内容有点长，我只记下了前 {limit} 个字。")
+    step = turn.step or ""
+    if step == "what":
+        if len(text) < 4:
+            turn.say("请多写几个字，说说发生了什么。比如：“有人让我投钱，说每月返10%”。", [CANCEL])
+            return
+        turn.go(FLOW, step, what=text)
+    elif step in ("who", "money", "when"):
+        turn.go(FLOW, step, **{step: text[:200] if step != "who" else text})
+    elif step in ("where", "village"):
+        turn.go(FLOW, "where", place=text[:200], **({} if step == "village" else {"township": None, "village": None}))
+        step = "where"
+    elif step == "name":
+        turn.go(FLOW, "name", name=turn.services.vault.seal(text[:30]))
+        turn.go(FLOW, "contact")
+        turn.say("请留一个电话，方便工作人员联系您。", [CANCEL])
+        return
+    elif step == "contact":
+        phone = re.sub(r"[\s\-－()（）+]", "", text)
+        phone = phone[2:] if phone.startswith("86") and len(phone) == 13 else phone
+        if not PHONE.match(phone):
+            turn.say("这个号码好像不对。请再发一次，比如 13800138000。", [CANCEL])
+            return
+        turn.go(FLOW, "contact", contact=turn.services.vault.seal(phone), anonymous=False)
+        step = "identity"
+    elif step == "evidence":
+        turn.say("这一步请发照片或文件。没有的话，点“没有了，下一步”。",
+                 [Choice("没有了，下一步", "report.skip"), CANCEL])
+        return
+    _next(turn, step)
+
+
+@action("report.skip")
+async def skip(turn: Turn, _: str = "") -> None:
+    step = turn.step or ""
+    if turn.flow != FLOW or step not in ("who", "where", "village", "money", "when", "evidence"):
+        await expired_step(turn)
+        return
+    _next(turn, "where" if step == "village" else step)
+
+
+@action("report.township")
+async def township(turn: Turn, index: str) -> None:
+    towns = turn.services.settings.region.townships
+    if turn.flow != FLOW or not index.isdigit() or int(index) >= len(towns):
+        await expired_step(turn)
+        return
+    town = towns[int(index)]
+    turn.go(FLOW, "village", township=town.name, village=None, place=None)
+    if not town.villages:
+        _next(turn, "where")
+        return
+    turn.say(f"在{town.name}的哪个村（社区）？也可以直接写具体地点。",
+             [*(Choice(v, "report.village", v) for v in town.villages), SKIP, CANCEL])
+
+
+@action("report.village")
+async def village(turn: Turn, name: str) -> None:
+    if turn.flow != FLOW:
+        await expired_step(turn)
+        return
+    turn.go(FLOW, "where", village=name or None)
+    _next(turn, "where")
+
+
+@action("report.identity")
+async def identity(turn: Turn, choice: str) -> None:
+    if turn.flow != FLOW:
+        await expired_step(turn)
+        return
+    if choice == "named":
+        turn.go(FLOW, "name")
+        turn.say("请告诉我您的姓名。", [CANCEL])
+        return
+    turn.go(FLOW, "identity", anonymous=True, name=None, contact=None)
+    _next(turn, "identity")
+
+
+async def attach(turn: Turn) -> None:
+    """Photos and files sent during a report are kept with it (within the size and number limits)."""
+    cfg = turn.services.settings.tips
+    kept: list[dict[str, Any]] = list(turn.data.get("evidence", []))
+    for media in turn.inbound.media:
+        if len(kept) >= cfg.max_files:
+            turn.say(f"最多可以交 {cfg.max_files} 件证据，后面的没有收下。")
+            break
+        if media.size is not None and media.size > cfg.max_file_mb * 1024 * 1024:
+            turn.say(f"这个文件太大了（超过 {cfg.max_file_mb:g}MB），没有收下。可以发小一点的。")
+            continue
+        kept.append(_evidence_of(media))
+    turn.go(FLOW, turn.step or "evidence", evidence=kept)
+    if turn.step == "evidence":
+        turn.say(f"收到了，已有 {len(kept)} 件证据。\n还有就接着发，没有了就点“下一步”。",
+                 [Choice("下一步", "report.skip"), CANCEL])
+    else:  # sent early: keep it, and ask the current question again
+        turn.say(f"收到了，已有 {len(kept)} 件证据，会和举报一起提交。")
+        await resume(turn)
+
+
+def _evidence_of(media: Media) -> dict[str, Any]:
+    return {"kind": media.kind, "ref": media.ref, "url": media.url, "name": media.name, "size": media.size}
+
+
+@action("report.resume")
+async def carry_on(turn: Turn, _: str = "") -> None:
+    """“继续”: back to where the report stopped (after a reminder), or the menu when there is none."""
+    if turn.flow != FLOW:
+        turn.say("现在没有没填完的举报。请选择：", MAIN_MENU)
+        return
+    await resume(turn)
+
+
+async def resume(turn: Turn) -> None:
+    """Ask the question of the step the user is at again (after something unexpected)."""
+    step = turn.step or "what"
+    if step == "summary":
+        _summary(turn)
+    elif step == "name":
+        turn.say("请告诉我您的姓名。", [CANCEL])
+    elif step == "contact":
+        turn.say("请留一个电话，方便工作人员联系您。", [CANCEL])
+    elif step == "village":
+        turn.say("请在上面选村（社区），或者直接写具体地点。", [SKIP, CANCEL])
+    else:
+        _ask(turn, step)
+
+
+async def expired_step(turn: Turn) -> None:
+    if turn.flow == FLOW:
+        turn.say("这个选项已经过期了。我们接着填：")
+        await resume(turn)
+    else:
+        turn.say("这个选项已经过期了。请在下面重新选择。", MAIN_MENU)
+
+
+# -- summary, edit, cancel, submit ------------------------------------------------------------------------------
+def _masked_name(turn: Turn, sealed: str) -> str:
+    name = turn.services.vault.open(sealed)
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def _masked_phone(turn: Turn, sealed: str) -> str:
+    phone = turn.services.vault.open(sealed)
+    return phone[:3] + "****" + phone[-4:]
+
+
+def _summary(turn: Turn) -> None:
+    d = turn.data
+    turn.go(FLOW, "summary", editing=False)
+    place = " ".join(p for p in (d.get("township"), d.get("village"), d.get("place")) if p)
+    if d.get("anonymous", True) or not d.get("name"):
+        who_am_i = "匿名"
+    else:
+        who_am_i = f"实名（{_masked_name(turn, d['name'])}，{_masked_phone(turn, d['contact'])}）"
+    lines = ["请核对您的举报：", f"· 发生了什么：{d.get('what', '')}", f"· 涉及对象：{d.get('who') or '未填'}",
+             f"· 地点：{place or '未填'}", f"· 金额和人数：{d.get('money') or '未填'}",
+             f"· 时间：{d.get('when') or '未填'}"]
+    if turn.inbound.channel in MEDIA_CHANNELS:
+        lines.append(f"· 证据：{len(d.get('evidence', []))} 件")
+    lines.append(f"· 身份：{who_am_i}")
+    turn.say("\n".join(lines))
+    turn.say("没问题就点“确认提交”。", [Choice("确认提交", "report.submit"), Choice("修改", "report.edit"), CANCEL])
+
+
+@action("report.edit")
+async def edit(turn: Turn, _: str = "") -> None:
+    if turn.flow != FLOW:
+        await expired_step(turn)
+        return
+    parts = [(k, label) for k, label in PARTS if k in _steps(turn)]
+    turn.say("要改哪一项？", [*(Choice(label, "report.redo", k) for k, label in parts),
+                          Choice("不改了，返回核对", "report.review")])
+
+
+@action("report.redo")
+async def redo(turn: Turn, step: str) -> None:
+    if turn.flow != FLOW or step not in _steps(turn):
+        await expired_step(turn)
+        return
+    turn.go(FLOW, step, editing=True)
+    _ask(turn, step)
+
+
+@action("report.review")
+async def review(turn: Turn, _: str = "") -> None:
+    if turn.flow != FLOW:
+        await expired_step(turn)
+        return
+    _summary(turn)
+
+
+@action("report.cancel")
+async def cancel(turn: Turn, _: str = "") -> None:
+    if turn.flow == FLOW:
+        turn.finish()
+        turn.say("已取消。这次填写的内容已经删除。")
+    else:
+        turn.finish()
+    turn.say("想举报随时再来。请选择：", MAIN_MENU)
+
+
+@action("report.submit")
+async def submit(turn: Turn, _: str = "") -> None:
+    if turn.flow != FLOW or turn.step != "summary" or not turn.data.get("what"):
+        await expired_step(turn)
+        return
+    services, inbound, d = turn.services, turn.inbound, turn.data
+    reporter = ledger.reporter_of(services.vault, inbound.channel, inbound.user)
+    earlier = await ledger.duplicate_of(turn.session, ledger.content_fingerprint(reporter, d["what"]))
+    if earlier is not None:
+        turn.finish()
+        turn.say(f"这条线索您已经提交过了，受理编号是 {earlier.receipt}。\n不用重复提交，我们会认真核查。",
+                 [Choice("查询进度", "report.status", earlier.receipt), BACK])
+        return
+    cap = services.settings.tips.max_per_day
+    if await ledger.filed_today(turn.session, reporter) >= cap:
+        turn.say(f"您今天已经提交了 {cap} 条线索，今天不能再提交了。\n"
+                 "这条内容我先替您保存，明天点“确认提交”就行。急事请打 {office_phone}。",
+                 [Choice("确认提交", "report.submit"), CANCEL])
+        return
+    named = not d.get("anonymous", True) and bool(d.get("name"))
+    vault = services.vault
+    report = ledger.Report(
+        what=d["what"], who=d.get("who"), township=d.get("township"), village=d.get("village"), place=d.get("place"),
+        money=d.get("money"), happened=d.get("when"), anonymous=not named,
+        name=vault.open(d["name"]) if named else None, contact=vault.open(d["contact"]) if named else None,
+        evidence=[ledger.Evidence(**e) for e in d.get("evidence", [])])
+    postgres = not services.db.is_sqlite
+    found = services.search(d["what"])
+    category = found.best.entry.category if found.matched and found.best else services.risk.check(d["what"]).category
+    tip = await ledger.file(turn.session, vault, inbound.channel, inbound.user, report, category, postgres)
+    await alerts.announce(turn.session, services.settings, tip, len(report.evidence), postgres)
+    turn.finish()
+    turn.say(f"提交成功！受理编号：{tip.receipt}\n请记下这个编号，查进度时要用。")
+    turn.say("接下来，工作人员会尽快核查，有进展会告诉您。\n"
+             f"想查进度，发“查询举报 {tip.receipt}”。如果对方还在催您交钱，请先别交。",
+             [Choice("查询进度", "report.status", tip.receipt), BACK])
+
+
+def expire_stale(turn: Turn) -> None:
+    """A draft older than `tips.draft_hours` is dropped, and the user told so."""
+    started = turn.data.get("started")
+    hours = turn.services.settings.tips.draft_hours
+    if turn.flow != FLOW or not started or datetime.fromisoformat(started) + timedelta(hours=hours) > datetime.now(UTC):
+        return
+    turn.finish()
+    turn.say(f"您上次没填完的举报已经超过 {hours:g} 小时，已经删除了。需要的话可以重新填。")
+
+
+# -- the reporter asks about a tip --------------------------------------------------------------------------------
+@action("report.status")
+async def status(turn: Turn, receipt: str = "") -> None:
+    match = RECEIPT.search(receipt or "")
+    if not match:
+        turn.go("status", "receipt")
+        turn.say("请发您的受理编号，比如 FF-2026-000123。", [BACK])
+        return
+    turn.finish()
+    inbound = turn.inbound
+    tip = await ledger.for_reporter(turn.session, turn.services.vault, inbound.channel, inbound.user,
+                                    match.group(0).upper())
+    if tip is None:  # not found, or filed by someone else: the same answer, so nothing leaks
+        turn.say("没有找到这个编号的举报。\n请核对编号。只能查询您自己提交的举报。",
+                 [Choice("重新输入编号", "report.status"), BACK])
+        return
+    lines = [f"受理编号：{tip.receipt}", f"提交时间：{_local_date(tip.created_at)}",
+             f"进度：{STATUS_WORDS.get(tip.status, tip.status)}"]
+    if tip.status == "closed" and tip.closing_reason in REASON_WORDS:
+        lines.append(REASON_WORDS[tip.closing_reason])
+    turn.say("\n".join(lines))
+    turn.say("有新情况可以再举报。急事请打 {office_phone}。", [Choice("我要举报", "report.start"), BACK])
+
+
+NEXT_STEPS = {
+    "verifying": "如果还有新的情况或证据，可以随时补充给我们。",
+    "referred": "后续由承办部门跟进。有新情况可以继续告诉我们，或打{office}电话 {office_phone}。",
+    "closed": "感谢您的举报！对结果有疑问，可以打{office}电话 {office_phone}。",
+}
+
+
+def status_text(receipt: str, status_: str, reason: str | None) -> str:
+    """What the reporter is told when staff change a tip's status ({placeholders} for the region's facts)."""
+    lines = [f"您的举报 {receipt} 有新进展：{STATUS_WORDS.get(status_, status_)}。"]
+    if status_ == "closed" and reason in REASON_WORDS:
+        lines.append(REASON_WORDS[reason])
+    lines.append(NEXT_STEPS.get(status_, "") + f"想看详情，发“查询举报 {receipt}”。")
+    return "\n".join(lines)
+
+
+def _local_date(at: datetime) -> str:
+    if at.tzinfo is None:  # SQLite gives naive UTC back
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(CHINA).strftime("%Y-%m-%d")
