@@ -15,9 +15,10 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.wechat import WeChatChannel
 from bot.config import Settings, StaffMember, TelegramSettings
 from bot.engine import Engine
+from bot.outbox import Dispatcher
 from bot.services import Services
 from bot.storage.models import AuditEntry, Conversation, OutboxMessage, Tip, TipChange, TipEvidence
-from bot.tips import ledger
+from bot.tips import alerts, ledger
 from bot.types import Inbound
 from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
@@ -287,6 +288,12 @@ async def test_a_report_on_telegram_with_a_photo(telegram: TelegramChannel, fake
         assert tip is not None and tip.status == "verifying"
         changes = list(await s.scalars(select(TipChange).where(TipChange.field == "status").order_by(TipChange.id)))
         assert [(c.old, c.new, c.actor) for c in changes][-1] == ("new", "verifying", f"telegram:{STAFF}")
+    # the reporter is told, through the outbox, in their own chat
+    before = len(fake.messages_to(RESIDENT))
+    sender = alerts.telegram_sender(telegram.app.bot, engine.services.vault)
+    assert await Dispatcher(engine.services.db, {"telegram": sender}).run_once() == 2  # staff alert + notice
+    told = await settled(fake, RESIDENT, before)
+    assert f"您的举报 {receipt.group(0)} 有新进展：正在核查" in tg_text(told) and "{" not in tg_text(told)
     status = await say(fake, f"查询举报 {receipt.group(0)}", user=RESIDENT)
     assert "正在核查" in tg_text(status)
     refused = await say(fake, f"/verify {receipt.group(0)}", user=RESIDENT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -96,3 +97,44 @@ def test_serve_is_a_wechat_backend_with_the_four_settings(tmp_path: Path) -> Non
     finally:
         log = srv.stop()
     assert "wechat: on at /wechat (safe mode)" in log and AES_KEY not in log and "o-serve" not in log
+
+
+def test_a_tip_filed_on_the_web_reaches_staff_who_take_it(tmp_path: Path) -> None:
+    """Through `fangfei serve`: the outbox worker announces a new tip to the Telegram staff chat and the WeCom
+    robot; a staff member's press of 认领 in the staff chat assigns the tip to them."""
+    from tests.fake_wechat import FakeWeComRobot
+
+    staff, staff_chat = 8008, -9009
+    with FakeTelegram() as fake, FakeWeComRobot() as robot:
+        fake.add_chat(staff_chat, "supergroup", title="处非办")
+        srv = Server({"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'tips.db'}",
+                      "FANGFEI_SECRET_KEY": "serve-test-key",
+                      "FANGFEI_TELEGRAM__TOKEN": fake.token, "FANGFEI_TELEGRAM__BASE_URL": fake.base_url,
+                      "FANGFEI_TELEGRAM__STAFF_CHAT_ID": str(staff_chat),
+                      "FANGFEI_TELEGRAM__STAFF": f'[{{"id": {staff}, "role": "staff"}}]',
+                      "FANGFEI_WECOM__ROBOT_WEBHOOK_URL": robot.url})
+        srv.start()
+        try:
+            replies: list[dict] = chat(srv, "web-tipster", "我要举报")
+            for answer in ("有人在镇上办讲座卖养老理财，说每年返百分之十五", "跳过", "跳过", "跳过", "跳过", "匿名",
+                           "确认提交"):
+                options = {o["label"]: o["value"] for r in replies for o in r["options"]}
+                replies = chat(srv, "web-tipster", options.get(answer, answer))
+            found = re.search(r"FF-\d{4}-\d{6}", " ".join(r["text"] for r in replies))
+            assert found is not None
+            receipt = found.group(0)
+            robot.wait_received(1, timeout=20)
+            fake.wait_sent(1, chat_id=staff_chat, timeout=20)
+            alert = fake.messages_to(staff_chat)[0]
+            assert receipt in alert["plain_text"] and "web-tipster" not in alert["plain_text"]
+            assert receipt in robot.received[0]["content"]
+            fake.press(staff_chat, "认领", user_id=staff)
+            fake.wait_sent(2, chat_id=staff_chat, timeout=20)
+            assert "认领" in fake.messages_to(staff_chat)[-1]["plain_text"]
+        finally:
+            log = srv.stop()
+        assert "web-tipster" not in log and "养老理财" not in log
+        shown = subprocess.run([FANGFEI, "tips", "show", receipt], cwd=ROOT, capture_output=True, text=True,
+                               env={**srv.env}, timeout=60)
+        assert shown.returncode == 0 and f"telegram:{staff}" in shown.stdout, shown.stdout + shown.stderr
+        fake.assert_no_violations()
