@@ -53,8 +53,15 @@ class Vault:
         return self._fernet.encrypt(text.encode()).decode("ascii")
 
     def open(self, sealed: str) -> str:
+        return self.open_bytes(sealed).decode()
+
+    def seal_bytes(self, data: bytes) -> str:
+        """The same for a file (evidence): one encryption, stored as text."""
+        return self._fernet.encrypt(data).decode("ascii")
+
+    def open_bytes(self, sealed: str) -> bytes:
         try:
-            return self._fernet.decrypt(sealed.encode("ascii")).decode()
+            return self._fernet.decrypt(sealed.encode("ascii"))
         except (InvalidToken, ValueError) as exc:
             raise SealError("cannot open a sealed value with this key") from exc
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from bot.conversation import Choice, Turn, action
-from bot.tips import alerts, ledger
+from bot.tips import alerts, evidence, ledger
 from bot.types import Media
 from handlers.menu import BACK, MAIN_MENU
 
@@ -83,8 +83,18 @@ def _next(turn: Turn, done: str) -> None:
         _summary(turn)
 
 
+def _private_only(turn: Turn) -> bool:
+    """Reports and their status are never handled in a group, where others would read them."""
+    if not turn.inbound.is_group:
+        return True
+    turn.say("为了保护您，举报和查询举报请私聊我。\n点我的头像，发“举报”就行。")
+    return False
+
+
 @action("report.start")
 async def start(turn: Turn, _: str = "") -> None:
+    if not _private_only(turn):
+        return
     turn.finish()
     turn.go(FLOW, "what", started=datetime.now(UTC).isoformat(), evidence=[])
     turn.say("谢谢您愿意举报！大约两分钟就能填完。\n您的身份依法保密。随时发“取消”可以退出。")
@@ -328,6 +338,7 @@ async def submit(turn: Turn, _: str = "") -> None:
     category = found.best.entry.category if found.matched and found.best else services.risk.check(d["what"]).category
     tip = await ledger.file(turn.session, vault, inbound.channel, inbound.user, report, category, postgres)
     await alerts.announce(turn.session, services.settings, tip, len(report.evidence), postgres)
+    await evidence.queue_fetches(turn.session, tip, postgres)  # platforms keep files only a while: fetch and seal
     turn.finish()
     turn.say(f"提交成功！受理编号：{tip.receipt}\n请记下这个编号，查进度时要用。")
     turn.say("接下来，工作人员会尽快核查，有进展会告诉您。\n"
@@ -348,6 +359,8 @@ def expire_stale(turn: Turn) -> None:
 # -- the reporter asks about a tip --------------------------------------------------------------------------------
 @action("report.status")
 async def status(turn: Turn, receipt: str = "") -> None:
+    if not _private_only(turn):
+        return
     match = RECEIPT.search(receipt or "")
     if not match:
         turn.go("status", "receipt")

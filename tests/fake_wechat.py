@@ -45,7 +45,8 @@ FakeWeChat (Official Account, ``https://api.weixin.qq.com``), reference:
   previous one stays valid for 5 minutes; its tokens are independent from stable tokens, as in WeChat),
   ``POST /cgi-bin/message/custom/send?access_token=T`` (text/news/image/voice/video/... loosely, news at most one
   article -> 45008), ``POST /cgi-bin/message/custom/typing`` (``command`` Typing/CancelTyping, inside the window),
-  ``POST /cgi-bin/menu/create``, ``GET /cgi-bin/menu/get`` (46003 when there is none), ``GET /cgi-bin/menu/delete``.
+  ``POST /cgi-bin/menu/create``, ``GET /cgi-bin/menu/get`` (46003 when there is none), ``GET /cgi-bin/menu/delete``,
+  ``GET /cgi-bin/media/get?access_token=T&media_id=M`` (temporary media, see below).
   Token errors: missing 41001, unknown or superseded 40001, expired 42001.  Credentials: wrong appid 40013, wrong
   secret 40125, wrong grant_type 40002.
 * Customer-service window: ``user_wrote(openid, at=None, *, window=None, quota=None)`` opens (or renews, resetting
@@ -56,6 +57,11 @@ FakeWeChat (Official Account, ``https://api.weixin.qq.com``), reference:
   1-5 sub-buttons (40023), types (40017/40024), keys 1-128 bytes for click/scancode/pic/location types
   (40019/40026), urls 1-1024 bytes for view/miniprogram (40020/40027) starting with http(s):// (40055/40054),
   media_id (40007), article_id / miniprogram appid+pagepath (47001).  Success stores the menu in ``fake.menu``.
+* Temporary media: ``add_media(media_id, data, content_type="image/jpeg", *, video=False)`` registers bytes (as a
+  user's image message would); ``media/get`` answers them with that content type and a ``Content-Disposition``
+  file name, like WeChat.  A video (``video=True``) is answered like WeChat does, with JSON ``{"video_url": URL}``;
+  the URL (on the fake, no token needed) serves the bytes.  Unknown ids, and media older than 3 days on the fake's
+  clock (WeChat deletes temporary media then), -> 40007 "invalid media_id"; no media_id -> 41006 (a violation).
 * Tokens: ``token_requests`` (requests to either token endpoint, including failed and injected ones),
   ``tokens_issued`` (new tokens in order), ``access_token`` (the current stable token or None),
   ``expire_token(token=None)`` (default: every currently valid token -> 42001; the next normal-mode stable_token
@@ -126,6 +132,8 @@ CLASSIC_TOKEN_GRACE = 300  # the previous /cgi-bin/token token stays valid this 
 CS_WINDOW = 48 * 3600
 CS_QUOTA = 20
 MAX_CS_TEXT = 2048  # bytes
+MEDIA_LIFETIME = 3 * 24 * 3600  # temporary media are deleted after 3 days
+VIDEO_CDN_PATH = "/fake-cdn/video"  # where a video's video_url points
 MAX_ROBOT_TEXT = 2048
 MAX_ROBOT_MARKDOWN = 4096
 MAX_ROBOT_IMAGE = 2 * 1024 * 1024
@@ -176,6 +184,7 @@ ERRMSGS: dict[int, str] = {
     41001: "access_token missing",
     41002: "appid missing",
     41004: "appsecret missing",
+    41006: "media_id missing",
     42001: "access_token expired",
     43001: "require GET method",
     43002: "require POST method",
@@ -226,6 +235,14 @@ class _Token:
     expires_at: float
     invalid_from: float | None = None  # superseded: answers 40001 from then on
     expired: bool = False  # expire_token(): answers 42001
+
+
+@dataclass
+class _Media:
+    data: bytes
+    content_type: str
+    added: float
+    video: bool = False
 
 
 @dataclass
@@ -463,7 +480,9 @@ class FakeWeChat(_FakeBase):
         self._tokens: dict[str, _Token] = {}
         self._current: dict[str, str] = {}  # kind -> token
         self._windows: dict[str, _Window] = {}
-        self._routes: dict[str, tuple[str, Callable[[Request, Any], dict[str, Any]], bool]] = {
+        self._media: dict[str, _Media] = {}
+        # a handler answers a JSON object, or a whole Response (media downloads)
+        self._routes: dict[str, tuple[str, Callable[[Request, Any], dict[str, Any] | Response], bool]] = {
             # path -> (HTTP method, handler, needs access_token)
             "/cgi-bin/stable_token": ("POST", self._api_stable_token, False),
             "/cgi-bin/token": ("GET", self._api_token, False),
@@ -472,6 +491,8 @@ class FakeWeChat(_FakeBase):
             "/cgi-bin/menu/create": ("POST", self._api_menu_create, True),
             "/cgi-bin/menu/get": ("GET", self._api_menu_get, True),
             "/cgi-bin/menu/delete": ("GET", self._api_menu_delete, True),
+            "/cgi-bin/media/get": ("GET", self._api_media_get, True),
+            VIDEO_CDN_PATH: ("GET", self._cdn_video, False),
         }
 
     @property
@@ -526,6 +547,9 @@ class FakeWeChat(_FakeBase):
             payload = self._error_payload(err.errcode, err.errmsg)
             self._record_call(record, 200, err.errcode, payload["errmsg"])
             return self._json(payload)
+        if isinstance(result, Response):
+            self._record_call(record, result.status_code, 0 if result.status_code == 200 else None, None)
+            return result
         self._record_call(record, 200, result.get("errcode", 0), result.get("errmsg"))
         return self._json(result)
 
@@ -720,6 +744,39 @@ class FakeWeChat(_FakeBase):
         with self._lock:
             self.menu = None
         return {"errcode": 0, "errmsg": "ok"}
+
+    # ---------------------------------------------------------------------------------------------- media
+
+    def add_media(self, media_id: str, data: bytes, content_type: str = "image/jpeg", *, video: bool = False) -> None:
+        """Temporary media a user sent (MediaId ``media_id``), kept 3 days on the fake's clock from now."""
+        with self._lock:
+            self._media[media_id] = _Media(bytes(data), content_type, self.now(), video)
+
+    def _live_media(self, media_id: str | None) -> _Media:
+        if not media_id:
+            raise WxError(41006, violation="missing_media_id")
+        with self._lock:
+            media = self._media.get(media_id)
+            if media is None or self.now() >= media.added + MEDIA_LIFETIME:
+                raise WxError(40007)
+            return media
+
+    def _api_media_get(self, request: Request, body: Any) -> dict[str, Any] | Response:
+        media_id = request.query_params.get("media_id")
+        media = self._live_media(media_id)
+        if media.video:
+            return {"video_url": f"{self.api_base_url}{VIDEO_CDN_PATH}?media_id={media_id}"}
+        extension = (media.content_type.split("/", 1)[-1].split(";", 1)[0] or "bin").replace("jpeg", "jpg")
+        return Response(media.data, media_type=media.content_type,
+                        headers={"Content-Disposition": f'attachment; filename="{media_id}.{extension}"'})
+
+    def _cdn_video(self, request: Request, body: Any) -> dict[str, Any] | Response:
+        media_id = request.query_params.get("media_id")
+        with self._lock:
+            media = self._media.get(media_id or "")
+        if media is None or not media.video:
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        return Response(media.data, media_type=media.content_type)
 
     # ---------------------------------------------------------------------------------------------- failures
 

@@ -18,7 +18,7 @@ from bot.engine import Engine
 from bot.outbox import Dispatcher
 from bot.services import Services
 from bot.storage.models import AuditEntry, Conversation, OutboxMessage, Tip, TipChange, TipEvidence
-from bot.tips import alerts, ledger
+from bot.tips import alerts, evidence, ledger
 from bot.types import Inbound
 from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
@@ -290,14 +290,30 @@ async def test_a_report_on_telegram_with_a_photo(telegram: TelegramChannel, fake
         assert [(c.old, c.new, c.actor) for c in changes][-1] == ("new", "verifying", f"telegram:{STAFF}")
     # the reporter is told, through the outbox, in their own chat
     before = len(fake.messages_to(RESIDENT))
-    sender = alerts.telegram_sender(telegram.app.bot, engine.services.vault)
-    assert await Dispatcher(engine.services.db, {"telegram": sender}).run_once() == 2  # staff alert + notice
+    services, bot = engine.services, telegram.app.bot
+    senders = {"telegram": alerts.telegram_sender(bot, services.vault),
+               "fetch-telegram": evidence.telegram_fetcher(bot, services.db, services.vault, 1 << 20)}
+    assert await Dispatcher(services.db, senders).run_once() == 4  # staff alert, notice, and the two photos kept
     told = await settled(fake, RESIDENT, before)
     assert f"您的举报 {receipt.group(0)} 有新进展：正在核查" in tg_text(told) and "{" not in tg_text(told)
     status = await say(fake, f"查询举报 {receipt.group(0)}", user=RESIDENT)
     assert "正在核查" in tg_text(status)
+    async with services.db.session() as s:
+        kept = [await evidence.content(s, services.vault, e) for e in await s.scalars(select(TipEvidence))]
+    assert len(kept) == 2 and all(data and data.startswith(b"\xff\xd8") for data in kept)  # the JPEGs, sealed
     refused = await say(fake, f"/verify {receipt.group(0)}", user=RESIDENT)
     assert "只对工作人员开放" in tg_text(refused)
+
+
+async def test_reports_are_not_taken_in_a_group(telegram: TelegramChannel, fake: FakeTelegram, engine: Engine) -> None:
+    group = -7700
+    fake.add_chat(group, "group", title="幸福村村民群")
+    answer = await say(fake, "/report", user=RESIDENT, chat_id=group, chat_type="group")
+    assert "请私聊我" in tg_text(answer)
+    answer = await say(fake, "/status FF-2026-000001", user=RESIDENT, chat_id=group, chat_type="group")
+    assert "请私聊我" in tg_text(answer)
+    async with engine.services.db.session() as s:
+        assert await s.scalar(select(func.count(Conversation.id)).where(Conversation.flow == "report")) == 0
 
 
 async def test_only_a_handler_sees_who_reported_privately_and_audited(telegram: TelegramChannel, fake: FakeTelegram,

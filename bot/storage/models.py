@@ -156,6 +156,11 @@ class TipEvidence(Base):
     name: Mapped[str | None] = mapped_column(String(200), default=None)
     size: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the file itself, fetched from the platform (bot/tips/evidence.py) and sealed like an identity; deferred so
+    # listing evidence never loads the bytes (read them with evidence.content())
+    content_sealed: Mapped[str | None] = mapped_column(Text, default=None, deferred=True, deferred_raiseload=True)
+    content_type: Mapped[str | None] = mapped_column(String(64), default=None)
+    fetched_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class TipChange(Base):

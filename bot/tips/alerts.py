@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -21,8 +20,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import TelegramError
 
+from bot.channels.telegram_errors import delivery_outcome
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.channels.wecom import WeComRobot
 from bot.config import Settings
@@ -30,7 +30,7 @@ from bot.outbox import Dispatcher, Outcome, Sender, enqueue
 from bot.services import Services
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Tip, utcnow
-from bot.tips import ledger
+from bot.tips import evidence, ledger
 from bot.vault import SealError, Vault
 from knowledge.schema import load_taxonomy
 
@@ -138,15 +138,8 @@ def telegram_sender(bot: Bot, vault: Vault) -> Sender:
         try:
             await bot.send_message(chat_id, _cut(payload["text"], MessageLimit.MAX_TEXT_LENGTH),
                                    reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None)
-        except (Forbidden, BadRequest) as exc:  # blocked, kicked, chat gone: no retry will change that
-            return Outcome.failed(f"{exc.__class__.__name__}: {exc.message}")
-        except RetryAfter as exc:
-            wait = exc.retry_after
-            return Outcome.retry("RetryAfter", after=wait.total_seconds() if isinstance(wait, timedelta) else wait)
-        except NetworkError as exc:  # TimedOut included
-            return Outcome.retry(exc.__class__.__name__)
         except TelegramError as exc:
-            return Outcome.retry(f"{exc.__class__.__name__}: {exc.message}")
+            return delivery_outcome(exc)
         return Outcome.sent()
 
     return send
@@ -224,6 +217,14 @@ class OutboxWorker:
             self._owned.append(wechat_api)
         if wechat_api is not None:
             senders["wechat"] = wechat_sender(wechat_api, services.db, services.vault)
+        # evidence files, fetched from the platform and kept sealed (bot/tips/evidence.py)
+        max_bytes = int(settings.tips.max_file_mb * 1024 * 1024)
+        if telegram_bot is not None:
+            senders["fetch-telegram"] = evidence.telegram_fetcher(telegram_bot, services.db, services.vault, max_bytes)
+        if wechat_api is not None:
+            senders["fetch-wechat"] = evidence.wechat_fetcher(settings.wechat.api_base_url, wechat_api.token,
+                                                              services.db, services.vault, max_bytes,
+                                                              http=wechat_api.http)
         self.dispatcher = Dispatcher(services.db, senders, **options)
         self.poll = poll
         self.stopping = asyncio.Event()
