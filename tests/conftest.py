@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from telegram import Bot
 
 from bot.config import Settings, load_settings
 from bot.engine import Engine
 from bot.services import Services
 from bot.storage.database import Database
 from bot.storage.models import Base
+from tests.fake_telegram import FakeTelegram
 from tests.support import FANGFEI, Server
 
 PG_URL = os.environ.get("FANGFEI_TEST_DATABASE_URL")
@@ -81,3 +83,17 @@ def server(db_url: str) -> Iterator[Server]:
     yield srv
     if srv.proc and srv.proc.poll() is None:
         srv.stop()
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    """A fake Bot API server (modules that need a running TelegramChannel define their own `telegram`)."""
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
+    """python-telegram-bot's real Bot, talking to the fake server."""
+    async with Bot(telegram.token, base_url=telegram.base_url, base_file_url=telegram.base_file_url) as b:
+        yield b

@@ -30,18 +30,6 @@ PDF = b"%PDF-1.4\n" + MARKER + b"\n%%EOF\n"
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
-    async with Bot(telegram.token, base_url=telegram.base_url, base_file_url=telegram.base_file_url) as b:
-        yield b
-
-
-@pytest.fixture
 async def wechat() -> AsyncIterator[FakeWeChat]:
     async with FakeWeChat() as fake:
         yield fake

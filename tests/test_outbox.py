@@ -54,18 +54,6 @@ asyncio.run(main())
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
-    async with Bot(telegram.token, base_url=telegram.base_url, base_file_url=telegram.base_file_url) as b:
-        yield b
-
-
-@pytest.fixture
 async def robot() -> AsyncIterator[FakeWeComRobot]:
     async with FakeWeComRobot() as fake:
         yield fake
