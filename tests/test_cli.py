@@ -120,3 +120,20 @@ def test_environment_overrides_region_facts(tmp_path: Path) -> None:
     env = {"FANGFEI_REGION__HOTLINE": "96000", "FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"}
     row = json.loads(run("ask", "--json", "火车票怎么买", env=env).stdout)
     assert "96000" in row["answer"]
+
+
+def test_the_secret_key_is_required_in_production_and_generated_locally(tmp_path: Path) -> None:
+    env = {"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", "FANGFEI_SECRET_KEY": ""}
+    refused = run("chat", stdin="你好\n", env={**env, "FANGFEI_MODE": "production"}, check=False)
+    assert refused.returncode == 2 and "FANGFEI_SECRET_KEY" in refused.stderr and "Traceback" not in refused.stderr
+    in_file = tmp_path / "secret.yaml"
+    in_file.write_text((ROOT / "config.yaml").read_text(encoding="utf-8") + "\nsecret_key: written-in-the-file\n",
+                       encoding="utf-8")
+    assert "FANGFEI_SECRET_KEY" in run("--config", str(in_file), "kb", "check", env=env, check=False).stderr
+    # locally: a key is made on first use, in data/ under the working directory, readable by its owner only
+    steps = ["我要举报", "有人在村里收钱搞养老项目，说每月返利", "1", "4", "1", "1", "2", "1"]
+    out = run("--config", str(ROOT / "config.yaml"), "chat", stdin="\n".join(steps) + "\n", env=env,
+              cwd=tmp_path)
+    key = tmp_path / "data" / "secret.key"
+    assert "FF-" in out.stdout and key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+    assert "FANGFEI_SECRET_KEY" in out.stderr  # the warning says what to do

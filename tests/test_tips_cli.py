@@ -21,10 +21,12 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from bot.config import Settings
+from bot.engine import Engine
 from bot.services import Services
-from bot.storage.models import AuditEntry, Tip
+from bot.storage.models import AuditEntry, OutboxMessage, Tip
 from bot.tips import ledger
 from bot.tips.ledger import Evidence, Report
+from bot.types import Inbound
 from tests.conftest import ROOT, TEST_SECRET_KEY
 from tests.test_cli import run
 
@@ -265,3 +267,27 @@ async def test_identity_is_never_stored_in_clear(services: Services, settings: S
             raw = "\n".join(rows).encode()
         assert "化解网贷债务".encode() in raw
     assert NAME.encode() not in raw and PHONE.encode() not in raw
+
+
+async def test_a_status_change_is_told_to_the_reporter(services: Services, engine: Engine,
+                                                       env: dict[str, str]) -> None:
+    postgres = not services.db.is_sqlite
+    async with services.db.transaction() as session:
+        web = await ledger.file(session, services.vault, "web", "web-reporter-9", Report(
+            what="小区门口有人推销保本高息理财，年化百分之三十"), None, postgres)
+        tg = await ledger.file(session, services.vault, "telegram", "1009", Report(
+            what="群里有人拉人炒虚拟币，说稳赚不赔"), None, postgres)
+    telegram_env = {**env, "FANGFEI_TELEGRAM__TOKEN": "123:abc"}  # this deployment can message Telegram users
+    out = (await fangfei("tips", "update", web.receipt, "--status", "verifying", "--as", HANDLER,
+                         env=telegram_env)).stdout
+    assert "正在核查" in out
+    await fangfei("tips", "update", tg.receipt, "--status", "closed", "--reason", "not-confirmed", "--as", HANDLER,
+                  env=telegram_env)
+    # the web reporter finds the news at their next message; the Telegram reporter's message waits in the outbox
+    first = await engine.handle(Inbound(channel="web", user="web-reporter-9", chat="web-reporter-9", text="你好"))
+    assert first[0].text.startswith(f"您的举报 {web.receipt} 有新进展：正在核查")
+    async with services.db.session() as session:
+        [queued] = list(await session.scalars(select(OutboxMessage)))
+    assert queued.channel == "telegram" and services.vault.open(queued.target) == "1009"
+    assert "已办结" in queued.payload["text"] and "暂未发现违法问题" in queued.payload["text"]
+    assert "{" not in queued.payload["text"]  # the region's facts are filled in
