@@ -135,6 +135,9 @@ class Engine:
         if turn.inbound.kind != "text":
             if turn.inbound.media and turn.flow == "report":
                 await handlers.report.attach(turn)
+            elif turn.flow == "report":  # a voice note, a location …: say so, and keep the report where it is
+                turn.say(handlers.menu.MEDIA_IN_REPORT.get(turn.inbound.kind, handlers.menu.MEDIA_IN_REPORT["other"]))
+                await handlers.report.resume(turn)
             else:
                 await handlers.menu.media(turn, turn.inbound.kind)
             return
@@ -172,7 +175,11 @@ class Engine:
             await handlers.menu.thanks(turn)
             return
         if words in KEYWORDS:
-            await ACTIONS[KEYWORDS[words]](turn, "")
+            target = KEYWORDS[words]
+            if turn.flow == "report" and target not in handlers.report.WITHIN_REPORT:
+                await handlers.report.confirm_leave(turn, target)  # an unfinished report is not dropped unasked
+            else:
+                await ACTIONS[target](turn, "")
             return
         if (turn.flow, turn.step) in BUTTON_STEPS:
             turn.say("请点下面的选项。")

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from bot.conversation import Choice, Turn, action
+from bot.conversation import ACTIONS, Choice, Turn, action
 from bot.tips import alerts, evidence, ledger
 from bot.types import Media
 from handlers.menu import BACK, MAIN_MENU
@@ -239,6 +239,24 @@ async def expired_step(turn: Turn) -> None:
         await resume(turn)
     else:
         turn.say("这个选项已经过期了。请在下面重新选择。", MAIN_MENU)
+
+
+# -- leaving an unfinished report -------------------------------------------------------------------------------
+WITHIN_REPORT = {"menu.cancel", "report.resume", "menu.help"}  # words that do not leave the report
+
+
+async def confirm_leave(turn: Turn, target: str) -> None:
+    """The user typed a word that opens something else (菜单, 问问题 …) in the middle of a report: ask first."""
+    turn.say("您的举报还没提交。\n要接着填，还是放弃这次举报？",
+             [Choice("接着填", "report.resume"), Choice("放弃举报", "report.leave", target)])
+
+
+@action("report.leave")
+async def leave(turn: Turn, target: str) -> None:
+    if turn.flow == FLOW:
+        turn.finish()
+        turn.say("好的，这次的举报已经放弃。")
+    await ACTIONS.get(target, ACTIONS["menu.main"])(turn, "")
 
 
 # -- summary, edit, cancel, submit ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from tests.test_telegram import keyboard_labels, press, say, settled
 from tests.test_telegram import text as tg_text
 from tests.test_web_chat import WebUser
 from tests.test_wechat import wechat_settings
-from tests.wechat_client import WeChatServer, image_xml
+from tests.wechat_client import WeChatServer, image_xml, voice_xml
 
 RECEIPT = re.compile(r"FF-\d{4}-\d{6}")
 NAME, PHONE = "张秀兰", "13912345678"
@@ -147,6 +147,22 @@ async def test_anonymous_report_cancel_and_stale_buttons(web: httpx.AsyncClient,
     await me.tap("确认提交")
     assert "已经提交过了" in me.text and tip.receipt in me.text
     assert len(await tips(engine)) == 1
+
+
+async def test_a_menu_word_in_the_middle_asks_before_dropping_the_report(web: httpx.AsyncClient,
+                                                                       engine: Engine) -> None:
+    me = WebUser(web, "web-wander")
+    await me.send("举报")
+    await me.send(WHAT)
+    await me.send("菜单")
+    assert "还没提交" in me.text and set(me.options()) == {"接着填", "放弃举报"}
+    await me.tap("接着填")
+    assert "第2步" in me.text  # nothing lost
+    await me.send("问问题")
+    await me.tap("放弃举报")
+    assert "已经放弃" in me.text and "请把您想问的发给我" in me.text  # and the asked-for flow opens
+    await me.send("举报")
+    assert "第1步" in me.text
 
 
 async def test_daily_cap(web: httpx.AsyncClient, engine: Engine) -> None:
@@ -358,6 +374,8 @@ async def test_a_report_on_wechat_with_an_image(wechat: WeChatServer, engine: En
     await wechat.say(user, "1")  # money: 跳过
     evidence = await wechat.say(user, "1")  # when: 跳过
     assert "第6步" in evidence
+    unheard = wechat.reply_text(await wechat.post(voice_xml(user, None)))
+    assert "请打字回答" in unheard and "第6步" in unheard  # the report stays where it was
     got = wechat.reply_text(await wechat.post(image_xml(user)))
     assert "已有 1 件证据" in got
     await wechat.say(user, "1")  # 下一步
