@@ -48,7 +48,7 @@ TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): hand
                  for step in ("what", "who", "where", "village", "money", "when", "evidence", "name", "contact")}}
 # A report waits for a button at these steps; typed words get the question again.
 BUTTON_STEPS = {("report", "identity"), ("report", "summary")}
-STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询")
+STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询")  # followed by a receipt, with or without a space
 
 
 class Guard(Protocol):
@@ -95,8 +95,10 @@ class Engine:
             if conversation.notice:  # news kept for the user's next visit (e.g. a tip's new status)
                 turn.say(conversation.notice)
                 conversation.notice = None
-            handlers.report.expire_stale(turn)
-            await self._route(turn)
+            if handlers.report.expire_stale(turn):  # what they sent belonged to the old draft: not routed on
+                await handlers.menu.main_menu(turn)
+            else:
+                await self._route(turn)
             if conversation.snapshot() != before:
                 await conversations.save(session, conversation, postgres=not db.is_sqlite)
             if guard is not None and not await guard.settle(session, turn.replies):
@@ -131,6 +133,14 @@ class Engine:
     def sorry(self) -> Reply:
         return Reply(self.services.fill(handlers.menu.SORRY))
 
+    @staticmethod
+    async def _run(turn: Turn, name: str, arg: str) -> None:
+        """Run an action; one that would leave an unfinished report asks first."""
+        if turn.flow == "report" and not handlers.report.stays_in_report(name):
+            await handlers.report.confirm_leave(turn, name, arg)
+        else:
+            await ACTIONS[name](turn, arg)
+
     async def _route(self, turn: Turn) -> None:
         if turn.inbound.kind != "text":
             if turn.inbound.media and turn.flow == "report":
@@ -146,15 +156,16 @@ class Engine:
         if OPTION_VALUE.match(text) or (turn.inbound.numbered and text.isascii() and text.isdigit() and text != "0"):
             choice = turn.chosen(text) if text.startswith("~") else turn.chosen_by_number(int(text))
             if choice is not None and choice.action in ACTIONS:
-                await ACTIONS[choice.action](turn, choice.arg)
+                await self._run(turn, choice.action, choice.arg)
                 return
             if waiting is None or text.startswith("~"):
-                await handlers.menu.expired(turn)
+                # stale: ask again; an unfinished report stays where it is
+                await (handlers.report.expired_step if turn.flow == "report" else handlers.menu.expired)(turn)
                 return
             # not an option of the menu, at a step that waits for words: a phone number, an amount …
         choice = turn.chosen_by_label(text)
         if choice is not None and choice.action in ACTIONS:
-            await ACTIONS[choice.action](turn, choice.arg)
+            await self._run(turn, choice.action, choice.arg)
             return
         if not is_meaningful(text):
             await handlers.menu.unreadable(turn)
@@ -165,21 +176,20 @@ class Engine:
             await STAFF_COMMANDS[command](turn)
             return
         if command in ("/ask", "/check") and rest.strip():
+            if turn.flow == "report":  # an unfinished report is not dropped unasked
+                await handlers.report.confirm_leave(turn, "ask.start" if command == "/ask" else "check.start")
+                return
             await (handlers.ask.answer if command == "/ask" else handlers.check.run)(turn, rest.strip())
             return
         receipt = handlers.report.RECEIPT.search(text)
-        if receipt and (command in STATUS_QUERY or words == receipt.group(0).lower()):
+        if receipt and (words.startswith(STATUS_QUERY) or words == receipt.group(0).lower()):
             await handlers.report.status(turn, receipt.group(0))
             return
         if words.rstrip("!！。.") in THANKS:
             await handlers.menu.thanks(turn)
             return
         if words in KEYWORDS:
-            target = KEYWORDS[words]
-            if turn.flow == "report" and target not in handlers.report.WITHIN_REPORT:
-                await handlers.report.confirm_leave(turn, target)  # an unfinished report is not dropped unasked
-            else:
-                await ACTIONS[target](turn, "")
+            await self._run(turn, KEYWORDS[words], "")
             return
         if (turn.flow, turn.step) in BUTTON_STEPS:
             turn.say("请点下面的选项。")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services import Services
-from bot.tips.drafts import remind_abandoned
+from bot.tips.drafts import drop_expired, remind_abandoned
 
 DRAFT_SCAN_MINUTES = 5
 
@@ -16,5 +16,7 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(remind_abandoned, "interval", minutes=DRAFT_SCAN_MINUTES, args=[services],
                       id="remind-abandoned-drafts", coalesce=True, max_instances=1)
+    scheduler.add_job(drop_expired, "interval", minutes=DRAFT_SCAN_MINUTES, args=[services],
+                      id="drop-expired-drafts", coalesce=True, max_instances=1)
     scheduler.start()
     return scheduler

@@ -23,6 +23,7 @@ MEDIA_CHANNELS = {"telegram", "wechat"}  # where residents can send photos and f
 
 CANCEL = Choice("取消举报", "report.cancel")
 SKIP = Choice("跳过", "report.skip")
+TO_ANONYMOUS = Choice("改为匿名", "report.identity", "anonymous")
 PARTS = (("what", "发生了什么"), ("who", "涉及对象"), ("where", "地点"), ("money", "金额和人数"),
          ("when", "时间"), ("evidence", "证据"), ("identity", "实名或匿名"))
 STATUS_WORDS = {"new": "已收到，等待核查", "verifying": "正在核查", "referred": "已移交有关部门处理",
@@ -121,13 +122,14 @@ async def answer(turn: Turn, text: str) -> None:
     elif step == "name":
         turn.go(FLOW, "name", name=turn.services.vault.seal(text[:30]))
         turn.go(FLOW, "contact")
-        turn.say("请留一个电话，方便工作人员联系您。", [CANCEL])
+        turn.say("请留一个电话，方便工作人员联系您。", [TO_ANONYMOUS, CANCEL])
         return
     elif step == "contact":
         phone = re.sub(r"[\s\-－()（）+]", "", text)
         phone = phone[2:] if phone.startswith("86") and len(phone) == 13 else phone
         if not PHONE.match(phone):
-            turn.say("这个号码好像不对。请再发一次，比如 13800138000。", [CANCEL])
+            turn.say("这个号码好像不对。请再发一次，比如 13800138000。不想留电话，可以改为匿名。",
+                     [TO_ANONYMOUS, CANCEL])
             return
         turn.go(FLOW, "contact", contact=turn.services.vault.seal(phone), anonymous=False)
         step = "identity"
@@ -178,7 +180,7 @@ async def identity(turn: Turn, choice: str) -> None:
         return
     if choice == "named":
         turn.go(FLOW, "name")
-        turn.say("请告诉我您的姓名。", [CANCEL])
+        turn.say("请告诉我您的姓名。", [TO_ANONYMOUS, CANCEL])
         return
     turn.go(FLOW, "identity", anonymous=True, name=None, contact=None)
     _next(turn, "identity")
@@ -206,7 +208,8 @@ async def attach(turn: Turn) -> None:
 
 
 def _evidence_of(media: Media) -> dict[str, Any]:
-    return {"kind": media.kind, "ref": media.ref, "url": media.url, "name": media.name, "size": media.size}
+    return {"kind": media.kind, "ref": media.ref, "url": media.url, "name": (media.name or "")[:200] or None,
+            "size": media.size}
 
 
 @action("report.resume")
@@ -224,9 +227,9 @@ async def resume(turn: Turn) -> None:
     if step == "summary":
         _summary(turn)
     elif step == "name":
-        turn.say("请告诉我您的姓名。", [CANCEL])
+        turn.say("请告诉我您的姓名。", [TO_ANONYMOUS, CANCEL])
     elif step == "contact":
-        turn.say("请留一个电话，方便工作人员联系您。", [CANCEL])
+        turn.say("请留一个电话，方便工作人员联系您。", [TO_ANONYMOUS, CANCEL])
     elif step == "village":
         turn.say("请在上面选村（社区），或者直接写具体地点。", [SKIP, CANCEL])
     else:
@@ -242,21 +245,26 @@ async def expired_step(turn: Turn) -> None:
 
 
 # -- leaving an unfinished report -------------------------------------------------------------------------------
-WITHIN_REPORT = {"menu.cancel", "report.resume", "menu.help"}  # words that do not leave the report
+WITHIN_REPORT = {"menu.cancel", "menu.help"}  # actions outside report.* that do not leave the report
 
 
-async def confirm_leave(turn: Turn, target: str) -> None:
-    """The user typed a word that opens something else (菜单, 问问题 …) in the middle of a report: ask first."""
+def stays_in_report(name: str) -> bool:
+    return name in WITHIN_REPORT or (name.startswith("report.") and name != "report.start")
+
+
+async def confirm_leave(turn: Turn, target: str, arg: str = "") -> None:
+    """Something else was asked for (菜单, 问问题, a button of an older menu …) in the middle of a report: ask first."""
     turn.say("您的举报还没提交。\n要接着填，还是放弃这次举报？",
-             [Choice("接着填", "report.resume"), Choice("放弃举报", "report.leave", target)])
+             [Choice("接着填", "report.resume"), Choice("放弃举报", "report.leave", f"{target}|{arg}")])
 
 
 @action("report.leave")
 async def leave(turn: Turn, target: str) -> None:
+    name, _, arg = target.partition("|")
     if turn.flow == FLOW:
         turn.finish()
         turn.say("好的，这次的举报已经放弃。")
-    await ACTIONS.get(target, ACTIONS["menu.main"])(turn, "")
+    await ACTIONS.get(name, ACTIONS["menu.main"])(turn, arg)
 
 
 # -- summary, edit, cancel, submit ------------------------------------------------------------------------------
@@ -317,11 +325,19 @@ async def review(turn: Turn, _: str = "") -> None:
 
 @action("report.cancel")
 async def cancel(turn: Turn, _: str = "") -> None:
+    """The 取消举报 button: one tap (or one digit on WeChat) is easy to hit by mistake, so ask first."""
+    if turn.flow != FLOW:
+        turn.say("现在没有要取消的举报。请选择：", MAIN_MENU)
+        return
+    turn.say("确定要放弃这次举报吗？填写的内容会删除。",
+             [Choice("确定放弃", "report.cancelled"), Choice("接着填", "report.resume")])
+
+
+@action("report.cancelled")
+async def cancelled(turn: Turn, _: str = "") -> None:
     if turn.flow == FLOW:
         turn.finish()
         turn.say("已取消。这次填写的内容已经删除。")
-    else:
-        turn.finish()
     turn.say("想举报随时再来。请选择：", MAIN_MENU)
 
 
@@ -340,8 +356,8 @@ async def submit(turn: Turn, _: str = "") -> None:
         return
     cap = services.settings.tips.max_per_day
     if await ledger.filed_today(turn.session, reporter) >= cap:
-        turn.say(f"您今天已经提交了 {cap} 条线索，今天不能再提交了。\n"
-                 "这条内容我先替您保存，明天点“确认提交”就行。急事请打 {office_phone}。",
+        turn.say(f"24小时内最多提交 {cap} 条线索，您已经提交了 {cap} 条。\n"
+                 "这条内容先替您保存一天，过些时候再点“确认提交”。急事请打 {office_phone}。",
                  [Choice("确认提交", "report.submit"), CANCEL])
         return
     named = not d.get("anonymous", True) and bool(d.get("name"))
@@ -364,14 +380,15 @@ async def submit(turn: Turn, _: str = "") -> None:
              [Choice("查询进度", "report.status", tip.receipt), BACK])
 
 
-def expire_stale(turn: Turn) -> None:
-    """A draft older than `tips.draft_hours` is dropped, and the user told so."""
+def expire_stale(turn: Turn) -> bool:
+    """A draft older than `tips.draft_hours` is dropped, and the user told so; True when that happened."""
     started = turn.data.get("started")
     hours = turn.services.settings.tips.draft_hours
     if turn.flow != FLOW or not started or datetime.fromisoformat(started) + timedelta(hours=hours) > datetime.now(UTC):
-        return
+        return False
     turn.finish()
     turn.say(f"您上次没填完的举报已经超过 {hours:g} 小时，已经删除了。需要的话可以重新填。")
+    return True
 
 
 # -- the reporter asks about a tip --------------------------------------------------------------------------------
@@ -379,16 +396,25 @@ def expire_stale(turn: Turn) -> None:
 async def status(turn: Turn, receipt: str = "") -> None:
     if not _private_only(turn):
         return
+    in_report = turn.flow == FLOW  # asked in the middle of a report: answer, then carry on with it
     match = RECEIPT.search(receipt or "")
     if not match:
+        if in_report:
+            await resume(turn)
+            return
         turn.go("status", "receipt")
         turn.say("请发您的受理编号，比如 FF-2026-000123。", [BACK])
         return
-    turn.finish()
+    if not in_report:
+        turn.finish()
     inbound = turn.inbound
     tip = await ledger.for_reporter(turn.session, turn.services.vault, inbound.channel, inbound.user,
                                     match.group(0).upper())
     if tip is None:  # not found, or filed by someone else: the same answer, so nothing leaks
+        if in_report:
+            turn.say("没有找到这个编号的举报。请核对编号。只能查询您自己提交的举报。")
+            await resume(turn)
+            return
         turn.say("没有找到这个编号的举报。\n请核对编号。只能查询您自己提交的举报。",
                  [Choice("重新输入编号", "report.status"), BACK])
         return
@@ -397,11 +423,14 @@ async def status(turn: Turn, receipt: str = "") -> None:
     if tip.status == "closed" and tip.closing_reason in REASON_WORDS:
         lines.append(REASON_WORDS[tip.closing_reason])
     turn.say("\n".join(lines))
+    if in_report:
+        await resume(turn)
+        return
     turn.say("有新情况可以再举报。急事请打 {office_phone}。", [Choice("我要举报", "report.start"), BACK])
 
 
 NEXT_STEPS = {
-    "verifying": "如果还有新的情况或证据，可以随时补充给我们。",
+    "verifying": "有新的情况，可以打{office}电话 {office_phone}。",
     "referred": "后续由承办部门跟进。有新情况可以继续告诉我们，或打{office}电话 {office_phone}。",
     "closed": "感谢您的举报！对结果有疑问，可以打{office}电话 {office_phone}。",
 }

@@ -69,6 +69,7 @@ async def _change(turn: Turn, done: str, **change: str) -> None:
     if tip is None:
         turn.say(f"没有找到 {receipt}。请核对编号。")
         return
+    await turn.session.refresh(tip, with_for_update=True)  # PostgreSQL: one staff change at a time (as the CLI)
     try:
         changes = await ledger.change(turn.session, tip, _actor(turn), **change)
     except ledger.LedgerError:

@@ -17,7 +17,7 @@ from bot.config import Settings, StaffMember, TelegramSettings
 from bot.engine import Engine
 from bot.outbox import Dispatcher
 from bot.services import Services
-from bot.storage.models import AuditEntry, Conversation, OutboxMessage, Tip, TipChange, TipEvidence
+from bot.storage.models import AuditEntry, Conversation, OutboxMessage, Tip, TipChange, TipEvidence, UnmatchedQuestion
 from bot.tips import alerts, evidence, ledger
 from bot.types import Inbound
 from bot.web.app import create_app
@@ -76,7 +76,7 @@ async def test_a_named_report_on_the_web_chat_with_skip_and_edit(web: httpx.Asyn
     await me.tap("实名")
     await me.send(NAME)
     await me.send("12345")
-    assert "号码好像不对" in me.text
+    assert "号码好像不对" in me.text and "改为匿名" in me.options()
     await me.send("139-1234-5678")
     summary = me.text
     assert "张**" in summary and "139****5678" in summary and PHONE not in summary and NAME not in summary
@@ -120,7 +120,12 @@ async def test_anonymous_report_cancel_and_stale_buttons(web: httpx.AsyncClient,
     await me.send("举报")
     await me.send(WHAT)
     who = me.options()
+    await me.tap("取消举报")  # one tap (or one digit on WeChat) is easy to hit: asked first
+    assert "确定要放弃" in me.text
+    await me.tap("接着填")
+    assert "第2步" in me.text
     await me.tap("取消举报")
+    await me.tap("确定放弃")
     assert "内容已经删除" in me.text
     await me.send(who["跳过"])  # a button from the cancelled report
     assert "过期" in me.text
@@ -154,10 +159,18 @@ async def test_a_menu_word_in_the_middle_asks_before_dropping_the_report(web: ht
     me = WebUser(web, "web-wander")
     await me.send("举报")
     await me.send(WHAT)
+    who = me.options()
     await me.send("菜单")
     assert "还没提交" in me.text and set(me.options()) == {"接着填", "放弃举报"}
+    await me.send(who["跳过"])  # a button of an older menu: expired, and the report goes on
+    assert "过期" in me.text and "第2步" in me.text
+    await me.send("帮助")
+    await me.tap("风险自测")  # from the help's menu: still asked first
+    assert "还没提交" in me.text
     await me.tap("接着填")
     assert "第2步" in me.text  # nothing lost
+    await me.send("查询举报FF-2026-000001")  # a status query mid-report (typed without a space) …
+    assert "没有找到" in me.text and "第2步" in me.text  # … is answered, and the report goes on
     await me.send("问问题")
     await me.tap("放弃举报")
     assert "已经放弃" in me.text and "请把您想问的发给我" in me.text  # and the asked-for flow opens
@@ -176,7 +189,7 @@ async def test_daily_cap(web: httpx.AsyncClient, engine: Engine) -> None:
             await me.tap("跳过")
         await me.tap("匿名")
         await me.tap("确认提交")
-    assert "今天已经提交了 2 条" in me.text and "确认提交" in me.options()  # kept for tomorrow
+    assert "24小时内最多提交 2 条" in me.text and "确认提交" in me.options()  # the draft is kept
     assert len(await tips(engine)) == 2
 
 
@@ -212,8 +225,10 @@ async def test_an_old_draft_is_dropped_and_news_waits_for_the_next_visit(web: ht
         assert row is not None and row.flow == "report"
         row.data = {**row.data, "started": (datetime.now(UTC) - timedelta(hours=25)).isoformat()}
         row.notice = "您的举报 FF-2026-000009 有新进展：正在核查。"
-    await me.send("你好")
+    await me.send(PHONE)  # meant for the old draft: not taken as a question (nor kept as an unanswered one)
     assert me.text.startswith("您的举报 FF-2026-000009 有新进展") and "已经删除" in me.text
+    async with engine.services.db.session() as s:
+        assert await s.scalar(select(func.count(UnmatchedQuestion.id))) == 0
     await me.send("你好")
     assert "新进展" not in me.text and "删除" not in me.text  # told once
 
@@ -407,7 +422,7 @@ async def test_receipts_count_up_within_a_year(engine: Engine) -> None:
 
 
 async def test_an_abandoned_draft_is_reminded_once(engine: Engine, web: httpx.AsyncClient) -> None:
-    from bot.tips.drafts import remind_abandoned
+    from bot.tips.drafts import drop_expired, remind_abandoned
 
     settings = engine.services.settings  # this test's copy: Telegram configured, so its residents can be reached
     settings.telegram = TelegramSettings(token="123:abc")
@@ -429,3 +444,7 @@ async def test_an_abandoned_draft_is_reminded_once(engine: Engine, web: httpx.As
     assert await remind_abandoned(engine.services, now=too_late) == 0
     back = await engine.handle(Inbound(channel="telegram", user="5005", chat="5005", text="继续"))
     assert "第2步" in back[-1].text  # where the report stopped
+    # a day later the drafts are deleted at rest, whether or not their authors come back
+    assert await drop_expired(engine.services, now=too_late) == 2
+    async with engine.services.db.session() as s:
+        assert await s.scalar(select(func.count(Conversation.id)).where(Conversation.flow == "report")) == 0

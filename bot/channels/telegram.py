@@ -127,9 +127,11 @@ class TelegramChannel:
         self.app = builder.build()
         self.app.add_handler(ChatMemberHandler(self.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
         self.app.add_handler(CallbackQueryHandler(self.on_button))
-        self.app.add_handler(MessageHandler(filters.TEXT | filters.COMMAND, self.on_message))
-        self.app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL | filters.VOICE | filters.VIDEO
-                                            | filters.LOCATION, self.on_media))
+        # new messages only: an edit of an earlier message is not a new answer to the current question
+        new = filters.UpdateType.MESSAGE
+        self.app.add_handler(MessageHandler(new & (filters.TEXT | filters.COMMAND), self.on_message))
+        self.app.add_handler(MessageHandler(new & (filters.PHOTO | filters.Document.ALL | filters.VOICE
+                                                   | filters.VIDEO | filters.LOCATION), self.on_media))
         self.app.add_error_handler(self.on_error)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Unfinished reports: a resident who stops half-way is reminded once (Telegram, WeChat); the draft itself is
-dropped at their next message once `tips.draft_hours` have passed (handlers/report.py).
+dropped once `tips.draft_hours` have passed: at their next message (handlers/report.py) or by `drop_expired`.
 
 `remind_abandoned` is a scheduler job (bot/scheduler.py). It is safe to run in several processes at once: each
 reminder is an outbox row with its own dedup key, so it is queued once whoever finds the draft first.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.outbox import enqueue
 from bot.services import Services
@@ -41,3 +41,14 @@ async def remind_abandoned(services: Services, now: datetime | None = None) -> i
                                     payload={"text": REMINDER.format(hours=settings.tips.draft_hours), "sealed": True},
                                     postgres=not db.is_sqlite)
     return queued
+
+
+async def drop_expired(services: Services, now: datetime | None = None) -> int:
+    """Delete report drafts older than `tips.draft_hours`, so what residents typed is not kept past that."""
+    oldest = (now or utcnow()) - timedelta(hours=services.settings.tips.draft_hours)
+    async with services.db.transaction() as session:
+        result = await session.execute(update(Conversation).where(Conversation.flow == "report",
+                                                                  Conversation.updated_at < oldest)
+                                       .values(flow=None, step=None, data={}, menu={}))
+    return result.rowcount or 0
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,6 +24,7 @@ from knowledge.text import normalize
 STATUSES = ("new", "verifying", "referred", "closed")
 CLOSING_REASONS = ("confirmed", "not-confirmed", "duplicate", "out-of-scope")
 DUPLICATE_WINDOW = timedelta(days=1)
+CHINA = timezone(timedelta(hours=8), "CST")
 
 
 class LedgerError(ValueError):
@@ -75,7 +76,7 @@ def content_fingerprint(reporter: str, what: str) -> str:
 
 async def next_receipt(session: AsyncSession, postgres: bool, now: datetime | None = None) -> str:
     """FF-YYYY-NNNNNN, numbered from 1 each year; the counter row serialises concurrent filings."""
-    year = (now or utcnow()).year
+    year = (now or utcnow()).astimezone(CHINA).year  # the year as the office counts it
     insert = pg_insert if postgres else sqlite_insert
     await session.execute(insert(ReceiptCounter).values(year=year, last=0).on_conflict_do_nothing())
     number = (await session.execute(update(ReceiptCounter).where(ReceiptCounter.year == year)
