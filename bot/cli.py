@@ -627,22 +627,24 @@ def tips_evidence(receipt: str,
             async with db.transaction() as session:
                 tip = await _find_tip(session, receipt)
                 files = await ledger.evidence(session, tip)
-                out.mkdir(parents=True, exist_ok=True)
-                lines: list[str] = []
-                for n, item in enumerate(files, start=1):
-                    try:
-                        data = await evidence.content(session, _vault(s), item)
-                    except SealError as exc:
-                        say_error(f"cannot open the files: {exc} (is FANGFEI_SECRET_KEY the bot's key?)")
-                        raise typer.Exit(1) from exc
-                    if data is None:
-                        lines.append(f"{n}. not kept yet ({(await evidence.fetch_states(session, [item]))[item.id]})")
-                        continue
-                    path = out / evidence.file_name(tip.receipt, n, item)
-                    path.write_bytes(data)
-                    path.chmod(0o600)
-                    lines.append(f"{n}. {path} ({len(data)} bytes)")
+                states = await evidence.fetch_states(session, files)
+                try:  # every file opened before any is written: a failure leaves nothing on disk
+                    opened = [await evidence.content(session, _vault(s), item) for item in files]
+                except SealError as exc:
+                    say_error(f"cannot open the files: {exc} (is FANGFEI_SECRET_KEY the bot's key?)")
+                    raise typer.Exit(1) from exc
                 session.add(AuditEntry(actor=_actor(name), action="export-evidence", subject=tip.receipt))
+            # the audit row is committed: now the files
+            out.mkdir(parents=True, exist_ok=True)
+            lines: list[str] = []
+            for n, (item, data) in enumerate(zip(files, opened, strict=True), start=1):
+                if data is None:
+                    lines.append(f"{n}. not kept yet ({states[item.id]})")
+                    continue
+                path = out / evidence.file_name(tip.receipt, n, item)
+                path.write_bytes(data)
+                path.chmod(0o600)
+                lines.append(f"{n}. {path} ({len(data)} bytes)")
             return lines or ["this tip has no evidence"]
         finally:
             await db.close()
