@@ -539,7 +539,7 @@ def tips_list(status: StatusOption = None,
               as_json: Annotated[bool, typer.Option("--json", help="One JSON array of tips.")] = False) -> None:
     """The tips in the ledger, oldest first (no reporter's identity)."""
     from bot.tips import ledger
-    from bot.tips.export import as_utc, local_time
+    from bot.tips.export import local_time
 
     s = settings()
     _check_status(status)
@@ -555,7 +555,8 @@ def tips_list(status: StatusOption = None,
     tips = asyncio.run(main())
     if as_json:
         _print_json([{"receipt": t.receipt, "status": t.status, "category": t.category, "place": ledger.place_of(t),
-                      "created_at": as_utc(t.created_at).isoformat(), "summary": ledger.summary(t)} for t in tips])
+                      "created_at": ledger.as_utc(t.created_at).isoformat(), "summary": ledger.summary(t)}
+                     for t in tips])
         return
     if not tips:
         print("no tips" + (f" in status {status}" if status else ""))
@@ -665,9 +666,9 @@ def tips_update(receipt: str, status: StatusOption = None,
     """Move a tip on, assign it, recategorise it or add a note.
 
     Every change goes into the tip's history; a new status is also told to the reporter."""
-    from bot.tips import alerts, ledger
+    from bot.tips import ledger
     from bot.vault import SealError
-    from handlers.report import status_text
+    from handlers.report import tell_status
     from knowledge.schema import load_taxonomy
 
     s = settings()
@@ -705,10 +706,8 @@ def tips_update(receipt: str, status: StatusOption = None,
                     raise typer.Exit(1) from exc
                 told: str | None = None
                 if any(c.field == "status" for c in changes):
-                    told = status_text(tip.receipt, tip.status, tip.closing_reason).format_map(
-                        s.region.placeholders())
                     try:  # in this transaction: the new status and the reporter's notice commit together
-                        await alerts.tell_reporter(session, s, _vault(s), tip, told, postgres=not db.is_sqlite)
+                        told = await tell_status(session, s, _vault(s), tip, postgres=not db.is_sqlite)
                     except SealError as exc:
                         say_error(f"{tip.receipt}: not updated: cannot reach the reporter: {exc} "
                                   "(is FANGFEI_SECRET_KEY the bot's key?)")

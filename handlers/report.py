@@ -7,18 +7,22 @@ moment they arrive and never shown back in full.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
 from bot.conversation import ACTIONS, Choice, Turn, action
+from bot.storage.models import Tip
 from bot.tips import alerts, evidence, ledger
 from bot.types import Media
+from bot.vault import Vault
 from handlers.menu import BACK, MAIN_MENU
 
 FLOW = "report"
 RECEIPT = re.compile(r"FF-\d{4}-\d{6}", re.IGNORECASE)
 PHONE = re.compile(r"^(1\d{10}|0\d{2,3}\d{7,8})$")
-CHINA = timezone(timedelta(hours=8), "CST")  # no daylight saving: a fixed offset is exact
 MEDIA_CHANNELS = {"telegram", "wechat"}  # where residents can send photos and files
 
 CANCEL = Choice("取消举报", "report.cancel")
@@ -445,7 +449,12 @@ def status_text(receipt: str, status_: str, reason: str | None) -> str:
     return "\n".join(lines)
 
 
+async def tell_status(session: AsyncSession, settings: Settings, vault: Vault, tip: Tip, postgres: bool) -> str:
+    """Tell the reporter a tip's new status (in the staff change's own transaction); the text told."""
+    text = status_text(tip.receipt, tip.status, tip.closing_reason).format_map(settings.region.placeholders())
+    await alerts.tell_reporter(session, settings, vault, tip, text, postgres)
+    return text
+
+
 def _local_date(at: datetime) -> str:
-    if at.tzinfo is None:  # SQLite gives naive UTC back
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(CHINA).strftime("%Y-%m-%d")
+    return ledger.as_utc(at).astimezone(ledger.CHINA).strftime("%Y-%m-%d")

@@ -6,8 +6,10 @@ from sqlalchemy import func, select
 
 from bot.conversation import Turn
 from bot.services import top_gaps
-from bot.storage.models import GroupChat, Subscriber, UnmatchedQuestion
+from bot.storage.models import GroupChat, Subscriber, Tip, UnmatchedQuestion
 from bot.subscribers import AUDIENCES
+from bot.tips import ledger
+from handlers.report import RECEIPT, tell_status
 
 
 def _allowed(turn: Turn) -> bool:
@@ -45,14 +47,16 @@ async def gaps(turn: Turn) -> None:
     turn.say("居民问得最多、我还答不上的问题：\n" + "\n".join(f"{n} 次：{text}" for text, n in rows))
 
 
-def _receipt(turn: Turn) -> str | None:
-    from handlers.report import RECEIPT
-
+async def _named_tip(turn: Turn) -> Tip | None:
+    """The tip whose receipt the command names, or None (and the staff member told why)."""
     found = RECEIPT.search(turn.text)
     if found is None:
         turn.say("请带上受理编号，比如 /take FF-2026-000123。")
         return None
-    return found.group(0).upper()
+    tip_ = await ledger.find(turn.session, found.group(0).upper())
+    if tip_ is None:
+        turn.say(f"没有找到 {found.group(0).upper()}。请核对编号。")
+    return tip_
 
 
 def _actor(turn: Turn) -> str:
@@ -60,15 +64,9 @@ def _actor(turn: Turn) -> str:
 
 
 async def _change(turn: Turn, done: str, **change: str) -> None:
-    from bot.tips import alerts, ledger
-    from handlers.report import status_text
-
-    if not _allowed(turn) or (receipt := _receipt(turn)) is None:
+    if not _allowed(turn) or (tip := await _named_tip(turn)) is None:
         return
-    tip = await ledger.find(turn.session, receipt)
-    if tip is None:
-        turn.say(f"没有找到 {receipt}。请核对编号。")
-        return
+    receipt = tip.receipt
     await turn.session.refresh(tip, with_for_update=True)  # PostgreSQL: one staff change at a time (as the CLI)
     try:
         changes = await ledger.change(turn.session, tip, _actor(turn), **change)
@@ -76,9 +74,8 @@ async def _change(turn: Turn, done: str, **change: str) -> None:
         turn.say(f"{receipt} 现在是“{tip.status}”，不能这样改。请用 fangfei tips update 处理。")
         return
     if any(c.field == "status" for c in changes):
-        told = turn.services.fill(status_text(tip.receipt, tip.status, tip.closing_reason))
-        await alerts.tell_reporter(turn.session, turn.services.settings, turn.services.vault, tip, told,
-                                   postgres=not turn.services.db.is_sqlite)
+        services = turn.services
+        await tell_status(turn.session, services.settings, services.vault, tip, postgres=not services.db.is_sqlite)
     turn.say(f"{receipt} {done}。" if changes else f"{receipt} 没有变化（已经是这样了）。")
 
 
@@ -94,13 +91,7 @@ async def verify(turn: Turn) -> None:
 
 async def tip(turn: Turn) -> None:
     """A tip's ledger line for staff (never the reporter's identity)."""
-    from bot.tips import ledger
-
-    if not _allowed(turn) or (receipt := _receipt(turn)) is None:
-        return
-    found = await ledger.find(turn.session, receipt)
-    if found is None:
-        turn.say(f"没有找到 {receipt}。请核对编号。")
+    if not _allowed(turn) or (found := await _named_tip(turn)) is None:
         return
     turn.say(f"{found.receipt}｜{found.status}｜{found.category or '未分类'}｜{ledger.place_of(found) or '地点未填'}\n"
              f"{ledger.summary(found, 200)}\n承办：{found.assignee or '无'}。\n"
@@ -109,20 +100,15 @@ async def tip(turn: Turn) -> None:
 
 async def reveal(turn: Turn) -> None:
     """A handler asks who filed a tip: only in a private chat with the bot, and written to the audit log."""
-    from bot.tips import ledger
-
     if turn.inbound.role != "handler":
         turn.say("只有经办人（handler）才能查看举报人身份。需要帮助请发“菜单”。")
         return
     if turn.inbound.is_group:
         turn.say("举报人身份只能在和我的私聊里查看，不能在群里发。")
         return
-    if (receipt := _receipt(turn)) is None:
+    if (found := await _named_tip(turn)) is None:
         return
-    found = await ledger.find(turn.session, receipt)
-    if found is None:
-        turn.say(f"没有找到 {receipt}。请核对编号。")
-        return
+    receipt = found.receipt
     if found.anonymous:
         turn.say(f"{receipt} 是匿名举报，没有举报人身份。")
         return

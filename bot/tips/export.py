@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -39,20 +38,9 @@ DEFAULT_MAX_WIDTH = 24
 MIN_WIDTH = 6
 EXCEL_CELL_LIMIT = 32767
 
-try:
-    LOCAL_TZ: tzinfo = ZoneInfo("Asia/Shanghai")
-except ZoneInfoNotFoundError:  # no time zone database (Windows without tzdata): China has no daylight saving time
-    LOCAL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Times come back naive from SQLite (stored in UTC) and aware from PostgreSQL."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def local_time(moment: datetime | None) -> str:
     """"YYYY-MM-DD HH:MM" in Asia/Shanghai, the way the office writes times."""
-    return as_utc(moment).astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if moment is not None else ""
+    return ledger.as_utc(moment).astimezone(ledger.CHINA).strftime("%Y-%m-%d %H:%M") if moment is not None else ""
 
 
 def status_name(status: str) -> str:

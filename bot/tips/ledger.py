@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,7 +24,7 @@ from knowledge.text import normalize
 STATUSES = ("new", "verifying", "referred", "closed")
 CLOSING_REASONS = ("confirmed", "not-confirmed", "duplicate", "out-of-scope")
 DUPLICATE_WINDOW = timedelta(days=1)
-CHINA = timezone(timedelta(hours=8), "CST")
+CHINA = timezone(timedelta(hours=8), "CST")  # the offices' time; no daylight saving, so a fixed offset is exact
 
 
 class LedgerError(ValueError):
@@ -62,6 +62,11 @@ class Identity:
     name: str | None
     contact: str | None
     user: str  # the platform user id that filed the tip
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Times come back naive from SQLite (stored in UTC) and aware from PostgreSQL."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def reporter_of(vault: Vault, channel: str, user: str) -> str:
