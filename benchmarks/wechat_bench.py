@@ -5,7 +5,9 @@ connections, beside a bare endpoint of the same framework in the same run.
 
 Requests are built as WeChat builds them (wechatpy signature and AES encryption, unique MsgIds) before the run
 and replayed by wrk (Debian package `wrk`). Target (issue 4): p99 well under WeChat's 5 s (aim <= 100 ms),
->= 500 messages/s per process.
+>= 500 messages/s per process. The messages are 500 users' mix: a third greetings, menu numbers and short
+questions, the rest residents' own words from tests/data (517 different texts: questions to search, offers to
+check), so no step is measured on a handful of texts repeated.
 
 Two runs: saturated (every connection sends its next message as soon as it has an answer: the throughput, and
 latency that is mostly queueing, since 100 waiting connections / N msg/s is the mean wait), and paced (the same
@@ -17,6 +19,7 @@ steadiest figure.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +39,17 @@ from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, text_xml  
 
 MESSAGES = ["你好", "消费全返是真的吗", "有人推荐我投资养老院，每年返息百分之十二", "养老投姿", "火车票怎么买",
             "推荐一个人奖励两百，下线投资还有提成", "2", "1"]
+# residents' own words: questions (kb_cases) and offers to check (risk_heldout), 509 different texts
+RESIDENTS = [json.loads(line).get("q") or json.loads(line)["t"]
+             for name in ("kb_cases.jsonl", "risk_heldout.jsonl")
+             for line in (ROOT / "tests" / "data" / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def message(n: int) -> str:
+    """The n-th message: every third one a greeting, menu number or short fixed question, the rest a resident's
+    own words (so the run is not a handful of texts repeated)."""
+    return MESSAGES[(n // 3) % len(MESSAGES)] if n % 3 == 0 else RESIDENTS[(n - n // 3 - 1) % len(RESIDENTS)]
+
 
 THREADS = 2  # wrk threads; each replays its own slice of the requests
 
@@ -47,7 +61,7 @@ def build_requests(path: Path, count: int, first_id: int) -> None:
     with path.open("w", encoding="utf-8") as out:
         for n in range(count):
             params = server.params(nonce=f"n{n}")
-            encrypted = server.crypto.encrypt_message(text_xml(f"o-bench-{n % 500}", MESSAGES[n % len(MESSAGES)],
+            encrypted = server.crypto.encrypt_message(text_xml(f"o-bench-{n % 500}", message(n),
                                                                msg_id=first_id + n), params["nonce"],
                                                       params["timestamp"])
             root = ET.fromstring(encrypted)
@@ -108,7 +122,9 @@ def main() -> None:
                "FANGFEI_DATABASE__URL": args.db, "FANGFEI_DATABASE__POOL_SIZE": str(args.concurrency)}
         subprocess.run([str(Path(sys.executable).parent / "fangfei"), "db", "upgrade"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "fangfei"), "serve"], cwd=ROOT, env=env)
+        log = Path(tmp) / "server.log"
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "fangfei"), "serve"], cwd=ROOT, env=env,
+                                stderr=log.open("wb"))
         try:
             wait(port, proc)
             cpu = cpu_seconds(proc.pid)
@@ -128,6 +144,9 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+            problems = [line for line in log.read_text(errors="replace").splitlines()
+                        if any(mark in line for mark in (" ERROR ", " WARNING ", "ERROR:", "WARNING:", "Traceback"))]
+            print(f"server log: {len(problems)} warnings or errors" + "".join(f"\n  {p}" for p in problems[:5]))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.conversations import ConversationState
+from bot.storage.database import TurnTransaction
 from bot.types import Inbound, Option, Reply
 
 if TYPE_CHECKING:
@@ -36,9 +37,14 @@ class Turn:
     inbound: Inbound
     text: str
     services: Services
-    session: AsyncSession
+    tx: TurnTransaction
     conversation: ConversationState
     replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def session(self) -> AsyncSession:
+        """The ORM session of this message's transaction, for flows that store more than the conversation."""
+        return self.tx.session
 
     # -- speaking -------------------------------------------------------------------------------------------------
     def say(self, text: str, choices: Sequence[Choice] = ()) -> None:

@@ -6,8 +6,6 @@ import logging
 from copy import deepcopy
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 import handlers.ask
 import handlers.check
 import handlers.menu
@@ -19,6 +17,7 @@ from bot import followers, groups, subscribers
 from bot.conversation import ACTIONS, OPTION_VALUE, Turn
 from bot.services import Services
 from bot.storage import conversations
+from bot.storage.database import ConnectionLost, TurnTransaction
 from bot.types import Inbound, Reply
 from knowledge.text import is_meaningful, normalize, strip_control
 
@@ -54,7 +53,7 @@ STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询"
 class Guard(Protocol):
     """A channel's exactly-once check, run last inside the message's own transaction."""
 
-    async def settle(self, session: AsyncSession, replies: list[Reply]) -> bool:
+    async def settle(self, tx: TurnTransaction, replies: list[Reply]) -> bool:
         """Record the message as answered with these replies; False: it was answered before, undo this turn."""
         ...
 
@@ -81,13 +80,18 @@ class Engine:
     async def _handle(self, inbound: Inbound, guard: Guard | None) -> list[Reply] | None:
         if inbound.is_group and not inbound.addressed:
             return []
-        db = self.services.db
-        async with db.transaction() as session:
-            conversation = await conversations.load(session, inbound.channel, inbound.user, inbound.chat,
-                                                    lock=not db.is_sqlite)
+        try:
+            return await self._turn(inbound, guard)
+        except ConnectionLost:  # nothing of the turn was kept: answer it again on a fresh connection
+            log.warning("engine: the database connection was lost; handling the message again")
+            return await self._turn(inbound, guard)
+
+    async def _turn(self, inbound: Inbound, guard: Guard | None) -> list[Reply] | None:
+        async with self.services.db.turn() as tx:
+            conversation = await conversations.load(tx, inbound.channel, inbound.user, inbound.chat)
             before = deepcopy(conversation.snapshot())
             text = strip_control(inbound.text).strip()
-            turn = Turn(inbound, text, self.services, session, conversation)
+            turn = Turn(inbound, text, self.services, tx, conversation)
             limit = self.services.settings.chat.max_text_chars
             if len(text) > limit:
                 turn.text = text[:limit]
@@ -100,8 +104,8 @@ class Engine:
             else:
                 await self._route(turn)
             if conversation.snapshot() != before:
-                await conversations.save(session, conversation, postgres=not db.is_sqlite)
-            if guard is not None and not await guard.settle(session, turn.replies):
+                await conversations.save(tx, conversation)
+            if guard is not None and not await guard.settle(tx, turn.replies):
                 raise _AlreadyAnswered
         return turn.replies
 
@@ -196,7 +200,7 @@ class Engine:
             await handlers.report.resume(turn)
         elif waiting is not None:
             await waiting(turn, text)
-        elif self.services.risk.looks_like_offer(text):
-            await handlers.check.run(turn, text)
+        elif (report := self.services.risk.offer_check(text)) is not None:
+            await handlers.check.run(turn, text, report)
         else:
             await handlers.ask.answer(turn, text)

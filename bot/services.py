@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.storage.database import Database
-from bot.storage.models import UnmatchedQuestion
+from bot.storage.database import Database, TurnTransaction
+from bot.storage.models import UnmatchedQuestion, utcnow
 from bot.vault import Vault, secret_key
 from knowledge import schema
 from knowledge.risk import RiskChecker
@@ -71,8 +71,18 @@ class Services:
         return candidates[0] if candidates else None
 
 
-async def record_gap(session: AsyncSession, text: str, channel: str) -> None:
-    session.add(UnmatchedQuestion(text=normalize(text)[:500], channel=channel))
+_GAP = insert(UnmatchedQuestion.__table__).values(text=bindparam("text"), channel=bindparam("channel"),
+                                                   created_at=bindparam("created_at"))
+_PG_GAP = "INSERT INTO unmatched_questions (text, channel, created_at) VALUES ($1, $2, $3)"
+
+
+async def record_gap(tx: TurnTransaction, text: str, channel: str) -> None:
+    """Keep a question the knowledge base could not answer (no user id) for the editors' `kb gaps`."""
+    values = {"text": normalize(text)[:500], "channel": channel, "created_at": utcnow()}
+    if tx.postgres:  # the hot path's plain SQL (see TurnTransaction)
+        await tx.driver.execute(_PG_GAP, *values.values())
+    else:
+        await tx.connection.execute(_GAP, values)
 
 
 async def top_gaps(session: AsyncSession, limit: int = 20) -> list[tuple[str, int]]:

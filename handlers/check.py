@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.conversation import Choice, Turn, action
 from handlers.menu import BACK
+from knowledge.risk import RiskReport
 
 HEADLINES = {
     "high": "⚠️ 风险很高：这很像非法集资。",
@@ -18,9 +19,10 @@ async def start(turn: Turn, _: str = "") -> None:
     turn.say("请把对方是怎么说的告诉我，我帮您看看。\n比如：“每月返利8%，拉人还有奖励”。")
 
 
-async def run(turn: Turn, offer: str) -> None:
+async def run(turn: Turn, offer: str, report: RiskReport | None = None) -> None:
+    """Check an offer (`report`: its check, when the caller has made it already)."""
     turn.finish()
-    report = turn.services.risk.check(offer)
+    report = report or turn.services.risk.check(offer)
     lines = [HEADLINES[report.level]]
     if report.signals:
         lines.append("我看到这些危险信号：")

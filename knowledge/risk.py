@@ -305,17 +305,23 @@ class RiskChecker:
 
     def looks_like_offer(self, text: str) -> bool:
         """True when the text describes an offer someone was told about (run the check), not a general question."""
+        return self.offer_check(text) is not None
+
+    def offer_check(self, text: str) -> RiskReport | None:
+        """The check of the text when it describes an offer someone was told about; None for a general question."""
         norm = normalize(text or "")
         if not is_meaningful(norm):
-            return False
+            return None
         view, _ = self._view(norm)
         ctx = self._ctx
         told = self._told(view)
         if told and ctx["money"].search(view) and not (ctx["post_case"].search(view) or self._about_scams(view)):
-            return True
+            return self.check(text)
         clauses = [c for c in _CLAUSE.findall(view) if c.strip()]
-        question_only = all(_QUESTION.search(c) for c in clauses)
-        return not question_only and bool(self.check(text).signals)
+        if all(_QUESTION.search(c) for c in clauses):
+            return None
+        report = self.check(text)
+        return report if report.signals else None
 
     # ---- matching ---------------------------------------------------------------------------------------
 

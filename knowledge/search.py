@@ -123,11 +123,18 @@ class SearchIndex:
         # each sample question's words with their total weight, for the resemblance score
         self.questions = [[(frozenset(q), sum(self._weight(t) for t in q)) for q in qs if q]
                           for qs in self.question_tokens]
+        # word -> the sample questions holding it (entry, question): a query touches only those that share a word
+        self.question_postings: dict[str, list[tuple[int, int]]] = {}
+        for i, qs in enumerate(self.questions):
+            for k, (words, _) in enumerate(qs):
+                for t in words:
+                    self.question_postings.setdefault(t, []).append((i, k))
         self._build_bigrams()
         self.doc_sets = [set(d) for d in docs]
         # pinyin of every known word, to repair homophone typos and read plain pinyin input
         self.known = {t for d in docs for t in d} | vocabulary
         self.by_pinyin: dict[str, str] = {}
+        self._readings: dict[str, str] = {}
         for word in sorted(self.known, key=lambda w: (-self.bm25.idf.get(self._canon(w), 0), w)):
             if has_han(word) and 2 <= len(word) <= 6:
                 self.by_pinyin.setdefault(_pinyin_key(lazy_pinyin(word, style=Style.NORMAL)), word)
@@ -175,20 +182,22 @@ class SearchIndex:
     def _canon(self, token: str) -> str:
         return self.lexicon.synonyms.get(token, token)
 
-    def _tokens(self, text: str) -> list[str]:
+    def _tokens(self, text: str, cuts: dict[str, list[str]] | None = None) -> list[str]:
+        """The text's words, canonical; `cuts`: runs of Chinese already cut by jieba for this text."""
         out: list[str] = []
         for chunk in _WORD.findall(normalize(text)):
             if not has_han(chunk):
                 if chunk not in self.lexicon.stopwords:
                     out.append(self._canon(chunk))
                 continue
-            for tok in self.tokenizer.cut(chunk, HMM=False):
+            for tok in (cuts or {}).get(chunk) or self.tokenizer.cut(chunk, HMM=False):
                 if tok not in self.lexicon.stopwords and not _NUMERIC.match(tok):
                     out.append(self._canon(tok))
         return out
 
-    def _repair(self, text: str) -> str:
-        """Fix listed typos, then any 2-4 character span that sounds like a known word but is not one."""
+    def _repair(self, text: str, cuts: dict[str, list[str]]) -> str:
+        """Fix listed typos, then any 2-4 character span that sounds like a known word but is not one (the runs'
+        cuts are kept in `cuts` for the tokens)."""
         for wrong, right in self.lexicon.typos.items():
             text = text.replace(wrong, right)
         extra: list[str] = []
@@ -196,7 +205,8 @@ class SearchIndex:
             syllables: list[str] = []
             # token boundaries: a repair may swallow whole words but must not cut one in half
             starts, ends, singles, pos = {0}, set(), set(), 0
-            for tok in self.tokenizer.cut(run, HMM=False):
+            cuts[run] = cut = list(self.tokenizer.cut(run, HMM=False))
+            for tok in cut:
                 if len(tok) == 1:
                     singles.add(pos)
                 pos += len(tok)
@@ -210,12 +220,20 @@ class SearchIndex:
                     if (i not in starts or i + size not in ends or not singles & set(range(i, i + size))
                             or span in self.known):
                         continue
-                    syllables = syllables or lazy_pinyin(run, style=Style.NORMAL)
+                    syllables = syllables or [self._reading(ch) for ch in run]
                     word = self.by_pinyin.get(_pinyin_key(syllables[i:i + size]))
                     # a misspelling keeps most of its characters: 投姿 -> 投资, 区快链 -> 区块链
                     if word and len(word) == size and 2 * sum(a == b for a, b in zip(span, word, strict=True)) >= size:
                         extra.append(word)
         return text + (" " + " ".join(extra) if extra else "")
+
+    def _reading(self, char: str) -> str:
+        """A character's usual pinyin, looked up once per character (pypinyin's phrase-aware reading of the whole
+        text costs more than the rest of the search, and a typo has no phrase to be read in)."""
+        reading = self._readings.get(char)
+        if reading is None:
+            reading = self._readings[char] = lazy_pinyin(char, style=Style.NORMAL)[0]
+        return reading
 
     def _from_pinyin(self, text: str) -> str:
         """Turn plain pinyin ("fei fa ji zi", "feifajizi") into the known words it spells."""
@@ -236,19 +254,21 @@ class SearchIndex:
         return " ".join(words)
 
     def query_tokens(self, query: str) -> list[str]:
-        return self._tokens(self._prepare(query))
+        cuts: dict[str, list[str]] = {}
+        return self._tokens(self._prepare(query, cuts), cuts)
 
-    def _prepare(self, query: str) -> str:
+    def _prepare(self, query: str, cuts: dict[str, list[str]]) -> str:
         text = normalize(query)
         if (_LATIN_ONLY.match(text) and len(text.split()) >= 2) or (_LATIN_ONLY.match(text) and len(text) >= 6):
             text = self._from_pinyin(text) or text
-        return self._repair(text)
+        return self._repair(text, cuts)
 
     # -- ranking --------------------------------------------------------------------------------------------------
     def search(self, query: str, top: int = 5, threshold: float = 0.22, category: str | None = None) -> SearchResult:
         """The entries that answer `query`, best first (only those of `category` when given)."""
-        prepared = self._prepare(query)
-        tokens = self._tokens(prepared)
+        cuts: dict[str, list[str]] = {}
+        prepared = self._prepare(query, cuts)
+        tokens = self._tokens(prepared, cuts)
         unique = set(tokens)
         if not unique:
             return SearchResult(query, False, ())
@@ -258,15 +278,14 @@ class SearchIndex:
         if category is not None:
             bm = {i: bm.get(i, 0.0) for i in self.by_category.get(category, ())}
         similar = self._bigram_similarity(prepared)
+        resemblance = self._resemblance(idf, mass)
         # the full confidence is computed only for the entries a cheap first pass puts in front
         first = sorted(bm, key=lambda i: bm[i] / (bm[i] + 8.0) + similar.get(i, 0.0), reverse=True)[:CANDIDATES]
         ranked: list[tuple[float, float, int]] = []
         for i in first:
             raw = bm[i]
             covered = sum(w for t, w in idf.items() if t in self.doc_sets[i]) / mass
-            resemblance = max((self._resemblance(unique, idf, mass, q, q_mass) for q, q_mass in self.questions[i]),
-                              default=0.0)
-            confidence = W_COVER * covered + W_TOKENS * resemblance + W_BIGRAMS * similar.get(i, 0.0)
+            confidence = W_COVER * covered + W_TOKENS * resemblance.get(i, 0.0) + W_BIGRAMS * similar.get(i, 0.0)
             relevance = raw / (raw + 8.0) + confidence
             ranked.append((relevance, confidence, i))
         ranked.sort(reverse=True)
@@ -285,13 +304,18 @@ class SearchIndex:
             weight = self.bm25.max_idf * min(1.0, max(0.2, (general - 7.0) / 7.0))
         return weight * 0.5 if len(token) == 1 else weight
 
-    @staticmethod
-    def _resemblance(query: set[str], idf: dict[str, float], mass: float, question: frozenset[str],
-                     question_mass: float) -> float:
-        """Weighted cosine between the query's words and one sample question's words."""
-        if query.isdisjoint(question):
-            return 0.0
-        return sum(idf[t] for t in query & question) / math.sqrt(mass * question_mass)
+    def _resemblance(self, idf: dict[str, float], mass: float) -> dict[int, float]:
+        """Per entry, the best weighted cosine between the query's words and one of its sample questions' words."""
+        shared: dict[tuple[int, int], float] = {}
+        for t, w in idf.items():
+            for key in self.question_postings.get(t, ()):
+                shared[key] = shared.get(key, 0.0) + w
+        best: dict[int, float] = {}
+        for (i, k), dot in shared.items():
+            sim = dot / math.sqrt(mass * self.questions[i][k][1])
+            if sim > best.get(i, 0.0):
+                best[i] = sim
+        return best
 
 
 def _bigrams(text: str) -> set[str]:

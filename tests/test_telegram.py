@@ -177,6 +177,10 @@ async def test_staff_commands_only_for_staff(channel: TelegramChannel, fake: Fak
     assert "订阅人数" in text(figures)
     in_residents_group = await say(fake, "/gaps", user=STAFF, chat_id=GROUP, chat_type="group")
     assert "工作群" in text(in_residents_group)
+    unanswered = await say(fake, "火车票怎么买")  # a resident's question the knowledge base cannot answer
+    assert "答不上来" in text(unanswered)
+    gaps = await say(fake, "/gaps", user=STAFF, chat_id=STAFF_CHAT, chat_type="supergroup")
+    assert "火车票怎么买" in text(gaps)
 
 
 async def test_blocked_user_is_marked_unreachable(channel: TelegramChannel, fake: FakeTelegram,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
@@ -84,6 +85,25 @@ async def test_a_repeated_choice_moves_the_conversation_only_once(wechat: WeChat
     assert answered and all(t == answered[0] for t in answered) and "乡镇" in answered[0]
     # the resident is still choosing a township: handled twice, "1" would already have picked 城关镇
     assert "您在河口乡的哪个村" in await wechat.say("o-dup2", "2")
+
+
+async def test_a_database_restart_costs_no_answer(wechat: WeChatServer, engine: Engine) -> None:
+    """Every pooled connection dies (as in a PostgreSQL restart): the next message is still answered, once."""
+    if engine.services.db.is_sqlite:
+        pytest.skip("PostgreSQL connections only")
+    assert "回复 2：风险自测" in await wechat.say("o-restart", "你好")
+    killer = await asyncpg.connect(engine.services.db.url.set(drivername="postgresql").render_as_string(False))
+    try:
+        killed = await killer.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                       " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        await killer.close()
+    assert killed >= 1
+    xml = text_xml("o-restart", "2", msg_id=616161)
+    assert "怎么说的" in wechat.reply_text(await wechat.post(xml))  # the menu choice, on a fresh connection
+    assert "风险很高" in await wechat.say("o-restart", "他说每月返利百分之八，拉人还有奖励")
+    async with engine.services.db.session() as s:
+        assert (await s.scalar(select(WeChatInbox.status).where(WeChatInbox.key == "616161"))) == "answered"
 
 
 async def test_forged_or_stale_signatures_are_refused(wechat: WeChatServer, engine: Engine) -> None:

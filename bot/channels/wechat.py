@@ -14,7 +14,6 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -27,6 +26,7 @@ from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.config import WeChatSettings
 from bot.engine import Engine
 from bot.storage import inbox
+from bot.storage.database import TurnTransaction
 from bot.types import Inbound, Media, Reply
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class WeChatChannel:
         key = (str(message.id) if getattr(message, "id", None)  # events have no MsgId: sender + time (+ which)
                else f"{message.source}:{message.create_time}:{getattr(message, 'event', '')}:"
                     f"{getattr(message, 'key', '') or ''}"[:160])
-        ticket = _Ticket(key, postgres=not self.engine.services.db.is_sqlite)
+        ticket = _Ticket(key)
         task = asyncio.create_task(self._handle(message, ticket))
         done, _ = await asyncio.wait({task}, timeout=self.settings.reply_budget_seconds)
         if not done and ticket.settled:  # the answer is being stored with the passive reply: a moment away
@@ -232,19 +232,19 @@ class _Ticket:
     The engine calls `settle` last inside the turn's transaction: the inbox row is written with the answer (or,
     when the request already gave up waiting, with none: it goes out as a customer-service message)."""
 
-    def __init__(self, key: str, postgres: bool) -> None:
-        self.key, self.postgres = key, postgres
+    def __init__(self, key: str) -> None:
+        self.key = key
         self.messages: list[str] = []
         self.deferred = False  # the request stopped waiting: the answer goes out as customer-service message(s)
         self.settled = False  # the answer is being stored with the passive reply
         self.duplicate = False
 
-    async def settle(self, session: AsyncSession, replies: list[Reply]) -> bool:
+    async def settle(self, tx: TurnTransaction, replies: list[Reply]) -> bool:
         self.messages = render(replies)
         passive = not self.deferred  # decided here, with no wait in between, so the request agrees
         self.settled = passive
         first = self.messages[0] if self.messages and passive else None
-        if await inbox.claim(session, self.key, first, "answered" if passive else "deferred", self.postgres):
+        if await inbox.claim(tx, self.key, first, "answered" if passive else "deferred"):
             return True
         self.settled, self.duplicate = False, True
         return False

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -13,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 POOL_OVERFLOW = 16
@@ -52,6 +53,41 @@ class Database:
             yield session
             await session.commit()
 
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[TurnTransaction]:
+        """One message's transaction (see `TurnTransaction`): committed when the block ends, undone on an error."""
+        async with self.serialized(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                async with conn.begin():
+                    tx = TurnTransaction(self, conn, None)
+                    try:
+                        yield tx
+                        await tx.flush()
+                    finally:
+                        await tx.close()
+                return
+            driver = (await conn.get_raw_connection()).driver_connection
+            tx = TurnTransaction(self, conn, driver)
+            started = committing = False
+            try:
+                outer = driver.transaction()
+                await outer.start()
+                started = True
+                yield tx
+                await tx.flush()
+                await tx.close()
+                committing = True
+                await outer.commit()
+            except BaseException as exc:
+                if driver.is_closed():  # the database went away (a restart, a cut): so did the pool's other
+                    await conn.invalidate()  # connections; start afresh and let the caller try again
+                    await self.engine.dispose(close=False)
+                    raise ConnectionLost from exc
+                await tx.close()  # the session's savepoint first, then the transaction around it
+                if started and not committing:
+                    await outer.rollback()
+                raise
+
     def serialized(self) -> AbstractAsyncContextManager[object]:
         """Hold around a read-modify-write transaction: a lock on SQLite, nothing on PostgreSQL (row locks)."""
         return self._write_lock if self._write_lock is not None else nullcontext()
@@ -67,6 +103,48 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class ConnectionLost(Exception):
+    """The database connection broke in the middle of a message's transaction (a database restart, a network cut):
+    the transaction is lost, the pool holds fresh connections, and the message can be handled again."""
+
+
+class TurnTransaction:
+    """One message's transaction: the conversation row, the channel's exactly-once record and whatever the flow
+    writes commit together.
+
+    Every message runs the same few statements (read and lock the conversation, write it back, record the message);
+    on PostgreSQL they go straight to asyncpg (`driver`), because SQLAlchemy's layers cost more CPU than the
+    statements themselves. Flows that need the ORM (a report, a subscription) get `session`, opened on first use
+    on the same connection: on PostgreSQL its work runs in a savepoint inside this transaction; on SQLite it joins
+    the transaction of `connection`, where the hot statements run as Core statements.
+    """
+
+    def __init__(self, database: Database, connection: AsyncConnection, driver: Any) -> None:
+        # driver: the asyncpg connection under `connection` on PostgreSQL, None on SQLite
+        self.database, self.connection, self.driver = database, connection, driver
+        self._session: AsyncSession | None = None
+
+    @property
+    def postgres(self) -> bool:
+        return self.driver is not None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self.database.sessions(bind=self.connection)
+        return self._session
+
+    async def flush(self) -> None:
+        """End the session's part (PostgreSQL: release its savepoint) so the transaction can commit."""
+        if self._session is not None:
+            await self._session.commit()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

@@ -4,25 +4,27 @@ it changed, so a retry either finds the stored answer or (still in flight) waits
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.database import TurnTransaction
 from bot.storage.models import WeChatInbox, utcnow
 
 TABLE = WeChatInbox.__table__
-# built once: constructing statements costs more than running them
-_CLAIM = {postgres: insert(TABLE).values(key=bindparam("key"), reply=bindparam("reply"), status=bindparam("status"),
-                                          created_at=bindparam("created_at")).on_conflict_do_nothing()
-          for postgres, insert in ((True, pg_insert), (False, sqlite_insert))}
+# the claim runs with every message: plain SQL through asyncpg on PostgreSQL, a Core statement built once on SQLite
+_PG_CLAIM = "INSERT INTO wechat_inbox (key, reply, status, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+_CLAIM = sqlite_insert(TABLE).values(key=bindparam("key"), reply=bindparam("reply"), status=bindparam("status"),
+                                     created_at=bindparam("created_at")).on_conflict_do_nothing()
 _STORED = select(TABLE.c.reply).where(TABLE.c.key == bindparam("key"))
 _MARK = update(TABLE).where(TABLE.c.key == bindparam("k")).values(status=bindparam("status"))
 
 
-async def claim(session: AsyncSession, key: str, reply: str | None, status: str, postgres: bool) -> bool:
+async def claim(tx: TurnTransaction, key: str, reply: str | None, status: str) -> bool:
     """Record the message as handled; False when it was already (the caller must then undo its transaction)."""
+    if tx.postgres:
+        return await tx.driver.execute(_PG_CLAIM, key, reply, status, utcnow()) == "INSERT 0 1"
     values = {"key": key, "reply": reply, "status": status, "created_at": utcnow()}
-    return bool((await (await session.connection()).execute(_CLAIM[postgres], values)).rowcount)
+    return bool((await tx.connection.execute(_CLAIM, values)).rowcount)
 
 
 async def stored_reply(conn: AsyncConnection, key: str) -> str | None:
