@@ -130,6 +130,10 @@ XXE = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/pas
 async def test_hostile_or_malformed_bodies_get_a_clean_4xx(wechat: WeChatServer, body: str) -> None:
     res = await wechat.post(body)
     assert 400 <= res.status_code < 500 and "Traceback" not in res.text and "root:" not in res.text
+    if wechat.safe:  # the same body as the encrypted envelope itself, refused before anything is decrypted
+        raw = await wechat.client.post(wechat.path, content=body.encode(), headers={"content-type": "text/xml"},
+                                       params={**wechat.params(), "encrypt_type": "aes", "msg_signature": "0" * 40})
+        assert 400 <= raw.status_code < 500 and "Traceback" not in raw.text
     assert "防范" in await wechat.say("o-after", "你好")  # still serving
 
 
