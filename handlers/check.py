@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from bot.conversation import Choice, Turn, action
-from handlers.menu import BACK
+from handlers.ask import show
+from handlers.menu import BACK, main_menu
 from knowledge.risk import RiskReport
+
+EXPLAIN_CHARS = 300  # of the offer, kept with the menu until the resident's next message to find the entry
 
 HEADLINES = {
     "high": "⚠️ 风险很高：这很像非法集资。",
@@ -29,10 +32,23 @@ async def run(turn: Turn, offer: str, report: RiskReport | None = None) -> None:
         lines += [f"· {s.feature}：“{s.evidence}”" for s in report.signals]
     turn.say("\n".join(lines))
     choices: list[Choice] = []
-    entry = turn.services.explain(offer, report.category)
-    if entry is not None:
-        choices.append(Choice(f"了解：{entry.title}", "ask.show", entry.id))
+    kb = turn.services.kb
+    category = kb.categories.get(report.category) if report.category else None
+    if category is not None and kb.in_category(category.slug):  # the entry itself is looked up when asked for
+        choices.append(Choice(f"了解这类骗局：{category.name}", "check.explain",
+                              f"{category.slug}\n{offer[:EXPLAIN_CHARS]}"))
     if report.risky:
         choices.append(Choice("我要举报", "report.start"))
     choices += [Choice("再测一个", "check.start"), BACK]
     turn.say(report.advice, choices)
+
+
+@action("check.explain")
+async def explain(turn: Turn, arg: str) -> None:
+    """The knowledge entry that best explains the offer just checked, within the scheme's category."""
+    category, _, offer = arg.partition("\n")
+    entry = turn.services.explain(offer, category)
+    if entry is None:  # the knowledge base no longer has that category
+        await main_menu(turn)
+        return
+    await show(turn, entry.id)

@@ -76,7 +76,9 @@ async def test_full_resident_conversation(client: httpx.AsyncClient, engine: Eng
     assert "风险很高" in me.replies[0]["text"]
     assert "利诱性" in me.replies[0]["text"]
     assert "{hotline}" not in me.text and "12345" in me.text
-    assert "我要举报" in me.options() and any(label.startswith("了解：") for label in me.options())
+    assert "我要举报" in me.options() and "了解这类骗局：以养老服务为名" in me.options()
+    await me.tap("了解这类骗局：")  # the entry on pension schemes that best fits what they were told
+    assert me.text.startswith("【") and "养老" in me.text and "详细说说" in me.options()
 
     # subscribe with a profile from the region's list, then unsubscribe
     await me.tap("回主菜单")
