@@ -60,10 +60,8 @@ class Services:
         cfg = self.settings.search
         return self.index.search(text, top=top, threshold=cfg.group_threshold if group else cfg.threshold)
 
-    def explain(self, text: str, category: str | None) -> Entry | None:
+    def explain(self, text: str, category: str) -> Entry | None:
         """The entry that best explains a text within a category (for the risk check)."""
-        if category is None:
-            return None
         best = self.index.search(text, top=1, category=category).best
         if best is not None:
             return best.entry
@@ -78,11 +76,7 @@ _PG_GAP = "INSERT INTO unmatched_questions (text, channel, created_at) VALUES ($
 
 async def record_gap(tx: TurnTransaction, text: str, channel: str) -> None:
     """Keep a question the knowledge base could not answer (no user id) for the editors' `kb gaps`."""
-    values = {"text": normalize(text)[:500], "channel": channel, "created_at": utcnow()}
-    if tx.postgres:  # the hot path's plain SQL (see TurnTransaction)
-        await tx.driver.execute(_PG_GAP, *values.values())
-    else:
-        await tx.connection.execute(_GAP, values)
+    await tx.execute(_PG_GAP, _GAP, {"text": normalize(text)[:500], "channel": channel, "created_at": utcnow()})
 
 
 async def top_gaps(session: AsyncSession, limit: int = 20) -> list[tuple[str, int]]:

@@ -303,10 +303,6 @@ class RiskChecker:
             hits = [h for h in hits if h.weight >= STRONG]
         return self._report(text, hits, norm, index, safe or licensed, view)
 
-    def looks_like_offer(self, text: str) -> bool:
-        """True when the text describes an offer someone was told about (run the check), not a general question."""
-        return self.offer_check(text) is not None
-
     def offer_check(self, text: str) -> RiskReport | None:
         """The check of the text when it describes an offer someone was told about; None for a general question."""
         norm = normalize(text or "")

@@ -286,7 +286,7 @@ def test_empty_or_meaningless_input(checker: RiskChecker, text: str) -> None:
     assert report.level == "low" and not report.risky and report.signals == () and report.category is None
     assert report.text == text
     assert REGION["hotline"] in report.advice
-    assert not checker.looks_like_offer(text)
+    assert checker.offer_check(text) is None
 
 
 @pytest.mark.parametrize("text", ["今天天气不错，我去公园散步。" * 715, "1" * 10_000, "一" * 10_000, "保 " * 5000])
@@ -420,7 +420,7 @@ def test_windfall_is_a_fee_first_signal_with_its_own_evidence(checker: RiskCheck
 def test_questions_warnings_and_refunds_are_not_risky(checker: RiskChecker, text: str) -> None:
     report = checker.check(text)
     assert not report.risky and not report.signals, report
-    assert not checker.looks_like_offer(text)
+    assert checker.offer_check(text) is None
 
 
 @pytest.mark.parametrize("text", [
@@ -487,8 +487,8 @@ def test_rule_may_need_any_of_several_contexts(tmp_path: Path) -> None:
     ("他说买这个保健品能分红，靠谱吗", True),
     ("我在银行买了大额存单，利率两点几", True),
 ])
-def test_looks_like_offer(checker: RiskChecker, text: str, expected: bool) -> None:
-    assert checker.looks_like_offer(text) is expected
+def test_offer_check_tells_offers_from_questions(checker: RiskChecker, text: str, expected: bool) -> None:
+    assert (checker.offer_check(text) is not None) is expected
 
 
 # ---- categories and rules file ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -135,6 +135,14 @@ class TurnTransaction:
         if self._session is None:
             self._session = self.database.sessions(bind=self.connection)
         return self._session
+
+    async def execute(self, postgres_sql: str, statement: Executable, values: dict[str, Any]) -> int:
+        """Run one hot-path statement: `postgres_sql` (parameters $1… in the order of `values`) on asyncpg, or the
+        Core `statement` on SQLite; the number of rows it touched."""
+        if self.driver is not None:
+            status: str = await self.driver.execute(postgres_sql, *values.values())  # e.g. "INSERT 0 1"
+            return int(status.rsplit(" ", 1)[-1])
+        return (await self.connection.execute(statement, values)).rowcount
 
     async def flush(self) -> None:
         """End the session's part (PostgreSQL: release its savepoint) so the transaction can commit."""

@@ -21,10 +21,8 @@ _MARK = update(TABLE).where(TABLE.c.key == bindparam("k")).values(status=bindpar
 
 async def claim(tx: TurnTransaction, key: str, reply: str | None, status: str) -> bool:
     """Record the message as handled; False when it was already (the caller must then undo its transaction)."""
-    if tx.postgres:
-        return await tx.driver.execute(_PG_CLAIM, key, reply, status, utcnow()) == "INSERT 0 1"
-    values = {"key": key, "reply": reply, "status": status, "created_at": utcnow()}
-    return bool((await tx.connection.execute(_CLAIM, values)).rowcount)
+    return await tx.execute(_PG_CLAIM, _CLAIM, {"key": key, "reply": reply, "status": status,
+                                                "created_at": utcnow()}) == 1
 
 
 async def stored_reply(conn: AsyncConnection, key: str) -> str | None:
