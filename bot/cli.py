@@ -7,7 +7,8 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -469,6 +470,18 @@ async def _find_tip(session: AsyncSession, receipt: str) -> Tip:
     return tip
 
 
+@contextmanager
+def _sealed(failure: str) -> Iterator[None]:
+    """Around opening sealed data: a key that cannot open it is said in one line (exit 1), not a traceback."""
+    from bot.vault import SealError
+
+    try:
+        yield
+    except SealError as exc:
+        say_error(f"{failure}: {exc} (is FANGFEI_SECRET_KEY the bot's key?)")
+        raise typer.Exit(1) from exc
+
+
 def _no_tip(receipt: str) -> NoReturn:
     say_error(f"no tip with receipt {receipt.strip().upper()!r}")
     raise typer.Exit(1)
@@ -576,7 +589,6 @@ def tips_list(status: StatusOption = None,
 def tips_show(receipt: str, reveal: RevealOption = False, as_name: AsOption = None) -> None:
     """Every ledger field of a tip, its evidence and its full history; --reveal adds who reported it."""
     from bot.tips import evidence, ledger
-    from bot.vault import SealError
 
     s = settings()
     name = _staff_name(as_name) if reveal else None
@@ -595,11 +607,8 @@ def tips_show(receipt: str, reveal: RevealOption = False, as_name: AsOption = No
                     return lines
                 if tip.anonymous:
                     return [*lines, "identity: anonymous tip: the reporter gave no name or contact; nothing revealed"]
-                try:
+                with _sealed("cannot open the reporter's identity"):
                     identity = await ledger.reveal(session, _vault(s), tip, _actor(name))
-                except SealError as exc:
-                    say_error(f"cannot open the reporter's identity: {exc} (is FANGFEI_SECRET_KEY the bot's key?)")
-                    raise typer.Exit(1) from exc
                 # committed (with its audit row) before anything is shown
             return [*lines, f"identity (revealed to {name}; recorded in the audit log):",
                     f"  name     {identity.name or '-'}", f"  contact  {identity.contact or '-'}"]
@@ -617,7 +626,6 @@ def tips_evidence(receipt: str,
     """Write a tip's photos and files (kept sealed in the database) into a folder; each export is audited."""
     from bot.storage.models import AuditEntry
     from bot.tips import evidence, ledger
-    from bot.vault import SealError
 
     s = settings()
     name = _staff_name(as_name)
@@ -629,11 +637,9 @@ def tips_evidence(receipt: str,
                 tip = await _find_tip(session, receipt)
                 files = await ledger.evidence(session, tip)
                 states = await evidence.fetch_states(session, files)
-                try:  # every file opened before any is written: a failure leaves nothing on disk
+                # every file opened before any is written: a failure leaves nothing on disk
+                with _sealed("cannot open the files"):
                     opened = [await evidence.content(session, _vault(s), item) for item in files]
-                except SealError as exc:
-                    say_error(f"cannot open the files: {exc} (is FANGFEI_SECRET_KEY the bot's key?)")
-                    raise typer.Exit(1) from exc
                 session.add(AuditEntry(actor=_actor(name), action="export-evidence", subject=tip.receipt))
             # the audit row is committed: now the files
             out.mkdir(parents=True, exist_ok=True)
@@ -667,7 +673,6 @@ def tips_update(receipt: str, status: StatusOption = None,
 
     Every change goes into the tip's history; a new status is also told to the reporter."""
     from bot.tips import ledger
-    from bot.vault import SealError
     from handlers.report import tell_status
     from knowledge.schema import load_taxonomy
 
@@ -706,12 +711,9 @@ def tips_update(receipt: str, status: StatusOption = None,
                     raise typer.Exit(1) from exc
                 told: str | None = None
                 if any(c.field == "status" for c in changes):
-                    try:  # in this transaction: the new status and the reporter's notice commit together
+                    # in this transaction: the new status and the reporter's notice commit together
+                    with _sealed(f"{tip.receipt}: not updated: cannot reach the reporter"):
                         told = await tell_status(session, s, _vault(s), tip, postgres=not db.is_sqlite)
-                    except SealError as exc:
-                        say_error(f"{tip.receipt}: not updated: cannot reach the reporter: {exc} "
-                                  "(is FANGFEI_SECRET_KEY the bot's key?)")
-                        raise typer.Exit(1) from exc
             lines = [(f"note: {c.new}" if c.field == "note" else f"{c.field}: {c.old or '-'} → {c.new or '-'}")
                      for c in changes]
             return tip.receipt, lines, told
@@ -734,7 +736,6 @@ def tips_export(xlsx: Annotated[Path, typer.Option("--xlsx", help="The spreadshe
                 status: StatusOption = None, reveal: RevealOption = False, as_name: AsOption = None) -> None:
     """Write the ledger as a 台账 spreadsheet, one row per tip; --reveal adds reporters' names and contacts."""
     from bot.tips import export, ledger
-    from bot.vault import SealError
 
     s = settings()
     _check_status(status)
@@ -751,12 +752,9 @@ def tips_export(xlsx: Annotated[Path, typer.Option("--xlsx", help="The spreadshe
         try:
             async with db.transaction() as session:
                 tips = await ledger.listing(session, status)
-                try:
+                with _sealed("cannot open a reporter's identity"):
                     book = await export.build(session, tips, vault=_vault(s) if name else None,
                                               actor=_actor(name) if name else None)
-                except SealError as exc:
-                    say_error(f"cannot open a reporter's identity: {exc} (is FANGFEI_SECRET_KEY the bot's key?)")
-                    raise typer.Exit(1) from exc
                 try:
                     export.save(book, xlsx, confidential=name is not None)
                 except OSError as exc:

@@ -141,6 +141,13 @@ async def test_show_reveal_only_to_a_handler_and_audited(services: Services, env
     nothing = (await fangfei("tips", "show", anonymous, "--reveal", "--as", HANDLER, env=handler_env)).stdout
     assert "anonymous" in nothing and "nothing revealed" in nothing
     assert len(await audit_rows(services)) == 1
+    # a key that did not seal the identity: one line, exit 1, nothing shown and nothing audited
+    wrong = await fangfei("tips", "show", named, "--reveal", "--as", HANDLER, check=False,
+                          env={**handler_env, "FANGFEI_SECRET_KEY": "not-the-bots-key"})
+    assert wrong.returncode == 1 and "cannot open the reporter's identity" in wrong.stderr
+    assert "FANGFEI_SECRET_KEY" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert NAME not in wrong.stdout + wrong.stderr and PHONE not in wrong.stdout + wrong.stderr
+    assert len(await audit_rows(services)) == 1
 
     missing = await fangfei("tips", "show", "FF-1999-000001", env=env, check=False)
     assert missing.returncode == 1 and "no tip with receipt 'FF-1999-000001'" in missing.stderr
