@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import warnings
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,15 +23,9 @@ USER = 424242
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(fake: FakeTelegram) -> AsyncIterator[Bot]:
-    async with Bot(fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url) as bot:
-        yield bot
+def fake(telegram: FakeTelegram) -> FakeTelegram:
+    """The shared fake Bot API server (tests/conftest.py); `bot` is the real Bot talking to it."""
+    return telegram
 
 
 def keyboard(*rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:

@@ -31,9 +31,9 @@ def telegram_settings(fake: FakeTelegram, **extra: Any) -> TelegramSettings:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as f:
-        yield f
+def fake(telegram: FakeTelegram) -> FakeTelegram:
+    """The shared fake Bot API server (tests/conftest.py)."""
+    return telegram
 
 
 @pytest.fixture
