@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,15 +121,12 @@ class SearchIndex:
         self.by_category: dict[str, list[int]] = {}
         for i, e in enumerate(self.entries):
             self.by_category.setdefault(e.category, []).append(i)
-        # each sample question's words with their total weight, for the resemblance score
-        self.questions = [[(frozenset(q), sum(self._weight(t) for t in q)) for q in qs if q]
-                          for qs in self.question_tokens]
-        # word -> the sample questions holding it (entry, question): a query touches only those that share a word
-        self.question_postings: dict[str, list[tuple[int, int]]] = {}
-        for i, qs in enumerate(self.questions):
-            for k, (words, _) in enumerate(qs):
-                for t in words:
-                    self.question_postings.setdefault(t, []).append((i, k))
+        # each sample question's words, normed by their total weight, for the resemblance score
+        self.question_words = _Samples()
+        for i, qs in enumerate(self.question_tokens):
+            for q in qs:
+                if q:
+                    self.question_words.add(i, q, math.sqrt(sum(self._weight(t) for t in q)))
         self._build_bigrams()
         self.doc_sets = [set(d) for d in docs]
         # pinyin of every known word, to repair homophone typos and read plain pinyin input
@@ -150,12 +148,9 @@ class SearchIndex:
         n = len(samples)
         self.bigram_idf = {g: math.log(1 + n / f) for g, f in df.items()}
         self.bigram_max_idf = math.log(1 + n)
-        self.samples = [(i, grams, math.sqrt(sum(self.bigram_idf[g] ** 2 for g in grams)) or 1.0)
-                        for i, grams in samples]
-        self.bigram_postings: dict[str, list[int]] = {}
-        for k, (_, grams, _) in enumerate(self.samples):
-            for g in grams:
-                self.bigram_postings.setdefault(g, []).append(k)
+        self.question_bigrams = _Samples()
+        for i, grams in samples:
+            self.question_bigrams.add(i, grams, math.sqrt(sum(self.bigram_idf[g] ** 2 for g in grams)) or 1.0)
 
     def _bigram_similarity(self, text: str) -> dict[int, float]:
         """Per entry, the best cosine between the query's bigrams and one of the entry's sample questions."""
@@ -163,20 +158,8 @@ class SearchIndex:
         if not grams:
             return {}
         q_norm = math.sqrt(sum(self.bigram_idf.get(g, self.bigram_max_idf) ** 2 for g in grams))
-        dots: dict[int, float] = {}
-        for g in grams:
-            w = self.bigram_idf.get(g)
-            if w is None:
-                continue
-            for k in self.bigram_postings[g]:
-                dots[k] = dots.get(k, 0.0) + w * w
-        best: dict[int, float] = {}
-        for k, dot in dots.items():
-            i, _, norm = self.samples[k]
-            sim = dot / (q_norm * norm)
-            if sim > best.get(i, 0.0):
-                best[i] = sim
-        return best
+        weights = {g: w * w for g in grams if (w := self.bigram_idf.get(g)) is not None}
+        return self.question_bigrams.best(weights, q_norm)
 
     # -- text to tokens -------------------------------------------------------------------------------------------
     def _canon(self, token: str) -> str:
@@ -278,7 +261,7 @@ class SearchIndex:
         if category is not None:
             bm = {i: bm.get(i, 0.0) for i in self.by_category.get(category, ())}
         similar = self._bigram_similarity(prepared)
-        resemblance = self._resemblance(idf, mass)
+        resemblance = self.question_words.best(idf, math.sqrt(mass))  # weighted cosine over words
         # the full confidence is computed only for the entries a cheap first pass puts in front
         first = sorted(bm, key=lambda i: bm[i] / (bm[i] + 8.0) + similar.get(i, 0.0), reverse=True)[:CANDIDATES]
         ranked: list[tuple[float, float, int]] = []
@@ -304,17 +287,34 @@ class SearchIndex:
             weight = self.bm25.max_idf * min(1.0, max(0.2, (general - 7.0) / 7.0))
         return weight * 0.5 if len(token) == 1 else weight
 
-    def _resemblance(self, idf: dict[str, float], mass: float) -> dict[int, float]:
-        """Per entry, the best weighted cosine between the query's words and one of its sample questions' words."""
-        shared: dict[tuple[int, int], float] = {}
-        for t, w in idf.items():
-            for key in self.question_postings.get(t, ()):
-                shared[key] = shared.get(key, 0.0) + w
+
+
+class _Samples:
+    """Sample questions as sets of features (words, or character bigrams), each with its norm, indexed by feature:
+    a query touches only the samples that share a feature with it."""
+
+    def __init__(self) -> None:
+        self.entry: list[int] = []  # sample -> the entry it belongs to
+        self.norm: list[float] = []
+        self.postings: dict[str, list[int]] = {}
+
+    def add(self, entry: int, features: Iterable[str], norm: float) -> None:
+        for feature in features:
+            self.postings.setdefault(feature, []).append(len(self.entry))
+        self.entry.append(entry)
+        self.norm.append(norm)
+
+    def best(self, weights: dict[str, float], query_norm: float) -> dict[int, float]:
+        """Per entry, the best cosine between the query (its features' weights) and one of the entry's samples."""
+        dots: dict[int, float] = {}
+        for feature, w in weights.items():
+            for k in self.postings.get(feature, ()):
+                dots[k] = dots.get(k, 0.0) + w
         best: dict[int, float] = {}
-        for (i, k), dot in shared.items():
-            sim = dot / math.sqrt(mass * self.questions[i][k][1])
-            if sim > best.get(i, 0.0):
-                best[i] = sim
+        for k, dot in dots.items():
+            sim = dot / (query_norm * self.norm[k])
+            if sim > best.get(self.entry[k], 0.0):
+                best[self.entry[k]] = sim
         return best
 
 
