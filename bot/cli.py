@@ -470,6 +470,15 @@ async def _find_tip(session: AsyncSession, receipt: str) -> Tip:
     return tip
 
 
+async def _tip_with_evidence(session: AsyncSession, receipt: str) -> tuple[Tip, list[TipEvidence], dict[int, str]]:
+    """The named tip, its evidence files and where each file's fetch stands."""
+    from bot.tips import evidence, ledger
+
+    tip = await _find_tip(session, receipt)
+    files = await ledger.evidence(session, tip)
+    return tip, files, await evidence.fetch_states(session, files)
+
+
 @contextmanager
 def _sealed(failure: str) -> Iterator[None]:
     """Around opening sealed data: a key that cannot open it is said in one line (exit 1), not a traceback."""
@@ -588,7 +597,7 @@ def tips_list(status: StatusOption = None,
 @tips_app.command("show")
 def tips_show(receipt: str, reveal: RevealOption = False, as_name: AsOption = None) -> None:
     """Every ledger field of a tip, its evidence and its full history; --reveal adds who reported it."""
-    from bot.tips import evidence, ledger
+    from bot.tips import ledger
 
     s = settings()
     name = _staff_name(as_name) if reveal else None
@@ -599,10 +608,8 @@ def tips_show(receipt: str, reveal: RevealOption = False, as_name: AsOption = No
         db = await _open_ledger(s)
         try:
             async with db.transaction() as session:
-                tip = await _find_tip(session, receipt)
-                files = await ledger.evidence(session, tip)
-                lines = _tip_lines(tip, files, await ledger.history(session, tip),
-                                   await evidence.fetch_states(session, files))
+                tip, files, states = await _tip_with_evidence(session, receipt)
+                lines = _tip_lines(tip, files, await ledger.history(session, tip), states)
                 if name is None:
                     return lines
                 if tip.anonymous:
@@ -625,7 +632,7 @@ def tips_evidence(receipt: str,
                   as_name: AsOption = None) -> None:
     """Write a tip's photos and files (kept sealed in the database) into a folder; each export is audited."""
     from bot.storage.models import AuditEntry
-    from bot.tips import evidence, ledger
+    from bot.tips import evidence
 
     s = settings()
     name = _staff_name(as_name)
@@ -634,9 +641,7 @@ def tips_evidence(receipt: str,
         db = await _open_ledger(s)
         try:
             async with db.transaction() as session:
-                tip = await _find_tip(session, receipt)
-                files = await ledger.evidence(session, tip)
-                states = await evidence.fetch_states(session, files)
+                tip, files, states = await _tip_with_evidence(session, receipt)
                 # every file opened before any is written: a failure leaves nothing on disk
                 with _sealed("cannot open the files"):
                     opened = [await evidence.content(session, _vault(s), item) for item in files]
