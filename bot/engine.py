@@ -17,7 +17,8 @@ from bot import followers, groups, subscribers
 from bot.conversation import ACTIONS, OPTION_VALUE, Turn
 from bot.services import Services
 from bot.storage import conversations
-from bot.storage.database import ConnectionLost, TurnTransaction
+from bot.storage.database import Conflict, ConnectionLost
+from bot.storage.inbox import Claim
 from bot.types import Inbound, Reply
 from knowledge.text import is_meaningful, normalize, strip_control
 
@@ -47,14 +48,18 @@ TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): hand
                  for step in ("what", "who", "where", "village", "money", "when", "evidence", "name", "contact")}}
 # A report waits for a button at these steps; typed words get the question again.
 BUTTON_STEPS = {("report", "identity"), ("report", "summary")}
+# attempts at a message whose conversation another message of the same user changed meanwhile; the last one waits
+# for the row instead
+ATTEMPTS = 3
 STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询")  # followed by a receipt, with or without a space
 
 
 class Guard(Protocol):
-    """A channel's exactly-once check, run last inside the message's own transaction."""
+    """A channel's exactly-once record of a message, written with the turn's last statement."""
 
-    async def settle(self, tx: TurnTransaction, replies: list[Reply]) -> bool:
-        """Record the message as answered with these replies; False: it was answered before, undo this turn."""
+    def claim(self, replies: list[Reply]) -> Claim:
+        """The record marking the message answered with these replies (made just before it is written; once per
+        attempt when the turn has to be answered again)."""
         ...
 
 
@@ -80,14 +85,20 @@ class Engine:
     async def _handle(self, inbound: Inbound, guard: Guard | None) -> list[Reply] | None:
         if inbound.is_group and not inbound.addressed:
             return []
-        try:
-            return await self._turn(inbound, guard)
-        except ConnectionLost:  # nothing of the turn was kept: answer it again on a fresh connection
-            log.warning("engine: the database connection was lost; handling the message again")
-            return await self._turn(inbound, guard)
+        attempt = 1
+        while True:
+            # nothing of a failed attempt was kept; the last one holds the conversation row from the start
+            try:
+                return await self._turn(inbound, guard, locked=attempt == ATTEMPTS)
+            except (ConnectionLost, Conflict) as exc:
+                if attempt == ATTEMPTS:
+                    raise
+                if isinstance(exc, ConnectionLost):  # answer it again on a fresh connection
+                    log.warning("engine: the database connection was lost; handling the message again")
+            attempt += 1
 
-    async def _turn(self, inbound: Inbound, guard: Guard | None) -> list[Reply] | None:
-        async with self.services.db.turn() as tx:
+    async def _turn(self, inbound: Inbound, guard: Guard | None, locked: bool) -> list[Reply] | None:
+        async with self.services.db.turn(locked) as tx:
             conversation = await conversations.load(tx, inbound.channel, inbound.user, inbound.chat)
             before = deepcopy(conversation.snapshot())
             text = strip_control(inbound.text).strip()
@@ -103,9 +114,10 @@ class Engine:
                 await handlers.menu.main_menu(turn)
             else:
                 await self._route(turn)
-            if conversation.snapshot() != before:
-                await conversations.save(tx, conversation)
-            if guard is not None and not await guard.settle(tx, turn.replies):
+            # a turn that wrote more than the conversation writes it too, so it is ordered with the user's others
+            changed = tx.wrote or conversation.snapshot() != before
+            claim = guard.claim(turn.replies) if guard is not None else None
+            if not await conversations.save(tx, conversation, changed, claim):
                 raise _AlreadyAnswered
         return turn.replies
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.engine import Engine
-from bot.storage.models import Subscriber, UnmatchedQuestion
+from bot.storage.models import Conversation, Subscriber, UnmatchedQuestion
+from bot.tips import alerts
 from bot.web.app import create_app
 
 
@@ -192,3 +194,48 @@ async def test_conversation_survives_a_restart(engine: Engine, client: httpx.Asy
         again = WebUser(c2, "resident-10")
         await again.send("他说买纪念币三个月后高价回收")
         assert "风险" in again.replies[0]["text"]
+
+
+async def test_messages_sent_at_once_are_each_answered_and_none_is_written_over(engine: Engine,
+                                                                                client: httpx.AsyncClient) -> None:
+    """A resident taps fast: twelve messages arrive together. Each is answered from the state the one before it
+    left (never the apology), and each one's write is kept: the conversation moved twelve times, not fewer."""
+    replies = await asyncio.gather(*(client.post("/api/chat", json={"user": "resident-fast", "text": "你好"})
+                                     for _ in range(12)))
+    texts = [r.json()["replies"][0]["text"] for r in replies]
+    assert all(r.status_code == 200 for r in replies)
+    assert not [t for t in texts if "出了点问题" in t] and all("示例县" in t for t in texts)
+    async with engine.services.db.session() as session:
+        version = await session.scalar(select(Conversation.version).where(Conversation.user_id == "resident-fast"))
+    assert version == 12  # each answer showed a new menu: twelve writes, none lost to another
+
+
+async def test_a_notice_left_while_a_message_is_answered_is_told_not_lost(engine: Engine,
+                                                                          client: httpx.AsyncClient) -> None:
+    """Staff change a tip while the reporter's next message is being answered: the answer was worked out from the
+    conversation as it was, so it is worked out again, with the news, instead of writing over it."""
+    if engine.services.db.is_sqlite:
+        pytest.skip("PostgreSQL: SQLite lets one writer in at a time")
+    me = WebUser(client, "resident-news")
+    await me.send("你好")
+    news = "您的线索 FF-2026-000123 已转交相关部门。"
+    async with engine.services.db.session() as staff:
+        await alerts.leave_notice(staff, "web", "resident-news", news, postgres=True)
+        message = asyncio.create_task(me.send("帮助"))
+        await _until_a_statement_waits_for_a_lock(engine)  # the message's write waits for the staff transaction
+        await staff.commit()
+    await message
+    assert me.replies[0]["text"] == news and "怎么用我" in me.text  # the news first, then what was asked
+    async with engine.services.db.session() as session:
+        row = await session.scalar(select(Conversation).where(Conversation.user_id == "resident-news"))
+    assert row is not None and row.notice is None  # told once
+
+
+async def _until_a_statement_waits_for_a_lock(engine: Engine) -> None:
+    for _ in range(200):
+        async with engine.services.db.session() as session:
+            if await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                         " AND wait_event_type = 'Lock'")):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no statement waited for the staff transaction")

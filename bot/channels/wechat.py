@@ -27,7 +27,6 @@ from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.config import WeChatSettings
 from bot.engine import Engine
 from bot.storage import inbox
-from bot.storage.database import TurnTransaction
 from bot.types import Inbound, Media, Reply
 
 log = logging.getLogger(__name__)
@@ -218,7 +217,7 @@ class WeChatChannel:
         elif kind != "text":
             kind = "unknown"
         inbound = Inbound(channel=CHANNEL, user=user, chat=user, text=text, kind=kind, numbered=True, media=media)
-        return await self.engine.handle_once(inbound, ticket) is not None
+        return await self._once(inbound, ticket)
 
     async def _event(self, event: Any, ticket: _Ticket) -> bool:
         user, name = event.source, event.event
@@ -234,14 +233,20 @@ class WeChatChannel:
         else:  # view, location reports, template callbacks …: nothing to say
             return False
         inbound = Inbound(channel=CHANNEL, user=user, chat=user, text=text, numbered=True)
-        return await self.engine.handle_once(inbound, ticket) is not None
+        return await self._once(inbound, ticket)
+
+    async def _once(self, inbound: Inbound, ticket: _Ticket) -> bool:
+        if await self.engine.handle_once(inbound, ticket) is None:
+            ticket.settled, ticket.duplicate = False, True
+            return False
+        return True
 
 
 class _Ticket:
     """One WeChat message between the request that waits for its answer and the engine turn that produces it.
 
-    The engine calls `settle` last inside the turn's transaction: the inbox row is written with the answer (or,
-    when the request already gave up waiting, with none: it goes out as a customer-service message)."""
+    The engine asks for the message's `claim` last, and writes it with the conversation: the answer is stored with
+    it (or, when the request already gave up waiting, none is: it goes out as a customer-service message)."""
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -250,12 +255,9 @@ class _Ticket:
         self.settled = False  # the answer is being stored with the passive reply
         self.duplicate = False
 
-    async def settle(self, tx: TurnTransaction, replies: list[Reply]) -> bool:
+    def claim(self, replies: list[Reply]) -> inbox.Claim:
         self.messages = render(replies)
         passive = not self.deferred  # decided here, with no wait in between, so the request agrees
         self.settled = passive
         first = self.messages[0] if self.messages and passive else None
-        if await inbox.claim(tx, self.key, first, "answered" if passive else "deferred"):
-            return True
-        self.settled, self.duplicate = False, True
-        return False
+        return inbox.Claim(self.key, first, "answered" if passive else "deferred")

@@ -54,38 +54,32 @@ class Database:
             await session.commit()
 
     @asynccontextmanager
-    async def turn(self) -> AsyncIterator[TurnTransaction]:
-        """One message's transaction (see `TurnTransaction`): committed when the block ends, undone on an error."""
+    async def turn(self, locked: bool = False) -> AsyncIterator[TurnTransaction]:
+        """One message's unit of work (see `TurnTransaction`): committed when the block ends, undone on an error.
+        `locked`: PostgreSQL holds the conversation row from the start (for a turn that lost too many races)."""
         async with self.serialized(), self.engine.connect() as conn:
             if self.is_sqlite:
                 async with conn.begin():
-                    tx = TurnTransaction(self, conn, None)
+                    tx = TurnTransaction(self, conn, None, locked=True)
                     try:
                         yield tx
-                        await tx.flush()
+                        await tx.finish()
                     finally:
                         await tx.close()
                 return
             driver = (await conn.get_raw_connection()).driver_connection
-            tx = TurnTransaction(self, conn, driver)
-            started = committing = False
+            tx = TurnTransaction(self, conn, driver, locked)
             try:
-                outer = driver.transaction()
-                await outer.start()
-                started = True
+                if locked:
+                    await tx.begin()
                 yield tx
-                await tx.flush()
-                await tx.close()
-                committing = True
-                await outer.commit()
+                await tx.finish()
             except BaseException as exc:
                 if driver.is_closed():  # the database went away (a restart, a cut): so did the pool's other
                     await conn.invalidate()  # connections; start afresh and let the caller try again
                     await self.engine.dispose(close=False)
                     raise ConnectionLost from exc
-                await tx.close()  # the session's savepoint first, then the transaction around it
-                if started and not committing:
-                    await outer.rollback()
+                await tx.rollback()
                 raise
 
     def serialized(self) -> AbstractAsyncContextManager[object]:
@@ -110,21 +104,30 @@ class ConnectionLost(Exception):
     the transaction is lost, the pool holds fresh connections, and the message can be handled again."""
 
 
-class TurnTransaction:
-    """One message's transaction: the conversation row, the channel's exactly-once record and whatever the flow
-    writes commit together.
+class Conflict(Exception):
+    """Another message of the same user changed the conversation while this one was being answered: nothing of
+    this turn was kept, and it can be answered again from the newer state."""
 
-    Every message runs the same few statements (read and lock the conversation, write it back, record the message);
-    on PostgreSQL they go straight to asyncpg (`driver`), because SQLAlchemy's layers cost more CPU than the
-    statements themselves. Flows that need the ORM (a report, a subscription) get `session`, opened on first use
-    on the same connection: on PostgreSQL its work runs in a savepoint inside this transaction; on SQLite it joins
-    the transaction of `connection`, where the hot statements run as Core statements.
+
+class TurnTransaction:
+    """One message's unit of work: the conversation row, the channel's exactly-once record and whatever the flow
+    writes are kept together or not at all.
+
+    On PostgreSQL most messages only read the conversation and write it back (with the channel's record) in one
+    statement, checked against the version read (`bot/storage/conversations.py`): two round trips, no lock held
+    while the message is being answered, no BEGIN or COMMIT. A turn that writes more (an unanswered question, a
+    report through `session`) opens a transaction at its first write, and the conversation's version check at the
+    end still decides whether all of it is kept. These statements go straight to asyncpg (`driver`), because
+    SQLAlchemy's layers cost more CPU than the statements themselves; the ORM `session` is opened on first use on
+    the same connection. On SQLite (one writer at a time) everything runs in one transaction, as Core statements.
     """
 
-    def __init__(self, database: Database, connection: AsyncConnection, driver: Any) -> None:
+    def __init__(self, database: Database, connection: AsyncConnection, driver: Any, locked: bool = False) -> None:
         # driver: the asyncpg connection under `connection` on PostgreSQL, None on SQLite
-        self.database, self.connection, self.driver = database, connection, driver
+        self.database, self.connection, self.driver, self.locked = database, connection, driver, locked
         self._session: AsyncSession | None = None
+        self._outer: Any = None  # the asyncpg transaction this turn opened
+        self.wrote = False  # something besides the conversation was (or may have been) written
 
     @property
     def postgres(self) -> bool:
@@ -132,22 +135,48 @@ class TurnTransaction:
 
     @property
     def session(self) -> AsyncSession:
+        """The ORM session for flows that store more than the conversation; on PostgreSQL its first statement
+        opens the transaction (or, in one this turn opened, a savepoint)."""
         if self._session is None:
             self._session = self.database.sessions(bind=self.connection)
+            self.wrote = True
         return self._session
 
+    async def begin(self) -> None:
+        """PostgreSQL: open the turn's transaction, unless the session has opened one already."""
+        if self.driver is not None and self._outer is None and not self.driver.is_in_transaction():
+            self._outer = self.driver.transaction()
+            await self._outer.start()
+
     async def execute(self, postgres_sql: str, statement: Executable, values: dict[str, Any]) -> int:
-        """Run one hot-path statement: `postgres_sql` (parameters $1… in the order of `values`) on asyncpg, or the
-        Core `statement` on SQLite; the number of rows it touched."""
+        """Write one row besides the conversation: `postgres_sql` (parameters $1… in the order of `values`) on
+        asyncpg, in the turn's transaction, or the Core `statement` on SQLite; the number of rows it touched."""
+        self.wrote = True
         if self.driver is not None:
+            await self.begin()
             status: str = await self.driver.execute(postgres_sql, *values.values())  # e.g. "INSERT 0 1"
             return int(status.rsplit(" ", 1)[-1])
         return (await self.connection.execute(statement, values)).rowcount
 
     async def flush(self) -> None:
-        """End the session's part (PostgreSQL: release its savepoint) so the transaction can commit."""
+        """Send what the session holds, so the turn's last statement joins the same transaction."""
+        if self._session is not None:
+            await self._session.flush()
+
+    async def finish(self) -> None:
+        """Commit: the session's part (its transaction, or its savepoint in ours), then ours."""
         if self._session is not None:
             await self._session.commit()
+            await self.close()
+        if self._outer is not None:
+            outer, self._outer = self._outer, None
+            await outer.commit()
+
+    async def rollback(self) -> None:
+        await self.close()  # the session's savepoint or transaction first, then the transaction around it
+        if self._outer is not None:
+            outer, self._outer = self._outer, None
+            await outer.rollback()
 
     async def close(self) -> None:
         if self._session is not None:

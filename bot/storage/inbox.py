@@ -1,7 +1,11 @@
-"""The WeChat inbox: each message once. A message's row is written in the same transaction as the conversation
-it changed, so a retry either finds the stored answer or (still in flight) waits for it; never a second answer."""
+"""The WeChat inbox: each message once. A message's row is written in the same statement (or transaction) as the
+conversation it changed, so a retry either finds the stored answer or (still in flight) waits for it; never a
+second answer."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,10 +23,24 @@ _STORED = select(TABLE.c.reply).where(TABLE.c.key == bindparam("key"))
 _MARK = update(TABLE).where(TABLE.c.key == bindparam("k")).values(status=bindparam("status"))
 
 
-async def claim(tx: TurnTransaction, key: str, reply: str | None, status: str) -> bool:
-    """Record the message as handled; False when it was already (the caller must then undo its transaction)."""
-    return await tx.execute(_PG_CLAIM, _CLAIM, {"key": key, "reply": reply, "status": status,
-                                                "created_at": utcnow()}) == 1
+@dataclass(frozen=True)
+class Claim:
+    """A message's record: its key, the passive reply stored for WeChat's retries, and what became of it."""
+
+    key: str
+    reply: str | None
+    status: str
+
+    def row(self) -> dict[str, Any]:
+        """The row, columns in table order."""
+        return {"key": self.key, "reply": self.reply, "status": self.status, "created_at": utcnow()}
+
+
+async def claim(tx: TurnTransaction, record: Claim) -> bool:
+    """Record the message as handled (the conversation unchanged); False when it was already."""
+    if tx.postgres:  # the turn's last statement: in its transaction if it opened one, on its own otherwise
+        return await tx.driver.execute(_PG_CLAIM, *record.row().values()) == "INSERT 0 1"
+    return (await tx.connection.execute(_CLAIM, record.row())).rowcount == 1
 
 
 async def stored_reply(conn: AsyncConnection, key: str) -> str | None:

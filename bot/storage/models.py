@@ -34,6 +34,8 @@ class Conversation(Base):
     # something to tell the user at their next message (a tip's new status when no message could reach them)
     notice: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # bumped by every write: a message's answer is kept only if nobody changed the row since it was read
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Subscriber(Base):

@@ -120,9 +120,11 @@ async def leave_notice(session: AsyncSession, channel: str, user: str, text: str
     current = await session.scalar(select(CONVERSATIONS.c.notice).where(*key).with_for_update())
     if current and text in current:
         return
-    # updated_at stays: a notice must not keep a stale draft alive
+    # updated_at stays: a notice must not keep a stale draft alive; the version moves, so a message being answered
+    # from the row as it was is answered again (with the notice) instead of writing over it
     await session.execute(update(CONVERSATIONS).where(*key).values(
-        notice=f"{current}\n\n{text}" if current else text, updated_at=CONVERSATIONS.c.updated_at))
+        notice=f"{current}\n\n{text}" if current else text, updated_at=CONVERSATIONS.c.updated_at,
+        version=CONVERSATIONS.c.version + 1))
 
 
 # -- senders ----------------------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ async def drop_expired(services: Services, now: datetime | None = None) -> int:
     async with services.db.transaction() as session:
         result = await session.execute(update(Conversation).where(Conversation.flow == "report",
                                                                   Conversation.updated_at < oldest)
-                                       .values(flow=None, step=None, data={}, menu={}))
+                                       .values(flow=None, step=None, data={}, menu={},
+                                               version=Conversation.version + 1))
     return result.rowcount or 0
 
