@@ -134,7 +134,8 @@ def main() -> None:
                   f"p99 {p99:6.1f} ms  errors {bad}")
             used = cpu_seconds(proc.pid) - cpu
             per_message = used * 1000 / (rate * args.seconds)
-            print(f"server CPU {used / args.seconds * 100:.0f} % of a core, {per_message:.2f} ms per message")
+            print(f"server CPU {used / args.seconds * 100:.0f} % of a core, {per_message:.2f} ms per message "
+                  f"(one process with a core to itself: {1000 / per_message:.0f} msg/s)")
             if args.paced:
                 pause = 1000 * args.concurrency / args.paced
                 rate, p50, p99, bad = wrk(port, args.seconds, args.concurrency, str(ROOT / "benchmarks" / "wechat.lua"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from copy import deepcopy
 from typing import Protocol
 
 import handlers.ask
@@ -100,7 +99,7 @@ class Engine:
     async def _turn(self, inbound: Inbound, guard: Guard | None, locked: bool) -> list[Reply] | None:
         async with self.services.db.turn(locked) as tx:
             conversation = await conversations.load(tx, inbound.channel, inbound.user, inbound.chat)
-            before = deepcopy(conversation.snapshot())
+            before = conversation.snapshot()
             text = strip_control(inbound.text).strip()
             turn = Turn(inbound, text, self.services, tx, conversation)
             limit = self.services.settings.chat.max_text_chars

@@ -76,7 +76,7 @@ _PG_GAP = "INSERT INTO unmatched_questions (text, channel, created_at) VALUES ($
 
 async def record_gap(tx: TurnTransaction, text: str, channel: str) -> None:
     """Keep a question the knowledge base could not answer (no user id) for the editors' `kb gaps`."""
-    await tx.execute(_PG_GAP, _GAP, {"text": normalize(text)[:500], "channel": channel, "created_at": utcnow()})
+    await tx.execute_after(_PG_GAP, _GAP, {"text": normalize(text)[:500], "channel": channel, "created_at": utcnow()})
 
 
 async def top_gaps(session: AsyncSession, limit: int = 20) -> list[tuple[str, int]]:

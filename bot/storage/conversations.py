@@ -59,8 +59,9 @@ class ConversationState:
     notice: str | None = None  # to tell the user with the next answer (then cleared)
     version: int | None = None  # as read; None: not stored yet
 
-    def snapshot(self) -> tuple[Any, ...]:
-        return self.flow, self.step, self.data, self.menu, self.notice
+    def snapshot(self) -> str:
+        """The state as text, to tell whether a turn changed it (cheaper than a deep copy to compare with)."""
+        return json.dumps((self.flow, self.step, self.data, self.menu, self.notice), ensure_ascii=False)
 
 
 async def load(tx: TurnTransaction, channel: str, user: str, chat: str) -> ConversationState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 POOL_OVERFLOW = 16
 
@@ -81,6 +83,7 @@ class Database:
                     raise ConnectionLost from exc
                 await tx.rollback()
                 raise
+            await tx.write_afterwards()
 
     def serialized(self) -> AbstractAsyncContextManager[object]:
         """Hold around a read-modify-write transaction: a lock on SQLite, nothing on PostgreSQL (row locks)."""
@@ -115,11 +118,12 @@ class TurnTransaction:
 
     On PostgreSQL most messages only read the conversation and write it back (with the channel's record) in one
     statement, checked against the version read (`bot/storage/conversations.py`): two round trips, no lock held
-    while the message is being answered, no BEGIN or COMMIT. A turn that writes more (an unanswered question, a
-    report through `session`) opens a transaction at its first write, and the conversation's version check at the
-    end still decides whether all of it is kept. These statements go straight to asyncpg (`driver`), because
-    SQLAlchemy's layers cost more CPU than the statements themselves; the ORM `session` is opened on first use on
-    the same connection. On SQLite (one writer at a time) everything runs in one transaction, as Core statements.
+    while the message is being answered, no BEGIN or COMMIT. A flow that stores more (a report, a subscription)
+    works through `session`, whose first statement opens a transaction on the same connection; the conversation's
+    version check at the end still decides whether all of it is kept. The hot statements go straight to asyncpg
+    (`driver`), because SQLAlchemy's layers cost more CPU than the statements themselves. A `locked` turn (one
+    that lost too many races) opens the transaction first and holds the conversation row. On SQLite (one writer at
+    a time) everything runs in one transaction, as Core statements.
     """
 
     def __init__(self, database: Database, connection: AsyncConnection, driver: Any, locked: bool = False) -> None:
@@ -128,6 +132,7 @@ class TurnTransaction:
         self._session: AsyncSession | None = None
         self._outer: Any = None  # the asyncpg transaction this turn opened
         self.wrote = False  # something besides the conversation was (or may have been) written
+        self._afterwards: list[tuple[str, tuple[Any, ...]]] = []
 
     @property
     def postgres(self) -> bool:
@@ -148,15 +153,23 @@ class TurnTransaction:
             self._outer = self.driver.transaction()
             await self._outer.start()
 
-    async def execute(self, postgres_sql: str, statement: Executable, values: dict[str, Any]) -> int:
-        """Write one row besides the conversation: `postgres_sql` (parameters $1… in the order of `values`) on
-        asyncpg, in the turn's transaction, or the Core `statement` on SQLite; the number of rows it touched."""
-        self.wrote = True
-        if self.driver is not None:
-            await self.begin()
-            status: str = await self.driver.execute(postgres_sql, *values.values())  # e.g. "INSERT 0 1"
-            return int(status.rsplit(" ", 1)[-1])
-        return (await self.connection.execute(statement, values)).rowcount
+    async def execute_after(self, postgres_sql: str, statement: Executable, values: dict[str, Any]) -> None:
+        """Write a row that records the message but is no part of its answer (an unanswered question for the
+        editors): on PostgreSQL on its own once the turn is kept, so most turns need no transaction; on SQLite in
+        the turn's transaction. Lost only if the process dies in between."""
+        if self.driver is None:
+            await self.connection.execute(statement, values)
+        else:
+            self._afterwards.append((postgres_sql, tuple(values.values())))
+
+    async def write_afterwards(self) -> None:
+        """PostgreSQL, after the commit: the rows of `execute_after`. The message is answered whatever happens here."""
+        for sql, values in self._afterwards:
+            try:
+                await self.driver.execute(sql, *values)
+            except Exception as exc:
+                log.warning("database: a record kept after the answer was lost (%s)", exc.__class__.__name__)
+        self._afterwards.clear()
 
     async def flush(self) -> None:
         """Send what the session holds, so the turn's last statement joins the same transaction."""

@@ -92,8 +92,8 @@ def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
             {"text": r.text, "options": [{"label": o.label, "value": o.value} for o in r.options]} for r in replies]})
 
     return Starlette(routes=[
+        *channels,  # first: the platforms' webhooks carry nearly all requests
         Route("/healthz", healthz),
         Route("/", page),
         Route("/api/chat", api_chat, methods=["POST"]),
-        *channels,
     ])
