@@ -47,9 +47,9 @@ TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): hand
                  for step in ("what", "who", "where", "village", "money", "when", "evidence", "name", "contact")}}
 # A report waits for a button at these steps; typed words get the question again.
 BUTTON_STEPS = {("report", "identity"), ("report", "summary")}
-# attempts at a message whose conversation another message of the same user changed meanwhile; the last one waits
-# for the row instead
-ATTEMPTS = 3
+# attempts at a message whose conversation another message of the same user changed meanwhile (or that lost a
+# deadlock to one): the first RACES read without a lock, the others wait for the row
+RACES, ATTEMPTS = 2, 4
 STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询")  # followed by a receipt, with or without a space
 
 
@@ -59,6 +59,10 @@ class Guard(Protocol):
     def claim(self, replies: list[Reply]) -> Claim:
         """The record marking the message answered with these replies (made just before it is written; once per
         attempt when the turn has to be answered again)."""
+        ...
+
+    def unclaim(self) -> None:
+        """The attempt whose record was made failed: nothing was written, and the message is answered again."""
         ...
 
 
@@ -86,12 +90,14 @@ class Engine:
             return []
         attempt = 1
         while True:
-            # nothing of a failed attempt was kept; the last one holds the conversation row from the start
+            # nothing of a failed attempt was kept; the last ones hold the conversation row from the start
             try:
-                return await self._turn(inbound, guard, locked=attempt == ATTEMPTS)
+                return await self._turn(inbound, guard, locked=attempt > RACES)
             except (ConnectionLost, Conflict) as exc:
                 if attempt == ATTEMPTS:
                     raise
+                if guard is not None:
+                    guard.unclaim()
                 if isinstance(exc, ConnectionLost):  # answer it again on a fresh connection
                     log.warning("engine: the database connection was lost; handling the message again")
             attempt += 1
@@ -115,6 +121,7 @@ class Engine:
                 await self._route(turn)
             # a turn that wrote more than the conversation writes it too, so it is ordered with the user's others
             changed = tx.wrote or conversation.snapshot() != before
+            await tx.flush()  # what the flow stored through the session goes first, in the same transaction
             claim = guard.claim(turn.replies) if guard is not None else None
             if not await conversations.save(tx, conversation, changed, claim):
                 raise _AlreadyAnswered

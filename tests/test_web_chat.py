@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select, text
@@ -239,3 +240,28 @@ async def _until_a_statement_waits_for_a_lock(engine: Engine) -> None:
                 return
         await asyncio.sleep(0.05)
     raise AssertionError("no statement waited for the staff transaction")
+
+
+async def test_a_deadlock_with_another_writer_costs_no_answer(engine: Engine, client: httpx.AsyncClient) -> None:
+    """A resident unsubscribes (their subscription row, then their conversation) while another writer holds the
+    conversation and then wants the subscription: PostgreSQL breaks the deadlock by failing the resident's message,
+    which is answered again once the other writer is through, not met with the apology."""
+    if engine.services.db.is_sqlite:
+        pytest.skip("PostgreSQL: SQLite lets one writer in at a time")
+    me = WebUser(client, "resident-deadlock")
+    await me.send("你好")
+    async with engine.services.db.transaction() as session:
+        session.add(Subscriber(channel="web", user_id="resident-deadlock", audience="elderly", active=True))
+    other = await asyncpg.connect(engine.services.db.url.set(drivername="postgresql").render_as_string(False))
+    try:
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM conversations WHERE user_id = 'resident-deadlock' FOR UPDATE")
+            message = asyncio.create_task(me.send("退订"))
+            await _until_a_statement_waits_for_a_lock(engine)  # the resident's turn holds the subscription row
+            await other.execute("SELECT 1 FROM subscribers WHERE user_id = 'resident-deadlock' FOR UPDATE")
+        await message
+    finally:
+        await other.close()
+    assert "已经退订了" in me.text
+    async with engine.services.db.session() as session:
+        assert await session.scalar(select(Subscriber.active).where(Subscriber.user_id == "resident-deadlock")) is False

@@ -8,8 +8,10 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 
 from bot.channels.wechat import WeChatChannel
 from bot.channels.wechat_api import WeChatApi
@@ -152,3 +154,58 @@ async def test_wecom_robot_keeps_under_its_rate_limit_and_retries() -> None:
         finally:
             await wrong.close()
         robot.assert_no_violations()
+
+
+async def test_an_answer_worked_out_again_past_the_budget_comes_as_a_customer_service_message(
+        engine: Engine, fake: FakeWeChat) -> None:
+    """Staff change a resident's conversation while their message is being answered, so the answer is worked out
+    again; that second attempt then waits for the database past the reply budget. WeChat gets the empty reply, and
+    the answer (with the staff's news) follows once, by customer service, not stored for a retry that never comes."""
+    if engine.services.db.is_sqlite:
+        pytest.skip("PostgreSQL: SQLite lets one writer in at a time")
+    channel = WeChatChannel(engine, settings_for(fake, budget=1.5))
+    app = create_app(engine, channel.routes())
+    url = engine.services.db.url.set(drivername="postgresql").render_as_string(False)
+    staff, maintenance = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
+            wechat = WeChatServer(client, safe=True)
+            fake.user_wrote("o-race")
+            await wechat.say("o-race", "你好")
+            change, pause = staff.transaction(), maintenance.transaction()
+            await change.start()  # what `leave_notice` does: hold the row, add the news, move the version
+            await staff.execute("UPDATE conversations SET notice = '您的线索已受理。', version = version + 1"
+                                " WHERE channel = 'wechat' AND user_id = 'o-race'")
+            message = asyncio.create_task(wechat.post(text_xml("o-race", "帮助", msg_id=777010)))
+            await _waiting_for_locks(engine, 1)  # the first attempt's write waits for the staff change
+            await pause.start()  # and the database is about to stall (a table lock, as by a careless migration)
+            queued = asyncio.create_task(maintenance.execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE"))
+            await _waiting_for_locks(engine, 2)
+            await change.commit()  # the first attempt loses; the second waits for the stalled table
+            await queued
+            await _waiting_for_locks(engine, 1)
+            first = await message  # the budget passes while the second attempt waits
+            assert first.status_code == 200 and first.text == "success"
+            await pause.rollback()
+            await fake.wait_sent(1, touser="o-race")
+            await asyncio.sleep(0.3)
+    finally:
+        await staff.close()
+        await maintenance.close()
+        await channel.close()
+    texts = fake.texts_to("o-race")
+    assert len(texts) == 1 and "您的线索已受理" in texts[0] and "怎么用我" in texts[0]
+    async with engine.services.db.session() as s:
+        row = await s.get(WeChatInbox, "777010")
+        assert row is not None and row.status == "sent"
+
+
+async def _waiting_for_locks(engine: Engine, count: int) -> None:
+    """Until `count` statements on the test database wait for a lock."""
+    for _ in range(250):
+        async with engine.services.db.session() as session:
+            if await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                         " AND wait_event_type = 'Lock'")) == count:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not {count} statements waiting for a lock")

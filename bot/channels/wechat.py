@@ -143,7 +143,7 @@ class WeChatChannel:
         done, _ = await asyncio.wait({task}, timeout=self.settings.reply_budget_seconds)
         if not done and ticket.settled:  # the answer is being stored with the passive reply: a moment away
             done, _ = await asyncio.wait({task}, timeout=COMMIT_GRACE)
-            if not done:  # stored but not yet here: WeChat's retry will find it
+            if not done and ticket.settled:  # stored but not yet here: WeChat's retry will find it
                 return None
         if not done:  # too slow for the passive reply: answer by customer-service message instead
             ticket.deferred = True
@@ -261,3 +261,6 @@ class _Ticket:
         self.settled = passive
         first = self.messages[0] if self.messages and passive else None
         return inbox.Claim(self.key, first, "answered" if passive else "deferred")
+
+    def unclaim(self) -> None:
+        self.settled = False  # the turn is being answered again: the request must not count on this claim

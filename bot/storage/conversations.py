@@ -78,10 +78,10 @@ async def load(tx: TurnTransaction, channel: str, user: str, chat: str) -> Conve
 
 
 async def save(tx: TurnTransaction, state: ConversationState, changed: bool, claim: inbox.Claim | None) -> bool:
-    """The turn's last write: the state (if `changed`), provided nobody wrote it since it was read, and the
-    channel's record of the message (`claim`). False: the message was answered before (undo the turn).
+    """The turn's last write (after the session's flush): the state (if `changed`), provided nobody wrote it since
+    it was read, and the channel's record of the message (`claim`). False: the message was answered before (undo
+    the turn).
     Raises `Conflict` when the conversation was changed meanwhile."""
-    await tx.flush()  # whatever the flow wrote through the session goes first, in the same transaction
     if not changed:
         return claim is None or await inbox.claim(tx, claim)
     if tx.postgres:

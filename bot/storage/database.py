@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
+RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected: the transaction can be tried again
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 POOL_OVERFLOW = 16
 
@@ -81,7 +82,13 @@ class Database:
                     await conn.invalidate()  # connections; start afresh and let the caller try again
                     await self.engine.dispose(close=False)
                     raise ConnectionLost from exc
-                await tx.rollback()
+                try:
+                    await tx.rollback()
+                finally:
+                    if driver.is_in_transaction():  # never hand the pool a connection inside a transaction
+                        await conn.invalidate()
+                if _sqlstate(exc) in RETRYABLE:  # a deadlock with another message of the same user
+                    raise Conflict from exc
                 raise
             await tx.write_afterwards()
 
@@ -105,6 +112,15 @@ class Database:
 class ConnectionLost(Exception):
     """The database connection broke in the middle of a message's transaction (a database restart, a network cut):
     the transaction is lost, the pool holds fresh connections, and the message can be handled again."""
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """PostgreSQL's error code, whether asyncpg raised it or SQLAlchemy wrapped it."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if code:
+            return str(code)
+    return None
 
 
 class Conflict(Exception):
@@ -148,10 +164,9 @@ class TurnTransaction:
         return self._session
 
     async def begin(self) -> None:
-        """PostgreSQL: open the turn's transaction, unless the session has opened one already."""
-        if self.driver is not None and self._outer is None and not self.driver.is_in_transaction():
-            self._outer = self.driver.transaction()
-            await self._outer.start()
+        """PostgreSQL, a locked turn: open the transaction first (the session's work nests in a savepoint)."""
+        self._outer = self.driver.transaction()
+        await self._outer.start()
 
     async def execute_after(self, postgres_sql: str, statement: Executable, values: dict[str, Any]) -> None:
         """Write a row that records the message but is no part of its answer (an unanswered question for the
@@ -186,10 +201,12 @@ class TurnTransaction:
             await outer.commit()
 
     async def rollback(self) -> None:
-        await self.close()  # the session's savepoint or transaction first, then the transaction around it
-        if self._outer is not None:
-            outer, self._outer = self._outer, None
-            await outer.rollback()
+        try:
+            await self.close()  # the session's savepoint or transaction first, then the transaction around it
+        finally:
+            if self._outer is not None:
+                outer, self._outer = self._outer, None
+                await outer.rollback()
 
     async def close(self) -> None:
         if self._session is not None:
