@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from bot.engine import Engine
 from bot.storage.models import Conversation, Subscriber, UnmatchedQuestion
 from bot.tips import alerts
 from bot.web.app import create_app
+from tests.postgres import connect, waiting_for_locks
 
 
 class WebUser:
@@ -223,23 +223,13 @@ async def test_a_notice_left_while_a_message_is_answered_is_told_not_lost(engine
     async with engine.services.db.session() as staff:
         await alerts.leave_notice(staff, "web", "resident-news", news, postgres=True)
         message = asyncio.create_task(me.send("帮助"))
-        await _until_a_statement_waits_for_a_lock(engine)  # the message's write waits for the staff transaction
+        await waiting_for_locks(engine)  # the message's write waits for the staff transaction
         await staff.commit()
     await message
     assert me.replies[0]["text"] == news and "怎么用我" in me.text  # the news first, then what was asked
     async with engine.services.db.session() as session:
         row = await session.scalar(select(Conversation).where(Conversation.user_id == "resident-news"))
     assert row is not None and row.notice is None  # told once
-
-
-async def _until_a_statement_waits_for_a_lock(engine: Engine) -> None:
-    for _ in range(200):
-        async with engine.services.db.session() as session:
-            if await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                         " AND wait_event_type = 'Lock'")):
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError("no statement waited for the staff transaction")
 
 
 async def test_a_deadlock_with_another_writer_costs_no_answer(engine: Engine, client: httpx.AsyncClient) -> None:
@@ -252,12 +242,12 @@ async def test_a_deadlock_with_another_writer_costs_no_answer(engine: Engine, cl
     await me.send("你好")
     async with engine.services.db.transaction() as session:
         session.add(Subscriber(channel="web", user_id="resident-deadlock", audience="elderly", active=True))
-    other = await asyncpg.connect(engine.services.db.url.set(drivername="postgresql").render_as_string(False))
+    other = await connect(engine)
     try:
         async with other.transaction():
             await other.execute("SELECT 1 FROM conversations WHERE user_id = 'resident-deadlock' FOR UPDATE")
             message = asyncio.create_task(me.send("退订"))
-            await _until_a_statement_waits_for_a_lock(engine)  # the resident's turn holds the subscription row
+            await waiting_for_locks(engine)  # the resident's turn holds the subscription row
             await other.execute("SELECT 1 FROM subscribers WHERE user_id = 'resident-deadlock' FOR UPDATE")
         await message
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from bot.engine import Engine
 from bot.storage.models import Subscriber, UnmatchedQuestion, WeChatInbox, WeChatUser
 from bot.types import Option, Reply
 from bot.web.app import create_app
+from tests.postgres import connect
 from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, event_xml, image_xml, text_xml, voice_xml
 
 
@@ -101,7 +101,7 @@ async def test_a_database_restart_costs_no_answer(wechat: WeChatServer, engine: 
     if engine.services.db.is_sqlite:
         pytest.skip("PostgreSQL connections only")
     assert "回复 2：风险自测" in await wechat.say("o-restart", "你好")
-    killer = await asyncpg.connect(engine.services.db.url.set(drivername="postgresql").render_as_string(False))
+    killer = await connect(engine)
     try:
         killed = await killer.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                                        " WHERE datname = current_database() AND pid <> pg_backend_pid()")

@@ -8,10 +8,8 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
 
 from bot.channels.wechat import WeChatChannel
 from bot.channels.wechat_api import WeChatApi
@@ -22,6 +20,7 @@ from bot.storage.models import WeChatInbox
 from bot.types import Inbound, Reply
 from bot.web.app import create_app
 from tests.fake_wechat import FakeWeChat, FakeWeComRobot
+from tests.postgres import connect, waiting_for_locks
 from tests.test_cli import run
 from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, text_xml
 
@@ -165,8 +164,7 @@ async def test_an_answer_worked_out_again_past_the_budget_comes_as_a_customer_se
         pytest.skip("PostgreSQL: SQLite lets one writer in at a time")
     channel = WeChatChannel(engine, settings_for(fake, budget=1.5))
     app = create_app(engine, channel.routes())
-    url = engine.services.db.url.set(drivername="postgresql").render_as_string(False)
-    staff, maintenance = await asyncpg.connect(url), await asyncpg.connect(url)
+    staff, maintenance = await connect(engine), await connect(engine)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
             wechat = WeChatServer(client, safe=True)
@@ -177,13 +175,13 @@ async def test_an_answer_worked_out_again_past_the_budget_comes_as_a_customer_se
             await staff.execute("UPDATE conversations SET notice = '您的线索已受理。', version = version + 1"
                                 " WHERE channel = 'wechat' AND user_id = 'o-race'")
             message = asyncio.create_task(wechat.post(text_xml("o-race", "帮助", msg_id=777010)))
-            await _waiting_for_locks(engine, 1)  # the first attempt's write waits for the staff change
+            await waiting_for_locks(engine, 1)  # the first attempt's write waits for the staff change
             await pause.start()  # and the database is about to stall (a table lock, as by a careless migration)
             queued = asyncio.create_task(maintenance.execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE"))
-            await _waiting_for_locks(engine, 2)
+            await waiting_for_locks(engine, 2)
             await change.commit()  # the first attempt loses; the second waits for the stalled table
             await queued
-            await _waiting_for_locks(engine, 1)
+            await waiting_for_locks(engine, 1)
             first = await message  # the budget passes while the second attempt waits
             assert first.status_code == 200 and first.text == "success"
             await pause.rollback()
@@ -198,14 +196,3 @@ async def test_an_answer_worked_out_again_past_the_budget_comes_as_a_customer_se
     async with engine.services.db.session() as s:
         row = await s.get(WeChatInbox, "777010")
         assert row is not None and row.status == "sent"
-
-
-async def _waiting_for_locks(engine: Engine, count: int) -> None:
-    """Until `count` statements on the test database wait for a lock."""
-    for _ in range(250):
-        async with engine.services.db.session() as session:
-            if await session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                         " AND wait_event_type = 'Lock'")) == count:
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not {count} statements waiting for a lock")
