@@ -119,11 +119,10 @@ class Engine:
                 await handlers.menu.main_menu(turn)
             else:
                 await self._route(turn)
-            # a turn that wrote more than the conversation writes it too, so it is ordered with the user's others
-            changed = tx.wrote or conversation.snapshot() != before
+            moved = conversation.snapshot() != before
             await tx.flush()  # what the flow stored through the session goes first, in the same transaction
             claim = guard.claim(turn.replies) if guard is not None else None
-            if not await conversations.save(tx, conversation, changed, claim):
+            if not await conversations.save(tx, conversation, moved, claim):
                 raise _AlreadyAnswered
         return turn.replies
 

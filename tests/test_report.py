@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.wechat import WeChatChannel
@@ -19,6 +19,7 @@ from bot.outbox import Dispatcher
 from bot.services import Services
 from bot.storage.models import AuditEntry, Conversation, OutboxMessage, Tip, TipChange, TipEvidence, UnmatchedQuestion
 from bot.tips import alerts, evidence, ledger
+from bot.tips.drafts import remind_abandoned
 from bot.types import Inbound
 from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
@@ -421,8 +422,22 @@ async def test_receipts_count_up_within_a_year(engine: Engine) -> None:
     assert (first, second, old) == (f"FF-{year}-000001", f"FF-{year}-000002", "FF-2025-000001")
 
 
+async def test_a_staff_command_in_the_middle_of_a_draft_does_not_keep_it_alive(engine: Engine) -> None:
+    """A staff member who is also filling in a report asks for /gaps: the answer reads the ledger (and so is ordered
+    with their other messages) but leaves the draft as it was, so it still counts as left alone since its last step."""
+    engine.services.settings.telegram = TelegramSettings(token="123:abc")
+    await engine.handle(Inbound(channel="telegram", user="6006", chat="6006", text="举报"))
+    await engine.handle(Inbound(channel="telegram", user="6006", chat="6006", text=WHAT))
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with engine.services.db.transaction() as s:
+        await s.execute(update(Conversation).where(Conversation.user_id == "6006").values(updated_at=an_hour_ago))
+    gaps = await engine.handle(Inbound(channel="telegram", user="6006", chat="6006", text="/gaps", role="admin"))
+    assert "答不上" in gaps[-1].text
+    assert await remind_abandoned(engine.services) == 1  # still idle since the last step of the report
+
+
 async def test_an_abandoned_draft_is_reminded_once(engine: Engine, web: httpx.AsyncClient) -> None:
-    from bot.tips.drafts import drop_expired, remind_abandoned
+    from bot.tips.drafts import drop_expired
 
     settings = engine.services.settings  # this test's copy: Telegram configured, so its residents can be reached
     settings.telegram = TelegramSettings(token="123:abc")

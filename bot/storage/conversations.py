@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError
@@ -22,7 +23,7 @@ from bot.storage.models import Conversation, utcnow
 
 TABLE = Conversation.__table__
 STATE = ("flow", "step", "data", "menu", "notice", "updated_at", "version")
-_PG_LOAD = ("SELECT flow, step, data, menu, notice, version FROM conversations"
+_PG_LOAD = ("SELECT flow, step, data, menu, notice, updated_at, version FROM conversations"
             " WHERE channel = $1 AND user_id = $2 AND chat_id = $3")
 _PG_LOAD_LOCKED = _PG_LOAD + " FOR UPDATE"
 # $10: the version read (NULL: there was no row, so any row found now is someone else's)
@@ -36,7 +37,8 @@ _PG_SAVE = ("INSERT INTO conversations (channel, user_id, chat_id, flow, step, d
 # unique violation, which undoes the conversation's write too)
 _PG_SAVE_CLAIM = (f"WITH saved AS ({_PG_SAVE} RETURNING 1) INSERT INTO {inbox.TABLE.name} (key, reply, status,"
                   " created_at) SELECT $11::varchar, $12::text, $13::varchar, $14::timestamptz FROM saved")
-_LOAD = select(TABLE.c.flow, TABLE.c.step, TABLE.c.data, TABLE.c.menu, TABLE.c.notice, TABLE.c.version).where(
+_LOAD = select(TABLE.c.flow, TABLE.c.step, TABLE.c.data, TABLE.c.menu, TABLE.c.notice, TABLE.c.updated_at,
+               TABLE.c.version).where(
     TABLE.c.channel == bindparam("channel"), TABLE.c.user_id == bindparam("user_id"),
     TABLE.c.chat_id == bindparam("chat_id"))
 _INSERT = sqlite_insert(TABLE)
@@ -57,6 +59,7 @@ class ConversationState:
     data: dict[str, Any] = field(default_factory=dict)
     menu: dict[str, Any] = field(default_factory=dict)
     notice: str | None = None  # to tell the user with the next answer (then cleared)
+    updated_at: datetime | None = None  # when the state last changed, as read
     version: int | None = None  # as read; None: not stored yet
 
     def snapshot(self) -> str:
@@ -73,20 +76,23 @@ async def load(tx: TurnTransaction, channel: str, user: str, chat: str) -> Conve
         row = (await tx.connection.execute(_LOAD, {"channel": channel, "user_id": user, "chat_id": chat})).first()
     if row is None:
         return ConversationState(channel, user, chat)
-    flow, step, data, menu, notice, version = row
-    return ConversationState(channel, user, chat, flow, step, dict(data or {}), dict(menu or {}), notice, version)
+    flow, step, data, menu, notice, updated_at, version = row
+    return ConversationState(channel, user, chat, flow, step, dict(data or {}), dict(menu or {}), notice, updated_at,
+                             version)
 
 
-async def save(tx: TurnTransaction, state: ConversationState, changed: bool, claim: inbox.Claim | None) -> bool:
-    """The turn's last write (after the session's flush): the state (if `changed`), provided nobody wrote it since
-    it was read, and the channel's record of the message (`claim`). False: the message was answered before (undo
-    the turn).
+async def save(tx: TurnTransaction, state: ConversationState, moved: bool, claim: inbox.Claim | None) -> bool:
+    """The turn's last write (after the session's flush): the state, provided nobody wrote it since it was read,
+    and the channel's record of the message (`claim`). The state is written when the turn `moved` it, and when the
+    turn stored more through the session (so it is ordered with the user's other messages; `updated_at` then stays,
+    as it tells how long a draft has been left alone). False: the message was answered before (undo the turn).
     Raises `Conflict` when the conversation was changed meanwhile."""
-    if not changed:
+    if not (moved or tx.wrote):
         return claim is None or await inbox.claim(tx, claim)
+    updated_at = utcnow() if moved or state.updated_at is None else state.updated_at
     if tx.postgres:
         values = (state.channel, state.user, state.chat, state.flow, state.step, json.dumps(state.data),
-                  json.dumps(state.menu), state.notice, utcnow(), state.version)
+                  json.dumps(state.menu), state.notice, updated_at, state.version)
         if claim is None:
             saved = await tx.driver.execute(_PG_SAVE, *values) != "INSERT 0 0"
         else:
@@ -101,7 +107,7 @@ async def save(tx: TurnTransaction, state: ConversationState, changed: bool, cla
         return True
     values = {"channel": state.channel, "user_id": state.user, "chat_id": state.chat, "flow": state.flow,
               "step": state.step, "data": state.data, "menu": state.menu, "notice": state.notice,
-              "updated_at": utcnow(), "version": (state.version or 0) + 1, "expected": state.version}
+              "updated_at": updated_at, "version": (state.version or 0) + 1, "expected": state.version}
     if (await tx.connection.execute(_UPSERT, values)).rowcount == 0:
         raise Conflict
     return claim is None or await inbox.claim(tx, claim)
