@@ -35,8 +35,8 @@ _PG_SAVE = ("INSERT INTO conversations (channel, user_id, chat_id, flow, step, d
             " WHERE conversations.version = $10")
 # the conversation and the message's record in one statement: both or neither (a record already there is a
 # unique violation, which undoes the conversation's write too)
-_PG_SAVE_CLAIM = (f"WITH saved AS ({_PG_SAVE} RETURNING 1) INSERT INTO {inbox.TABLE.name} (key, reply, status,"
-                  " created_at) SELECT $11::varchar, $12::text, $13::varchar, $14::timestamptz FROM saved")
+_PG_SAVE_CLAIM = (f"WITH saved AS ({_PG_SAVE} RETURNING 1) {inbox.PG_INSERT}"
+                  " SELECT $11::varchar, $12::text, $13::varchar, $14::timestamptz FROM saved")
 _LOAD = select(TABLE.c.flow, TABLE.c.step, TABLE.c.data, TABLE.c.menu, TABLE.c.notice, TABLE.c.updated_at,
                TABLE.c.version).where(
     TABLE.c.channel == bindparam("channel"), TABLE.c.user_id == bindparam("user_id"),

@@ -15,8 +15,10 @@ from bot.storage.database import TurnTransaction
 from bot.storage.models import WeChatInbox, utcnow
 
 TABLE = WeChatInbox.__table__
+# the columns in the order of `Claim.row`; conversations.py writes the same row with the conversation
+PG_INSERT = f"INSERT INTO {TABLE.name} (key, reply, status, created_at)"
 # the claim runs with every message: plain SQL through asyncpg on PostgreSQL, a Core statement built once on SQLite
-_PG_CLAIM = "INSERT INTO wechat_inbox (key, reply, status, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+_PG_CLAIM = f"{PG_INSERT} VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
 _CLAIM = sqlite_insert(TABLE).values(key=bindparam("key"), reply=bindparam("reply"), status=bindparam("status"),
                                      created_at=bindparam("created_at")).on_conflict_do_nothing()
 _STORED = select(TABLE.c.reply).where(TABLE.c.key == bindparam("key"))
