@@ -19,6 +19,7 @@ steadiest figure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ import tempfile
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -96,6 +98,18 @@ def wait(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not start")
 
 
+def log_summary(text: str) -> str:
+    """How many warnings and errors the server logged, with the first few and the exceptions behind them (a
+    traceback's last line, e.g. `asyncpg.exceptions.TooManyConnectionsError: sorry, too many clients already`)."""
+    lines = text.splitlines()
+    problems = [line for line in lines if any(mark in line for mark in (" ERROR ", " WARNING ", "ERROR:", "WARNING:"))]
+    causes = Counter(line[:160] for before, line in itertools.pairwise(lines)
+                     if before.startswith(" ") and line and not line[0].isspace()
+                     and not line.startswith(("Traceback", "During handling", "The above exception", "20")))
+    return (f"server log: {len(problems)} warnings or errors" + "".join(f"\n  {p}" for p in problems[:5])
+            + "".join(f"\n  {n} x {cause}" for cause, n in causes.most_common()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -119,7 +133,7 @@ def main() -> None:
             bare.wait(10)
         env = {**os.environ, "FANGFEI_WECHAT__TOKEN": TOKEN, "FANGFEI_WECHAT__ENCODING_AES_KEY": AES_KEY,
                "FANGFEI_WECHAT__APP_ID": APP_ID, "FANGFEI_HTTP__PORT": str(port), "FANGFEI_LOG__LEVEL": "WARNING",
-               "FANGFEI_DATABASE__URL": args.db, "FANGFEI_DATABASE__POOL_SIZE": str(args.concurrency)}
+               "FANGFEI_DATABASE__URL": args.db}
         subprocess.run([str(Path(sys.executable).parent / "fangfei"), "db", "upgrade"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         log = Path(tmp) / "server.log"
@@ -145,9 +159,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-            problems = [line for line in log.read_text(errors="replace").splitlines()
-                        if any(mark in line for mark in (" ERROR ", " WARNING ", "ERROR:", "WARNING:", "Traceback"))]
-            print(f"server log: {len(problems)} warnings or errors" + "".join(f"\n  {p}" for p in problems[:5]))
+            print(log_summary(log.read_text(errors="replace")))
 
 
 if __name__ == "__main__":
