@@ -166,9 +166,8 @@ class Engine:
         if turn.inbound.kind != "text":
             if turn.inbound.media and turn.flow == "report":
                 await handlers.report.attach(turn)
-            elif turn.flow == "report":  # a voice note, a location …: say so, and keep the report where it is
-                turn.say(handlers.menu.MEDIA_IN_REPORT.get(turn.inbound.kind, handlers.menu.MEDIA_IN_REPORT["other"]))
-                await handlers.report.resume(turn)
+            elif turn.flow == "report":  # a voice note, a location …
+                await handlers.report.unusable(turn, turn.inbound.kind)
             else:
                 await handlers.menu.media(turn, turn.inbound.kind)
             return
@@ -188,8 +187,8 @@ class Engine:
         if choice is not None and choice.action in ACTIONS:
             await self._run(turn, choice.action, choice.arg)
             return
-        if not is_meaningful(text):
-            await handlers.menu.unreadable(turn)
+        if not is_meaningful(text):  # only emoji or punctuation
+            await (handlers.report.unusable(turn, "text") if turn.flow == "report" else handlers.menu.unreadable(turn))
             return
         words = normalize(text)
         command, _, rest = words.partition(" ")

@@ -81,12 +81,6 @@ MEDIA_REPLIES = {
 }
 
 
-MEDIA_IN_REPORT = {
-    "voice": "这段语音我没听清，请打字回答。",
-    "other": "这种消息我看不懂，请打字回答。照片和文件可以直接发。",
-}
-
-
 async def media(turn: Turn, kind: str) -> None:
     """Something other than text: say what we can do with it and what the user can do instead."""
     turn.say(MEDIA_REPLIES.get(kind, "这种消息我还看不懂。请用文字告诉我，或者回复下面的数字。"), MAIN_MENU)

@@ -240,6 +240,20 @@ async def resume(turn: Turn) -> None:
         _ask(turn, step)
 
 
+UNUSABLE = {
+    "text": "这条消息我没看懂，请用文字回答。",
+    "voice": "这段语音我没听清，请打字回答。",
+    "other": "这种消息我看不懂，请打字回答。照片和文件可以直接发。",
+}
+
+
+async def unusable(turn: Turn, kind: str) -> None:
+    """Something the report cannot use (only emoji, a voice note without words, a location …): say so and ask
+    the question of the step again."""
+    turn.say(UNUSABLE.get(kind, UNUSABLE["other"]))
+    await resume(turn)
+
+
 async def expired_step(turn: Turn) -> None:
     if turn.flow == FLOW:
         turn.say("这个选项已经过期了。我们接着填：")

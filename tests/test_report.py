@@ -392,6 +392,8 @@ async def test_a_report_on_wechat_with_an_image(wechat: WeChatServer, engine: En
     assert "第6步" in evidence
     unheard = wechat.reply_text(await wechat.post(voice_xml(user, None)))
     assert "请打字回答" in unheard and "第6步" in unheard  # the report stays where it was
+    unread = await wechat.say(user, "？？👀")
+    assert "没看懂" in unread and "第6步" in unread and "问问题" not in unread
     got = wechat.reply_text(await wechat.post(image_xml(user)))
     assert "已有 1 件证据" in got
     await wechat.say(user, "1")  # 下一步

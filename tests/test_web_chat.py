@@ -82,6 +82,11 @@ async def test_full_resident_conversation(client: httpx.AsyncClient, engine: Eng
     assert "我要举报" in me.options() and "了解这类骗局：以养老服务为名" in me.options()
     await me.tap("了解这类骗局：")  # the entry on pension schemes that best fits what they were told
     assert me.text.startswith("【") and "养老" in me.text and "详细说说" in me.options()
+    await me.tap("回主菜单")
+    await me.tap("风险自测")
+    await me.send("我去社区医院量了血压")  # nothing of fundraising: said once, then what to keep in mind
+    assert "没看出" in me.replies[0]["text"] and "没看出" not in me.replies[1]["text"], me.text
+    assert "12345" in me.replies[1]["text"] and "再测一个" in me.options()
 
     # subscribe with a profile from the region's list, then unsubscribe
     await me.tap("回主菜单")
