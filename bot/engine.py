@@ -188,7 +188,10 @@ class Engine:
             await self._run(turn, choice.action, choice.arg)
             return
         if not is_meaningful(text):  # only emoji or punctuation
-            await (handlers.report.unusable(turn, "text") if turn.flow == "report" else handlers.menu.unreadable(turn))
+            if turn.flow == "report":
+                await handlers.report.unusable(turn, "text")
+            else:
+                await handlers.menu.unreadable(turn)
             return
         words = normalize(text)
         command, _, rest = words.partition(" ")
