@@ -103,7 +103,7 @@ async def _prepare(s: Settings) -> object:
     try:
         svc = services(s)
         if svc.db.is_sqlite:
-            await svc.db.upgrade()
+            await svc.db.upgrade(svc.vault)
         current = await svc.db.is_current()
     except (OSError, SQLAlchemyError) as exc:
         say_error(f"cannot open the database {_safe_url(s.database.url)}: {' '.join(str(exc).split())[:300]}")
@@ -292,7 +292,7 @@ def kb_gaps(limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
         db = Database(s.database.url)
         try:
             if db.is_sqlite:
-                await db.upgrade()
+                await db.upgrade(_vault(s))
             async with db.session() as session:
                 return await top_gaps(session, limit)
         finally:
@@ -318,7 +318,7 @@ def db_upgrade() -> None:
     async def main() -> None:
         db = Database(s.database.url)
         try:
-            await db.upgrade()
+            await db.upgrade(_vault(s))
         finally:
             await db.close()
 
@@ -353,7 +353,7 @@ def wechat_menu() -> None:
         api = WeChatApi(s.wechat, db)
         try:
             if db.is_sqlite:
-                await db.upgrade()
+                await db.upgrade(_vault(s))
             result = await api.create_menu([button(b) for b in s.wechat.menu])
             return result.ok, f"errcode {result.errcode} {result.errmsg}"
         except WeChatApiError as exc:
@@ -499,7 +499,7 @@ def _no_tip(receipt: str) -> NoReturn:
 def _vault(s: Settings) -> Vault:
     from bot.vault import Vault, secret_key
 
-    return Vault(secret_key(s))
+    return Vault(lambda: secret_key(s))
 
 
 async def _open_ledger(s: Settings) -> Database:
@@ -511,7 +511,7 @@ async def _open_ledger(s: Settings) -> Database:
     db = Database(s.database.url, s.database.echo, s.database.pool_size)
     try:
         if db.is_sqlite:
-            await db.upgrade()
+            await db.upgrade(_vault(s))
         current = await db.is_current()
     except (OSError, SQLAlchemyError) as exc:
         await db.close()

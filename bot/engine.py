@@ -15,7 +15,7 @@ import handlers.subscribe  # (importing a handler module registers its actions)
 from bot import followers, groups, subscribers
 from bot.conversation import ACTIONS, OPTION_VALUE, Turn
 from bot.services import Services
-from bot.storage import conversations
+from bot.storage import conversations, inbox
 from bot.storage.database import Conflict, ConnectionLost
 from bot.storage.inbox import Claim
 from bot.types import Inbound, Reply
@@ -104,7 +104,8 @@ class Engine:
 
     async def _turn(self, inbound: Inbound, guard: Guard | None, locked: bool) -> list[Reply] | None:
         async with self.services.db.turn(locked) as tx:
-            conversation = await conversations.load(tx, inbound.channel, inbound.user, inbound.chat)
+            vault = self.services.vault
+            conversation = await conversations.load(tx, vault, inbound.channel, inbound.user, inbound.chat)
             before = conversation.snapshot()
             text = strip_control(inbound.text).strip()
             turn = Turn(inbound, text, self.services, tx, conversation)
@@ -122,13 +123,16 @@ class Engine:
             moved = conversation.snapshot() != before
             await tx.flush()  # what the flow stored through the session goes first, in the same transaction
             claim = guard.claim(turn.replies) if guard is not None else None
-            if not await conversations.save(tx, conversation, moved, claim):
+            if not await conversations.save(tx, vault, conversation, moved, claim):
                 raise _AlreadyAnswered
         return turn.replies
 
-    async def joined_group(self, channel: str, chat: str, title: str) -> list[Reply]:
-        """The bot was added to a group: remember it and introduce ourselves briefly."""
+    async def joined_group(self, channel: str, chat: str, title: str, key: str | None = None) -> list[Reply]:
+        """The bot was added to a group: remember it and introduce ourselves briefly (once per `key`, the platform's
+        id of this event, however often it is delivered)."""
         async with self.services.db.transaction() as session:
+            if key is not None and not await inbox.record(session, key, postgres=not self.services.db.is_sqlite):
+                return []
             await groups.record(session, channel, chat, title, active=True)
         return [Reply(self.services.fill(handlers.menu.GROUP_INTRO))]
 

@@ -24,11 +24,12 @@ from bot.config import Settings, TelegramSettings, TipSettings, WeChatSettings, 
 from bot.outbox import Dispatcher, Outcome, Sender, enqueue
 from bot.services import Services
 from bot.storage.database import Database
-from bot.storage.models import Conversation, OutboxMessage, Tip
+from bot.storage.models import OutboxMessage, Tip
 from bot.tips import alerts, ledger
 from bot.tips.ledger import Evidence, Report
 from tests.fake_telegram import FakeTelegram
 from tests.fake_wechat import FakeWeChat, FakeWeComRobot
+from tests.stored import conversation_of
 from tests.support import ROOT
 
 STAFF_CHAT = -500
@@ -258,9 +259,9 @@ async def test_a_wechat_reporter_outside_the_48_hour_window_finds_the_notice_at_
         assert fake.texts_to("o-here") == [f"您的线索 {here.receipt} 已开始核查。"]
         assert fake.texts_to("o-gone") == [] and len(fake.calls_to("message/custom/send")) == 2
         fake.assert_no_violations()
-    async with services.db.session() as session:
-        notices = dict((await session.execute(select(Conversation.user_id, Conversation.notice))).all())
-    assert notices == {"o-gone": f"您的线索 {gone.receipt} 已开始核查。"}
+    gone_there = await conversation_of(services, "wechat", "o-gone")
+    assert gone_there is not None and gone_there.notice == f"您的线索 {gone.receipt} 已开始核查。"
+    assert await conversation_of(services, "wechat", "o-here") is None
     assert {r.status for r in await outbox_rows(services.db)} == {"sent"}
 
 
@@ -272,10 +273,9 @@ async def test_a_web_reporter_gets_the_notice_directly_once(services: Services) 
             await alerts.tell_reporter(session, services.settings, services.vault, tip, "您的线索已转交相关部门。",
                                           postgres)
     assert await outbox_rows(services.db) == []
-    async with services.db.session() as session:
-        conversation = await session.scalar(select(Conversation))
-    assert conversation is not None and conversation.channel == "web" and conversation.user_id == "web-user-1"
-    assert conversation.notice == "您的线索已转交相关部门。"
+    conversation = await conversation_of(services, "web", "web-user-1")
+    assert conversation is not None and conversation.notice == "您的线索已转交相关部门。"
+    assert "web-user-1" not in conversation.row.user_id and "转交" not in (conversation.row.notice or "")
 
 
 async def test_announcing_a_tip_twice_queues_its_alerts_once(services: Services, staff_settings: Settings) -> None:

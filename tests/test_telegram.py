@@ -18,6 +18,7 @@ from bot.storage.models import GroupChat, Subscriber
 from bot.types import Reply
 from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
+from tests.stored import conversation_of
 
 RESIDENT = 1001
 STAFF = 2002
@@ -307,3 +308,66 @@ async def test_a_send_that_finally_fails_is_logged_with_its_reason(channel: Tele
     assert failures and "NetworkError" in failures[0].getMessage() and "第一条" not in caplog.text
     # the channel keeps serving
     assert "防范非法集资小助手" in text(await say(fake, "/start"))
+
+
+async def test_an_update_delivered_again_by_the_webhook_is_handled_once(engine: Engine, fake: FakeTelegram) -> None:
+    """Telegram redelivers a webhook update it got no answer for in time: 3 copies at once, then 50 in a burst.
+    Each is processed once: the report moves one step per update, and each answer is sent once."""
+    settings = telegram_settings(fake, webhook_url="https://bot.example.gov.cn/telegram/webhook",
+                                 webhook_secret="s3cret-token")
+    ch = TelegramChannel(engine, settings)
+    await ch.start()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}
+    app = create_app(engine, [Route(settings.webhook_path, ch.webhook, methods=["POST"])])
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            async def deliver(update: dict[str, Any], copies: int) -> list[dict[str, Any]]:
+                before = len(fake.messages_to(RESIDENT))
+                answers = await asyncio.gather(*(client.post(settings.webhook_path, json=update, headers=headers)
+                                                 for _ in range(copies)))
+                assert {a.status_code for a in answers} == {200}
+                return await settled(fake, RESIDENT, before)
+
+            await deliver(fake.user_message(RESIDENT, "举报", queue=False), 1)
+            what = await deliver(fake.user_message(RESIDENT, "有人让村里老人投钱养殖，说每月返10%", queue=False), 3)
+            assert [m["plain_text"][:3] for m in what] == ["第2步"]  # asked once who it was, not three steps on
+            who = await deliver(fake.user_message(RESIDENT, "一家叫富农的合作社", queue=False), 50)
+            assert [m["plain_text"][:3] for m in who] == ["第3步"]
+            await asyncio.sleep(0.5)  # any late copy would have answered by now
+            assert len(fake.messages_to(RESIDENT)) == len(what) + len(who) + 2  # the start: welcome + first question
+    finally:
+        await ch.stop()
+    stored = await conversation_of(engine.services, "telegram", str(RESIDENT))
+    assert stored is not None and stored.row.step == "where"
+    assert stored.state["data"]["what"] == "有人让村里老人投钱养殖，说每月返10%"
+    assert stored.state["data"]["who"] == "一家叫富农的合作社"
+    fake.assert_no_violations()
+
+
+async def test_updates_fetched_again_by_polling_a_tap_and_a_group_join_are_handled_once(
+        channel: TelegramChannel, fake: FakeTelegram, engine: Engine) -> None:
+    """After a restart, polling can fetch updates it had already handled: the copy gets no second answer, a
+    repeated button tap runs its action once, a repeated "added to the group" introduces the bot once."""
+    first = await say(fake, "/start")
+    again = fake.user_message(RESIDENT, "/help", queue=False)
+    before = len(fake.messages_to(RESIDENT))
+    fake.queue(dict(again))
+    fake.queue(dict(again))
+    helped = await settled(fake, RESIDENT, before)
+    assert text(helped).count("怎么用我") == 1 and len(helped) == 2  # the help, once (two messages)
+
+    before = len(fake.messages_to(RESIDENT))
+    tap = fake.press(RESIDENT, "问问题")
+    fake.queue({**tap})
+    asked = await settled(fake, RESIDENT, before)
+    await asyncio.sleep(0.5)
+    assert len(asked) == 1 and len(fake.messages_to(RESIDENT)) == before + 1  # one answer to the tap
+    assert len(fake.calls_to("answerCallbackQuery")) == 1
+
+    joined = fake.my_chat_member(GROUP, "group", "left", "member", title="南关村防非群", queue=False)
+    fake.queue(dict(joined))
+    fake.queue(dict(joined))
+    await fake.wait_for(lambda: fake.messages_to(GROUP))
+    await asyncio.sleep(1.0)
+    assert len(fake.messages_to(GROUP)) == 1
+    assert first  # the conversation began normally

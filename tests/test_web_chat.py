@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.engine import Engine
-from bot.storage.models import Conversation, Subscriber, UnmatchedQuestion
-from bot.tips import alerts
+from bot.storage import conversations
+from bot.storage.conversations import key_of
+from bot.storage.models import Subscriber, UnmatchedQuestion
 from bot.web.app import create_app
 from tests.postgres import connect, waiting_for_locks
+from tests.stored import conversation_of
 
 
 class WebUser:
@@ -211,9 +213,9 @@ async def test_messages_sent_at_once_are_each_answered_and_none_is_written_over(
     texts = [r.json()["replies"][0]["text"] for r in replies]
     assert all(r.status_code == 200 for r in replies)
     assert not [t for t in texts if "出了点问题" in t] and all("示例县" in t for t in texts)
-    async with engine.services.db.session() as session:
-        version = await session.scalar(select(Conversation.version).where(Conversation.user_id == "resident-fast"))
-    assert version == 12  # each answer showed a new menu: twelve writes, none lost to another
+    stored = await conversation_of(engine.services, "web", "resident-fast")
+    # each answer showed a new menu: twelve writes, none lost to another
+    assert stored is not None and stored.row.version == 12
 
 
 async def test_a_notice_left_while_a_message_is_answered_is_told_not_lost(engine: Engine,
@@ -226,15 +228,14 @@ async def test_a_notice_left_while_a_message_is_answered_is_told_not_lost(engine
     await me.send("你好")
     news = "您的线索 FF-2026-000123 已转交相关部门。"
     async with engine.services.db.session() as staff:
-        await alerts.leave_notice(staff, "web", "resident-news", news, postgres=True)
+        await conversations.leave_notice(staff, engine.services.vault, "web", "resident-news", news, postgres=True)
         message = asyncio.create_task(me.send("帮助"))
         await waiting_for_locks(engine)  # the message's write waits for the staff transaction
         await staff.commit()
     await message
     assert me.replies[0]["text"] == news and "怎么用我" in me.text  # the news first, then what was asked
-    async with engine.services.db.session() as session:
-        row = await session.scalar(select(Conversation).where(Conversation.user_id == "resident-news"))
-    assert row is not None and row.notice is None  # told once
+    stored = await conversation_of(engine.services, "web", "resident-news")
+    assert stored is not None and stored.notice is None  # told once
 
 
 async def test_a_deadlock_with_another_writer_costs_no_answer(engine: Engine, client: httpx.AsyncClient) -> None:
@@ -250,7 +251,8 @@ async def test_a_deadlock_with_another_writer_costs_no_answer(engine: Engine, cl
     other = await connect(engine)
     try:
         async with other.transaction():
-            await other.execute("SELECT 1 FROM conversations WHERE user_id = 'resident-deadlock' FOR UPDATE")
+            await other.execute("SELECT 1 FROM conversations WHERE user_id = $1 FOR UPDATE",
+                                key_of(engine.services.vault, "web", "resident-deadlock"))
             message = asyncio.create_task(me.send("退订"))
             await waiting_for_locks(engine)  # the resident's turn holds the subscription row
             await other.execute("SELECT 1 FROM subscribers WHERE user_id = 'resident-deadlock' FOR UPDATE")

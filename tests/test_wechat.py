@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.channels.wechat import WeChatChannel, render
 from bot.config import WeChatSettings
 from bot.engine import Engine
-from bot.storage.models import Subscriber, UnmatchedQuestion, WeChatInbox, WeChatUser
+from bot.storage.models import InboxRecord, Subscriber, UnmatchedQuestion, WeChatUser
 from bot.types import Option, Reply
 from bot.web.app import create_app
 from tests.postgres import connect
@@ -71,7 +71,7 @@ async def test_the_same_msgid_three_times_at_once_gets_one_answer(wechat: WeChat
     answered = [t for t in texts if t]
     assert answered and all(t == answered[0] for t in answered)  # the same answer or an empty one
     async with engine.services.db.session() as s:
-        rows = (await s.scalars(select(WeChatInbox).where(WeChatInbox.key == "424242"))).all()
+        rows = (await s.scalars(select(InboxRecord).where(InboxRecord.key == "424242"))).all()
         assert len(rows) == 1 and rows[0].status == "answered"
     # a later retry gets the stored answer
     assert wechat.reply_text(await wechat.post(xml)) == answered[0]
@@ -112,7 +112,7 @@ async def test_a_database_restart_costs_no_answer(wechat: WeChatServer, engine: 
     assert "怎么说的" in wechat.reply_text(await wechat.post(xml))  # the menu choice, on a fresh connection
     assert "风险很高" in await wechat.say("o-restart", "他说每月返利百分之八，拉人还有奖励")
     async with engine.services.db.session() as s:
-        assert (await s.scalar(select(WeChatInbox.status).where(WeChatInbox.key == "616161"))) == "answered"
+        assert (await s.scalar(select(InboxRecord.status).where(InboxRecord.key == "616161"))) == "answered"
 
 
 async def test_forged_or_stale_signatures_are_refused(wechat: WeChatServer, engine: Engine) -> None:
@@ -122,7 +122,7 @@ async def test_forged_or_stale_signatures_are_refused(wechat: WeChatServer, engi
 
     assert (await wechat.post(xml, timestamp=int(time.time()) - 600)).status_code == 403
     async with engine.services.db.session() as s:
-        assert await s.get(WeChatInbox, "5151") is None  # nothing processed
+        assert await s.get(InboxRecord, "5151") is None  # nothing processed
 
 
 BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">'

@@ -16,7 +16,8 @@ from bot.channels.wechat_api import WeChatApi
 from bot.channels.wecom import WeComRobot
 from bot.config import WeChatSettings
 from bot.engine import Engine, Guard
-from bot.storage.models import WeChatInbox
+from bot.storage.conversations import key_of
+from bot.storage.models import InboxRecord
 from bot.types import Inbound, Reply
 from bot.web.app import create_app
 from tests.fake_wechat import FakeWeChat, FakeWeComRobot
@@ -64,7 +65,7 @@ async def test_a_slow_answer_comes_once_as_a_customer_service_message(engine: En
     texts = fake.texts_to("o-slow")
     assert len(texts) == 1 and "消费全返" in texts[0]
     async with engine.services.db.session() as s:
-        row = await s.get(WeChatInbox, "777001")
+        row = await s.get(InboxRecord, "777001")
         assert row is not None and row.status == "sent"
     fake.assert_no_violations()
 
@@ -79,7 +80,7 @@ async def test_window_and_quota_errors_are_recorded_not_retried(engine: Engine, 
         await asyncio.sleep(SlowEngine.delay + 0.5)
     await channel.close()
     async with engine.services.db.session() as s:
-        row = await s.get(WeChatInbox, "777002")
+        row = await s.get(InboxRecord, "777002")
         assert row is not None and row.status == "cs-45015"
     assert len(fake.calls_to("message/custom/send")) == 1  # not retried blindly
 
@@ -172,8 +173,10 @@ async def test_an_answer_worked_out_again_past_the_budget_comes_as_a_customer_se
             await wechat.say("o-race", "你好")
             change, pause = staff.transaction(), maintenance.transaction()
             await change.start()  # what `leave_notice` does: hold the row, add the news, move the version
-            await staff.execute("UPDATE conversations SET notice = '您的线索已受理。', version = version + 1"
-                                " WHERE channel = 'wechat' AND user_id = 'o-race'")
+            await staff.execute("UPDATE conversations SET notice = $1, version = version + 1"
+                                " WHERE channel = 'wechat' AND user_id = $2",
+                                engine.services.vault.seal("您的线索已受理。"),
+                                key_of(engine.services.vault, "wechat", "o-race"))
             message = asyncio.create_task(wechat.post(text_xml("o-race", "帮助", msg_id=777010)))
             await waiting_for_locks(engine, 1)  # the first attempt's write waits for the staff change
             await pause.start()  # and the database is about to stall (a table lock, as by a careless migration)
@@ -194,5 +197,5 @@ async def test_an_answer_worked_out_again_past_the_budget_comes_as_a_customer_se
     texts = fake.texts_to("o-race")
     assert len(texts) == 1 and "您的线索已受理" in texts[0] and "怎么用我" in texts[0]
     async with engine.services.db.session() as s:
-        row = await s.get(WeChatInbox, "777010")
+        row = await s.get(InboxRecord, "777010")
         assert row is not None and row.status == "sent"

@@ -9,6 +9,7 @@ parallel. Long polling is the default; with `telegram.webhook_url` our own HTTP 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 from collections import defaultdict
@@ -39,6 +40,7 @@ from telegram.ext import (
 
 from bot.config import TelegramSettings
 from bot.engine import Engine
+from bot.storage import inbox
 from bot.types import Inbound, Media, Reply
 from handlers.menu import COMMANDS
 
@@ -177,7 +179,7 @@ class TelegramChannel:
         inbound = Inbound(channel=CHANNEL, user=str(message.from_user.id), chat=str(message.chat.id), text=text,
                           is_group=is_group, addressed=addressed, role=self.settings.role_of(message.from_user.id),
                           staff_chat=message.chat.id == self.settings.staff_chat_id)
-        await self.send(message.chat.id, await self.engine.handle(inbound), user=message.from_user.id)
+        await self._answer_once(update, inbound, message.chat.id)
 
     async def on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Photos and files (evidence for a tip), voice, video, locations: the engine says what to do with them."""
@@ -198,20 +200,21 @@ class TelegramChannel:
         inbound = Inbound(channel=CHANNEL, user=str(message.from_user.id), chat=str(message.chat.id),
                           text=message.caption or "", kind=kind, media=media,
                           role=self.settings.role_of(message.from_user.id))
-        await self.send(message.chat.id, await self.engine.handle(inbound), user=message.from_user.id)
+        await self._answer_once(update, inbound, message.chat.id)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         if query is None:
             return
-        await query.answer()
         chat = query.message.chat if query.message else None
         chat_id = chat.id if chat else query.from_user.id
         inbound = Inbound(channel=CHANNEL, user=str(query.from_user.id), chat=str(chat_id), text=query.data or "",
                           is_group=bool(chat and chat.type in GROUPS), addressed=True,
                           role=self.settings.role_of(query.from_user.id),
                           staff_chat=chat_id == self.settings.staff_chat_id)
-        await self.send(chat_id, await self.engine.handle(inbound), user=query.from_user.id)
+        if await self._answer_once(update, inbound, chat_id):
+            with contextlib.suppress(TelegramError):  # the tap's spinner; an old tap may no longer be answerable
+                await query.answer()
 
     async def on_membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         change = update.my_chat_member
@@ -220,11 +223,26 @@ class TelegramChannel:
         chat, status = change.chat, change.new_chat_member.status
         if chat.type in GROUPS:
             if status in JOINED and change.old_chat_member.status not in JOINED:
-                await self.send(chat.id, await self.engine.joined_group(CHANNEL, str(chat.id), chat.title or ""))
+                await self.send(chat.id, await self.engine.joined_group(CHANNEL, str(chat.id), chat.title or "",
+                                                                        self._key(update)))
             elif status in GONE:
                 await self.engine.left_group(CHANNEL, str(chat.id), chat.title or "")
         elif chat.type == ChatType.PRIVATE and status in GONE:
             await self.engine.unreachable(CHANNEL, str(chat.id))
+
+    def _key(self, update: Update) -> str:
+        """The update's exactly-once key: Telegram numbers updates per bot."""
+        return f"{CHANNEL}:{self.settings.token.partition(':')[0]}:{update.update_id}"
+
+    async def _answer_once(self, update: Update, inbound: Inbound, chat_id: int) -> bool:
+        """Hand the message to the engine and send the answer, unless this update was handled before (Telegram
+        delivers a webhook update again when it got no answer in time, polling after a restart). False then."""
+        replies = await self.engine.handle_once(inbound, inbox.Once(self._key(update)))
+        if replies is None:
+            log.info("telegram: update %d was handled before; not answered again", update.update_id)
+            return False
+        await self.send(chat_id, replies, user=int(inbound.user))
+        return True
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: update failed: %s", context.error.__class__.__name__, exc_info=context.error)
@@ -259,9 +277,9 @@ class TelegramChannel:
             await self.app.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
             return True
         except Forbidden:
-            log.warning("telegram: chat %s refuses our messages; marked unreachable", chat_id)
+            log.warning("telegram: a chat refuses our messages; marked unreachable")
             if user is not None and chat_id == user:
                 await self.engine.unreachable(CHANNEL, str(user))
         except TelegramError as exc:
-            log.error("telegram: message to chat %s not delivered: %s", chat_id, exc.__class__.__name__)
+            log.error("telegram: a message was not delivered: %s", exc.__class__.__name__)
         return False

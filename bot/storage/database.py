@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +16,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from bot.vault import Vault
 
 log = logging.getLogger(__name__)
 RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected: the transaction can be tried again
@@ -96,10 +99,10 @@ class Database:
         """Hold around a read-modify-write transaction: a lock on SQLite, nothing on PostgreSQL (row locks)."""
         return self._write_lock if self._write_lock is not None else nullcontext()
 
-    async def upgrade(self) -> None:
-        """Bring the schema to the newest migration."""
+    async def upgrade(self, vault: Vault | None = None) -> None:
+        """Bring the schema to the newest migration; `vault` seals what older versions kept in plain text."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, vault)
 
     async def is_current(self) -> bool:
         async with self.engine.connect() as conn:
@@ -219,18 +222,20 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA secure_delete=ON")  # what is deleted or overwritten (a draft, a notice) is zeroed on disk
     cursor.close()
 
 
-def _alembic_config(connection: Connection | None = None) -> Config:
+def _alembic_config(connection: Connection | None = None, vault: Vault | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    cfg.attributes["vault"] = vault
     return cfg
 
 
-def _upgrade(connection: Connection) -> None:
-    command.upgrade(_alembic_config(connection), "head")
+def _upgrade(connection: Connection, vault: Vault | None) -> None:
+    command.upgrade(_alembic_config(connection, vault), "head")
 
 
 def _is_current(connection: Connection) -> bool:

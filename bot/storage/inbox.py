@@ -1,20 +1,23 @@
-"""The WeChat inbox: each message once. A message's row is written in the same statement (or transaction) as the
-conversation it changed, so a retry either finds the stored answer or (still in flight) waits for it; never a
-second answer."""
+"""The inbox: each platform message once (WeChat messages and events, Telegram updates). A message's row is
+written in the same statement (or transaction) as the conversation it changed, so a redelivery either finds the
+stored answer or (still in flight) waits for it; never a second answer. Rows are kept `RETENTION` (`prune`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.storage.database import TurnTransaction
-from bot.storage.models import WeChatInbox, utcnow
+from bot.storage.models import InboxRecord, utcnow
 
-TABLE = WeChatInbox.__table__
+TABLE = InboxRecord.__table__
+RETENTION = timedelta(days=2)
 # the columns in the order of `Claim.row`; conversations.py writes the same row with the conversation
 PG_INSERT = f"INSERT INTO {TABLE.name} (key, reply, status, created_at)"
 # the claim runs with every message: plain SQL through asyncpg on PostgreSQL, a Core statement built once on SQLite
@@ -43,6 +46,35 @@ async def claim(tx: TurnTransaction, record: Claim) -> bool:
     if tx.postgres:  # the turn's last statement: in its transaction if it opened one, on its own otherwise
         return await tx.driver.execute(_PG_CLAIM, *record.row().values()) == "INSERT 0 1"
     return (await tx.connection.execute(_CLAIM, record.row())).rowcount == 1
+
+
+async def record(session: AsyncSession, key: str, postgres: bool) -> bool:
+    """Record a platform event handled outside a conversation turn (in the caller's transaction); False when it
+    was recorded before."""
+    insert = pg_insert if postgres else sqlite_insert
+    row = Claim(key, None, "answered").row()
+    result = await session.execute(insert(TABLE).values(**row).on_conflict_do_nothing().returning(TABLE.c.key))
+    return result.first() is not None
+
+
+async def prune(session: AsyncSession, now: datetime | None = None) -> int:
+    """Forget records older than RETENTION: platforms redeliver within minutes (WeChat) or hours (Telegram)."""
+    result = await session.execute(delete(TABLE).where(TABLE.c.created_at < (now or utcnow()) - RETENTION))
+    return result.rowcount or 0
+
+
+class Once:
+    """The engine's guard (`bot.engine.Guard`) for a message known by a key, whose answer need not be stored: a
+    platform that delivers it again (Telegram) gets no second answer."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def claim(self, replies: list[Any]) -> Claim:
+        return Claim(self.key, None, "answered")
+
+    def unclaim(self) -> None:
+        pass
 
 
 async def stored_reply(conn: AsyncConnection, key: str) -> str | None:

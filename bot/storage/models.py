@@ -18,7 +18,9 @@ class Base(DeclarativeBase):
 
 
 class Conversation(Base):
-    """Where one user stands in one chat: the flow, its step, its draft data and the menu last shown."""
+    """Where one user stands in one chat: the flow and its step in plain words (the jobs that tidy drafts away need
+    them), and everything else sealed. `user_id` and `chat_id` are keyed fingerprints, never platform ids
+    (bot/storage/conversations.py), so without the secret key no row can be tied to a person."""
 
     __tablename__ = "conversations"
     __table_args__ = (UniqueConstraint("channel", "user_id", "chat_id", name="uq_conversation"),)
@@ -29,9 +31,9 @@ class Conversation(Base):
     chat_id: Mapped[str] = mapped_column(String(128))
     flow: Mapped[str | None] = mapped_column(String(32), default=None)
     step: Mapped[str | None] = mapped_column(String(32), default=None)
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    menu: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # something to tell the user at their next message (a tip's new status when no message could reach them)
+    # sealed JSON {"user": platform id, "data": the flow's draft, "menu": the menu last shown}; NULL: nothing kept
+    state: Mapped[str | None] = mapped_column(Text, default=None)
+    # sealed: something to tell the user at their next message (a tip's new status when no message could reach them)
     notice: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # bumped by every write: a message's answer is kept only if nobody changed the row since it was read
@@ -82,10 +84,11 @@ class GroupChat(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class WeChatInbox(Base):
-    """Each WeChat message once (MsgId, or sender + time for events): retries find the stored answer."""
+class InboxRecord(Base):
+    """Each platform message once (WeChat MsgId, or a fingerprint of sender + time for events; Telegram's update
+    id): a redelivery finds the record, and for WeChat the stored passive answer."""
 
-    __tablename__ = "wechat_inbox"
+    __tablename__ = "inbox"
 
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     reply: Mapped[str | None] = mapped_column(Text, default=None)

@@ -14,9 +14,6 @@ import logging
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
@@ -28,14 +25,14 @@ from bot.channels.wecom import WeComRobot
 from bot.config import Settings
 from bot.outbox import Dispatcher, Outcome, Sender, enqueue
 from bot.services import Services
+from bot.storage import conversations
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Tip, utcnow
+from bot.storage.models import Tip
 from bot.tips import evidence, ledger
 from bot.vault import SealError, Vault
 from knowledge.schema import load_taxonomy
 
 log = logging.getLogger(__name__)
-CONVERSATIONS = Conversation.__table__
 QUEUED_CHANNELS = ("telegram", "wechat")  # reporters on these can be messaged; others see a notice next time
 WECHAT_NOTICE_INSTEAD = {45015, 45047, 43004}  # window closed, quota used up, unfollowed: they see it next time
 WECHAT_GIVE_UP = {40003, 44004, 45002}  # unknown user, empty or too long text: trying again changes nothing
@@ -100,7 +97,7 @@ async def tell_reporter(session: AsyncSession, settings: Settings, vault: Vault,
         await enqueue(session, dedup=f"tip-status:{tip.receipt}:{key or tip.status}"[:128], channel=tip.channel,
                       target=tip.reporter_sealed, payload={"text": text, "sealed": True}, postgres=postgres)
         return
-    await leave_notice(session, tip.channel, vault.open(tip.reporter_sealed), text, postgres)
+    await conversations.leave_notice(session, vault, tip.channel, vault.open(tip.reporter_sealed), text, postgres)
 
 
 def can_message(settings: Settings, channel: str) -> bool:
@@ -109,22 +106,6 @@ def can_message(settings: Settings, channel: str) -> bool:
     if channel == "wechat":
         return settings.wechat.enabled and bool(settings.wechat.app_secret)
     return False
-
-
-async def leave_notice(session: AsyncSession, channel: str, user: str, text: str, postgres: bool) -> None:
-    """Add a text to the user's private conversation, shown at their next message (the same text only once)."""
-    key = (CONVERSATIONS.c.channel == channel, CONVERSATIONS.c.user_id == user, CONVERSATIONS.c.chat_id == user)
-    insert = pg_insert if postgres else sqlite_insert
-    await session.execute(insert(CONVERSATIONS).values(channel=channel, user_id=user, chat_id=user, data={}, menu={},
-                                                       updated_at=utcnow()).on_conflict_do_nothing())
-    current = await session.scalar(select(CONVERSATIONS.c.notice).where(*key).with_for_update())
-    if current and text in current:
-        return
-    # updated_at stays: a notice must not keep a stale draft alive; the version moves, so a message being answered
-    # from the row as it was is answered again (with the notice) instead of writing over it
-    await session.execute(update(CONVERSATIONS).where(*key).values(
-        notice=f"{current}\n\n{text}" if current else text, updated_at=CONVERSATIONS.c.updated_at,
-        version=CONVERSATIONS.c.version + 1))
 
 
 # -- senders ----------------------------------------------------------------------------------------------------------
@@ -175,7 +156,8 @@ def wechat_sender(api: WeChatApi, db: Database, vault: Vault) -> Sender:
             return Outcome.sent()
         if result.errcode in WECHAT_NOTICE_INSTEAD:
             async with db.transaction() as session:
-                await leave_notice(session, "wechat", openid, payload["text"], postgres=not db.is_sqlite)
+                await conversations.leave_notice(session, vault, "wechat", openid, payload["text"],
+                                                 postgres=not db.is_sqlite)
             log.info("wechat: customer-service message refused (errcode %d); left as a notice", result.errcode)
             return Outcome.sent()
         if result.errcode in WECHAT_GIVE_UP:

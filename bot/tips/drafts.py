@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from bot.outbox import enqueue
 from bot.services import Services
+from bot.storage import conversations
 from bot.storage.models import Conversation, utcnow
 from bot.tips.alerts import can_message
 
@@ -29,15 +30,18 @@ async def remind_abandoned(services: Services, now: datetime | None = None) -> i
     queued = 0
     async with db.transaction() as session:
         drafts = await session.execute(
-            select(Conversation.id, Conversation.channel, Conversation.user_id, Conversation.data)
+            select(Conversation.id, Conversation.channel, Conversation.state)
             .where(Conversation.flow == "report", Conversation.updated_at < idle_since,
                    Conversation.updated_at > oldest, Conversation.user_id == Conversation.chat_id))
         for row in drafts.all():
             if not can_message(settings, row.channel):
                 continue  # the web chat cannot be reached; the draft waits for the next visit
-            started = (row.data or {}).get("started", "")
+            state = conversations.open_state(services.vault, row.state)
+            if not state.get("user"):
+                continue
+            started = (state.get("data") or {}).get("started", "")
             queued += await enqueue(session, dedup=f"draft-reminder:{row.id}:{started}"[:128], channel=row.channel,
-                                    target=services.vault.seal(row.user_id),
+                                    target=services.vault.seal(state["user"]),
                                     payload={"text": REMINDER.format(hours=settings.tips.draft_hours), "sealed": True},
                                     postgres=not db.is_sqlite)
     return queued
@@ -49,7 +53,7 @@ async def drop_expired(services: Services, now: datetime | None = None) -> int:
     async with services.db.transaction() as session:
         result = await session.execute(update(Conversation).where(Conversation.flow == "report",
                                                                   Conversation.updated_at < oldest)
-                                       .values(flow=None, step=None, data={}, menu={},
+                                       .values(flow=None, step=None, state=None,
                                                version=Conversation.version + 1))
     return result.rowcount or 0
 
