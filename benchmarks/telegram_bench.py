@@ -22,7 +22,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.chat_bench import free_port  # noqa: E402
+from benchmarks.chat_bench import UNLIMITED, free_port  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main() -> None:
                "FANGFEI_TELEGRAM__WEBHOOK_URL": "https://bench.invalid/telegram/webhook",
                "FANGFEI_TELEGRAM__WEBHOOK_SECRET": "bench-secret", "FANGFEI_HTTP__PORT": str(port),
                "FANGFEI_TELEGRAM__MAX_MESSAGES_PER_SECOND": str(args.limit), "FANGFEI_LOG__LEVEL": "WARNING",
-               "FANGFEI_DATABASE__URL": args.db}
+               "FANGFEI_DATABASE__URL": args.db, **UNLIMITED}
         proc = subprocess.Popen([str(Path(sys.executable).parent / "fangfei"), "serve"], cwd=ROOT, env=env)
         try:
             deadline = time.monotonic() + 60

@@ -36,7 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.chat_bench import free_port, parse_wrk  # noqa: E402
+from benchmarks.chat_bench import UNLIMITED, free_port, parse_wrk  # noqa: E402
 from tests.wechat_client import AES_KEY, APP_ID, TOKEN, WeChatServer, text_xml  # noqa: E402
 
 MESSAGES = ["你好", "消费全返是真的吗", "有人推荐我投资养老院，每年返息百分之十二", "养老投姿", "火车票怎么买",
@@ -133,7 +133,7 @@ def main() -> None:
             bare.wait(10)
         env = {**os.environ, "FANGFEI_WECHAT__TOKEN": TOKEN, "FANGFEI_WECHAT__ENCODING_AES_KEY": AES_KEY,
                "FANGFEI_WECHAT__APP_ID": APP_ID, "FANGFEI_HTTP__PORT": str(port), "FANGFEI_LOG__LEVEL": "WARNING",
-               "FANGFEI_DATABASE__URL": args.db}
+               "FANGFEI_DATABASE__URL": args.db, **UNLIMITED}
         subprocess.run([str(Path(sys.executable).parent / "fangfei"), "db", "upgrade"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
         log = Path(tmp) / "server.log"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,12 +47,31 @@ class HttpSettings(BaseModel):
 class ChatSettings(BaseModel):
     max_text_chars: int = Field(2000, ge=10)
     option_ttl_minutes: int = Field(1440, ge=1)
+    retention_days: float = Field(180, gt=0)
+
+
+class LimitSettings(BaseModel):
+    messages_per_minute: int = Field(30, ge=1)
+    address_messages_per_minute: int = Field(120, ge=1)
+    address_tips_per_hour: int = Field(3, ge=1)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return value
 
 
 class SearchSettings(BaseModel):
     threshold: float = Field(0.22, ge=0, le=1)
     group_threshold: float = Field(0.4, ge=0, le=1)
     related: int = Field(3, ge=0, le=8)
+    gaps_retention_days: float = Field(365, gt=0)
 
 
 class Township(BaseModel):
@@ -161,6 +181,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     http: HttpSettings = HttpSettings()
     chat: ChatSettings = ChatSettings()
+    limits: LimitSettings = LimitSettings()
     search: SearchSettings = SearchSettings()
     region: RegionSettings = RegionSettings()
     telegram: TelegramSettings = TelegramSettings()

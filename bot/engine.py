@@ -88,6 +88,18 @@ class Engine:
     async def _handle(self, inbound: Inbound, guard: Guard | None) -> list[Reply] | None:
         if inbound.is_group and not inbound.addressed:
             return []
+        limits, counted = self.services.limits, inbound.role is None  # staff are not limited
+        if counted and not limits.message(inbound.channel, inbound.user):
+            log.warning("engine: a %s user is over the message limit; message not read", inbound.channel)
+            return [Reply(self.services.fill(handlers.menu.SLOW_DOWN))]
+        try:
+            return await self._answer(inbound, guard)
+        except _AlreadyAnswered:
+            if counted:
+                limits.not_a_message(inbound.channel, inbound.user)
+            raise
+
+    async def _answer(self, inbound: Inbound, guard: Guard | None) -> list[Reply] | None:
         attempt = 1
         while True:
             # nothing of a failed attempt was kept; the last ones hold the conversation row from the start

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cached_property
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.limits import Limits
 from bot.storage.database import Database, TurnTransaction
-from bot.storage.models import UnmatchedQuestion, utcnow
+from bot.storage.models import QuestionGap, utcnow
 from bot.vault import Vault, secret_key
 from knowledge import schema
 from knowledge.risk import RiskChecker
@@ -42,6 +46,11 @@ class Services:
                    vault=Vault(lambda: secret_key(settings)))
 
     @cached_property
+    def limits(self) -> Limits:
+        """This process's abuse limits (bot/limits.py)."""
+        return Limits(self.settings.limits)
+
+    @cached_property
     def _region(self) -> dict[str, str]:
         return {"{" + k + "}": v for k, v in self.settings.region.placeholders().items()}
 
@@ -69,18 +78,40 @@ class Services:
         return candidates[0] if candidates else None
 
 
-_GAP = insert(UnmatchedQuestion.__table__).values(text=bindparam("text"), channel=bindparam("channel"),
-                                                   created_at=bindparam("created_at"))
-_PG_GAP = "INSERT INTO unmatched_questions (text, channel, created_at) VALUES ($1, $2, $3)"
+GAP_CHARS = 200
+_TABLE = QuestionGap.__table__
+_INSERT_GAP = sqlite_insert(_TABLE).values(text=bindparam("text"), count=1, first_seen=bindparam("seen"),
+                                           last_seen=bindparam("seen"))
+_GAP = _INSERT_GAP.on_conflict_do_update(index_elements=["text"], set_={"count": _TABLE.c.count + 1,
+                                                                        "last_seen": _INSERT_GAP.excluded.last_seen})
+_PG_GAP = ("INSERT INTO question_gaps (text, count, first_seen, last_seen) VALUES ($1, 1, $2, $2)"
+           " ON CONFLICT (text) DO UPDATE SET count = question_gaps.count + 1, last_seen = excluded.last_seen")
+_DIGITS = re.compile(r"\d{7,}")  # phone, account and ID numbers a resident may have typed
 
 
-async def record_gap(tx: TurnTransaction, text: str, channel: str) -> None:
-    """Keep a question the knowledge base could not answer (no user id) for the editors' `kb gaps`."""
-    await tx.execute_after(_PG_GAP, _GAP, {"text": normalize(text)[:500], "channel": channel, "created_at": utcnow()})
+def gap_text(text: str) -> str:
+    """How an unanswered question is kept: normalised, long digit runs masked, capped."""
+    return _DIGITS.sub("#", normalize(text))[:GAP_CHARS]
+
+
+async def record_gap(tx: TurnTransaction, text: str) -> None:
+    """Count a question the knowledge base could not answer (no user id, no channel) for the editors' `kb gaps`."""
+    await tx.execute_after(_PG_GAP, _GAP, {"text": gap_text(text), "seen": utcnow()})
 
 
 async def top_gaps(session: AsyncSession, limit: int = 20) -> list[tuple[str, int]]:
-    count = func.count(UnmatchedQuestion.id)
-    rows = await session.execute(select(UnmatchedQuestion.text, count).group_by(UnmatchedQuestion.text)
-                                 .order_by(count.desc(), UnmatchedQuestion.text).limit(limit))
+    rows = await session.execute(select(QuestionGap.text, QuestionGap.count)
+                                 .order_by(QuestionGap.count.desc(), QuestionGap.text).limit(limit))
     return [(text, n) for text, n in rows.all()]
+
+
+async def gap_count(session: AsyncSession) -> int:
+    """How many questions have gone unanswered (each repetition counted)."""
+    return int(await session.scalar(select(func.coalesce(func.sum(QuestionGap.count), 0))) or 0)
+
+
+async def forget_gaps(session: AsyncSession, days: float, now: datetime | None = None) -> int:
+    """Drop questions nobody has asked for `days`."""
+    result = await session.execute(delete(QuestionGap).where(
+        QuestionGap.last_seen < (now or utcnow()) - timedelta(days=days)))
+    return result.rowcount or 0

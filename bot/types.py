@@ -37,6 +37,8 @@ class Inbound:
     staff_chat: bool = False
     # Photos and files that came with the message.
     media: tuple[Media, ...] = ()
+    # The client's network address, where the channel knows it (the web chat); for abuse limits only, never stored.
+    origin: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ async def answer(turn: Turn, question: str) -> None:
     turn.finish()
     result = turn.services.search(question, group=turn.inbound.is_group)
     if not result.matched or result.best is None:
-        await record_gap(turn.tx, question, turn.inbound.channel)
+        await record_gap(turn.tx, question)
         turn.say("这个问题我还答不上来。我不想乱说，免得误导您。")
         turn.say("您可以换个说法再问，或者打 {hotline} 问问。也可以点下面的选项：", MAIN_MENU)
         return

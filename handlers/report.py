@@ -378,6 +378,12 @@ async def submit(turn: Turn, _: str = "") -> None:
                  "这条内容先替您保存一天，过些时候再点“确认提交”。急事请打 {office_phone}。",
                  [Choice("确认提交", "report.submit"), CANCEL])
         return
+    tips_here = services.limits.address_tips
+    if inbound.origin and tips_here.full(inbound.origin):  # many tips from one network address: a flood
+        turn.say("这会儿从您这里提交的举报太多了。\n"
+                 "内容先替您保存着，请过一个小时再点“确认提交”。急事请打 {office_phone}。",
+                 [Choice("确认提交", "report.submit"), CANCEL])
+        return
     named = not d.get("anonymous", True) and bool(d.get("name"))
     vault = services.vault
     report = ledger.Report(
@@ -391,6 +397,8 @@ async def submit(turn: Turn, _: str = "") -> None:
     tip = await ledger.file(turn.session, vault, inbound.channel, inbound.user, report, category, postgres)
     await alerts.announce(turn.session, services.settings, tip, len(report.evidence), postgres)
     await evidence.queue_fetches(turn.session, tip, postgres)  # platforms keep files only a while: fetch and seal
+    if inbound.origin:
+        tips_here.count(inbound.origin)
     turn.finish()
     turn.say(f"提交成功！受理编号：{tip.receipt}\n请记下这个编号，查进度时要用。")
     turn.say("接下来，工作人员会尽快核查，有进展会告诉您。\n"

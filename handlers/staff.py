@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.conversation import Turn
-from bot.services import top_gaps
-from bot.storage.models import GroupChat, Subscriber, Tip, UnmatchedQuestion
+from bot.services import gap_count, top_gaps
+from bot.storage.models import GroupChat, Subscriber, Tip
 from bot.subscribers import AUDIENCES
 from bot.tips import ledger
 from handlers.report import RECEIPT, tell_status
@@ -30,7 +30,7 @@ async def stats(turn: Turn) -> None:
                            .group_by(Subscriber.audience))
     by_audience = {a: n for a, n in rows.all()}
     groups = await s.scalar(select(func.count()).select_from(GroupChat).where(GroupChat.active))
-    gaps = await s.scalar(select(func.count()).select_from(UnmatchedQuestion))
+    gaps = await gap_count(s)
     lines = ["订阅人数（可送达）："]
     lines += [f"· {label}：{by_audience.get(key, 0)}" for key, label in AUDIENCES.items()]
     lines += [f"所在群：{groups}", f"没答上的问题：{gaps} 条（发 /gaps 看最多的）"]

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -173,3 +173,9 @@ async def leave_notice(session: AsyncSession, vault: Vault, channel: str, user: 
     await session.execute(update(TABLE).where(*key).values(
         notice=vault.seal(f"{current}\n\n{text}" if current else text), updated_at=TABLE.c.updated_at,
         version=TABLE.c.version + 1))
+
+
+async def forget_idle(session: AsyncSession, days: float, now: datetime | None = None) -> int:
+    """Delete the conversations of users who have not written for `days` (news still waiting in them too)."""
+    result = await session.execute(delete(TABLE).where(TABLE.c.updated_at < (now or utcnow()) - timedelta(days=days)))
+    return result.rowcount or 0

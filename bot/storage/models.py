@@ -58,16 +58,18 @@ class Subscriber(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class UnmatchedQuestion(Base):
-    """A question the knowledge base could not answer (no user id kept): editors read them with `kb gaps`."""
+class QuestionGap(Base):
+    """A question the knowledge base could not answer, normalised and capped, with how often it was asked (no user
+    id, no channel, long digit runs masked): editors read the most frequent with `kb gaps`."""
 
-    __tablename__ = "unmatched_questions"
-    __table_args__ = (Index("ix_unmatched_text", "text"),)
+    __tablename__ = "question_gaps"
+    __table_args__ = (Index("ix_question_gaps_last_seen", "last_seen"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    text: Mapped[str] = mapped_column(Text)
-    channel: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    text: Mapped[str] = mapped_column(String(200), unique=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class GroupChat(Base):

@@ -1,0 +1,114 @@
+"""Abuse limits and bounded storage: a resident who floods the bot is asked to wait and loses nothing; the tables
+that grow with traffic stay bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from bot.config import LimitSettings
+from bot.engine import Engine
+from bot.limits import Limits, SlidingWindow
+from bot.scheduler import forget_old_records
+from bot.services import top_gaps
+from bot.storage.models import Conversation, InboxRecord, QuestionGap, utcnow
+from bot.types import Inbound
+from bot.web.app import create_app
+from tests.stored import conversation_of
+from tests.test_web_chat import WebUser
+
+OFF_TOPIC = "火星上的天气怎么样"
+
+
+@pytest.fixture
+async def web(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)),
+                                 base_url="http://fangfei.test") as c:
+        yield c
+
+
+async def test_a_flooding_resident_is_asked_to_wait_and_keeps_the_draft(engine: Engine,
+                                                                         web: httpx.AsyncClient) -> None:
+    engine.services.limits.messages = SlidingWindow(5, 1.0)  # 5 a second instead of 30 a minute, to test quickly
+    me = WebUser(web, "web-flood")
+    await me.send("举报")
+    await me.send("有人在镇上收钱入股合作社，说每月分红百分之三")
+    answers = await asyncio.gather(*(web.post("/api/chat", json={"user": "web-flood", "text": "你好"})
+                                     for _ in range(20)))
+    assert {a.status_code for a in answers} == {200}
+    slowed = [a for a in answers if "发得太快" in a.json()["replies"][0]["text"]]
+    assert len(slowed) == 17  # 2 before, 3 more read, the rest asked to wait
+    assert all("请过一分钟再发" in a.json()["replies"][0]["text"] for a in slowed)
+    other = WebUser(web, "web-neighbour")  # another resident is not held up
+    assert "防范非法集资小助手" in (await other.send("你好"))[0]["text"]
+    await asyncio.sleep(1.1)
+    await me.send("接着填")  # after the wait the report is where it was
+    stored = await conversation_of(engine.services, "web", "web-flood")
+    assert stored is not None and stored.row.flow == "report"
+    assert stored.state["data"]["what"] == "有人在镇上收钱入股合作社，说每月分红百分之三"
+
+
+async def test_staff_are_not_limited(engine: Engine) -> None:
+    engine.services.limits.messages = SlidingWindow(2, 60)
+    for _ in range(5):
+        replies = await engine.handle(Inbound(channel="telegram", user="9", chat="9", text="/stats", role="admin"))
+        assert "订阅人数" in replies[0].text
+
+
+def test_x_forwarded_for_counts_only_from_a_configured_proxy() -> None:
+    limits = Limits(LimitSettings(trusted_proxies=["10.0.0.0/8", "127.0.0.1"]))
+    assert limits.client_address("203.0.113.7", "1.2.3.4") == "203.0.113.7"  # not a proxy: the header is ignored
+    assert limits.client_address("127.0.0.1", "198.51.100.9") == "198.51.100.9"
+    assert limits.client_address("10.1.1.1", "6.6.6.6, 198.51.100.9, 10.2.2.2") == "198.51.100.9"  # forged first hop
+    assert limits.client_address("127.0.0.1", "not-an-address") == "127.0.0.1"
+    assert limits.client_address("127.0.0.1", None) == "127.0.0.1"
+    with pytest.raises(ValueError, match="not an IP"):
+        LimitSettings(trusted_proxies=["example.com"])
+
+
+def test_the_window_forgets_the_least_recent_senders_first() -> None:
+    window = SlidingWindow(1, 60, max_keys=3)
+    assert all(window.allow(k, now=0) for k in "abc")
+    assert not window.allow("a", now=1)  # "a" is over and is now the most recently seen
+    assert window.allow("d", now=2)  # a fourth sender: "b" is forgotten
+    assert window.allow("b", now=3) and not window.allow("a", now=3)
+
+
+async def test_unanswered_questions_are_counted_not_piled_up(engine: Engine) -> None:
+    for _ in range(30):
+        await engine.handle(Inbound(channel="web", user="web-curious", chat="web-curious", text="/ask " + OFF_TOPIC))
+    long = "土星的光环是什么做的" * 30
+    await engine.handle(Inbound(channel="web", user="web-long", chat="web-long", text="/ask " + long))
+    await engine.handle(Inbound(channel="web", user="web-long", chat="web-long", text="/ask 土星的光环是什么做的，电话13912345678"))
+    async with engine.services.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(QuestionGap)) == 3
+        gaps = dict(await top_gaps(s, 10))
+        texts = list(await s.scalars(select(QuestionGap.text)))
+    assert gaps[OFF_TOPIC] == 30
+    assert all(len(t) <= 200 for t in texts) and not any("13912345678" in t for t in texts)
+    assert "土星的光环是什么做的,电话#" in texts
+
+
+async def test_old_records_idle_conversations_and_stale_questions_are_forgotten(engine: Engine) -> None:
+    services = engine.services
+    await engine.handle(Inbound(channel="web", user="web-gone", chat="web-gone", text="/ask " + OFF_TOPIC))
+    await engine.handle(Inbound(channel="web", user="web-here", chat="web-here", text="你好"))
+    async with services.db.transaction() as s:
+        s.add(InboxRecord(key="telegram:1:5", status="answered", created_at=utcnow() - timedelta(days=3)))
+        s.add(InboxRecord(key="telegram:1:6", status="answered"))
+        gone = await conversation_of(services, "web", "web-gone")
+        assert gone is not None
+        await s.execute(update(Conversation).where(Conversation.id == gone.row.id)
+                        .values(updated_at=utcnow() - timedelta(days=services.settings.chat.retention_days + 1)))
+        await s.execute(update(QuestionGap).values(last_seen=utcnow() - timedelta(days=400)))
+    assert await forget_old_records(services) == 3
+    assert await conversation_of(services, "web", "web-gone") is None
+    assert await conversation_of(services, "web", "web-here") is not None
+    async with services.db.session() as s:
+        assert list(await s.scalars(select(InboxRecord.key))) == ["telegram:1:6"]
+        assert await s.scalar(select(func.count()).select_from(QuestionGap)) == 0
