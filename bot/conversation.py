@@ -125,3 +125,70 @@ def action(name: str) -> Callable[[Action], Action]:
         return fn
 
     return register
+
+
+# -- what flows declare to the engine ---------------------------------------------------------------------------------
+TextStep = Callable[[Turn, str], Awaitable[None]]
+TurnStep = Callable[[Turn], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A multi-step conversation as the engine sees it: which steps wait for the user's words, which for a button,
+    and what happens when something else arrives in the middle. Only `name` is required."""
+
+    name: str
+    # step → what to do with the words typed there
+    text_steps: dict[str, TextStep] = field(default_factory=dict)
+    # steps that wait for a button: typed words (not a label, number or keyword) get "请点…" and `resume`
+    button_steps: frozenset[str] = frozenset()
+    # ask the current step's question again
+    resume: TurnStep | None = None
+    # an action that would leave the flow: with `confirm_leave`, the user is asked first unless `stays(action)`
+    stays: Callable[[str], bool] = lambda name: True
+    confirm_leave: Callable[[Turn, str, str], Awaitable[None]] | None = None
+    # a stale option mid-flow (default: the main menu's "expired")
+    expired: TurnStep | None = None
+    # something the flow cannot use (kind: "text" for only emoji/punctuation, "voice", "location" …)
+    unusable: Callable[[Turn, str], Awaitable[None]] | None = None
+    # photos and files sent mid-flow
+    attach: TurnStep | None = None
+    # drop a draft that is too old (before the message is routed); True when it did
+    expire: Callable[[Turn], bool] | None = None
+
+    def leaving(self, action_name: str) -> bool:
+        """Would running this action leave the flow in a way the user must confirm?"""
+        return self.confirm_leave is not None and not self.stays(action_name)
+
+
+FLOWS: dict[str, Flow] = {}
+# words that run an action wherever the user is (compared after normalisation), and slash commands with a text
+# argument ("/ask 消费全返是真的吗"): command → (the action it starts, what it does with the text)
+KEYWORDS: dict[str, str] = {}
+TEXT_COMMANDS: dict[str, tuple[str, TextStep]] = {}
+# slash commands run as they are (staff commands), and recognisers of messages that say what they are (a receipt
+# number): each returns True when it answered the message
+COMMANDS: dict[str, TurnStep] = {}
+RECOGNISERS: list[Callable[[Turn, str], Awaitable[bool]]] = []
+# free text outside any step: tried in order, the first to return True answered it (the last always does)
+FREE_TEXT: list[tuple[int, Callable[[Turn, str], Awaitable[bool]]]] = []
+
+
+def register_flow(flow: Flow) -> Flow:
+    FLOWS[flow.name] = flow
+    return flow
+
+
+def keywords(action_name: str, *words: str) -> None:
+    for word in words:
+        KEYWORDS[word] = action_name
+
+
+def free_text(order: int) -> Callable[[Callable[[Turn, str], Awaitable[bool]]],
+                                      Callable[[Turn, str], Awaitable[bool]]]:
+    def register(fn: Callable[[Turn, str], Awaitable[bool]]) -> Callable[[Turn, str], Awaitable[bool]]:
+        FREE_TEXT.append((order, fn))
+        FREE_TEXT.sort(key=lambda item: item[0])
+        return fn
+
+    return register

@@ -11,9 +11,21 @@ import handlers.menu
 import handlers.report
 import handlers.soon
 import handlers.staff
-import handlers.subscribe  # (importing a handler module registers its actions)
+import handlers.subscribe  # (importing a handler module registers its actions, flows, keywords and commands)
 from bot import followers, groups, subscribers
-from bot.conversation import ACTIONS, OPTION_VALUE, Turn
+from bot.conversation import (
+    ACTIONS,
+    COMMANDS,
+    FLOWS,
+    FREE_TEXT,
+    KEYWORDS,
+    OPTION_VALUE,
+    RECOGNISERS,
+    TEXT_COMMANDS,
+    Flow,
+    TextStep,
+    Turn,
+)
 from bot.services import Services
 from bot.storage import conversations, inbox
 from bot.storage.database import Conflict, ConnectionLost
@@ -22,35 +34,10 @@ from bot.types import Inbound, Reply
 from knowledge.text import is_meaningful, normalize, strip_control
 
 log = logging.getLogger(__name__)
-
-# Words that open a flow directly, whatever the user was doing (compared after normalisation).
-KEYWORDS = {
-    **dict.fromkeys(("/start", "/menu", "菜单", "主菜单", "开始", "你好", "您好", "hi", "hello", "0"), "menu.welcome"),
-    **dict.fromkeys(("/help", "帮助", "help", "?", "怎么用", "使用说明"), "menu.help"),
-    **dict.fromkeys(("问问题", "提问", "/ask"), "ask.start"),
-    **dict.fromkeys(("风险自测", "自测", "测一测", "/check"), "check.start"),
-    **dict.fromkeys(("知识答题", "答题", "/quiz"), "quiz.start"),
-    **dict.fromkeys(("我要举报", "举报", "/report", "举报线索"), "report.start"),
-    **dict.fromkeys(("查询举报", "查举报", "/status", "举报进度"), "report.status"),
-    **dict.fromkeys(("取消", "/cancel", "取消举报", "不举报了"), "menu.cancel"),
-    **dict.fromkeys(("继续", "接着填", "/continue"), "report.resume"),
-    **dict.fromkeys(("订阅", "订阅提醒", "/subscribe"), "subscribe.start"),
-    **dict.fromkeys(("退订", "取消订阅", "/unsubscribe"), "subscribe.stop"),
-}
-STAFF_COMMANDS = {"/stats": handlers.staff.stats, "/gaps": handlers.staff.gaps, "/take": handlers.staff.take,
-                  "/verify": handlers.staff.verify, "/tip": handlers.staff.tip, "/reveal": handlers.staff.reveal}
-THANKS = {"谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "好的谢谢", "thanks", "thank you"}
-# Flow steps that wait for the user's own words.
-TEXT_STEPS = {("ask", "question"): handlers.ask.answer, ("check", "offer"): handlers.check.run,
-              ("status", "receipt"): handlers.report.status,
-              **{("report", step): handlers.report.answer
-                 for step in ("what", "who", "where", "village", "money", "when", "evidence", "name", "contact")}}
-# A report waits for a button at these steps; typed words get the question again.
-BUTTON_STEPS = {("report", "identity"), ("report", "summary")}
 # attempts at a message whose conversation another message of the same user changed meanwhile (or that lost a
 # deadlock to one): the first RACES read without a lock, the others wait for the row
 RACES, ATTEMPTS = 2, 4
-STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询")  # followed by a receipt, with or without a space
+TRAILING = "!！。."  # "谢谢！" is "谢谢"
 
 
 class Guard(Protocol):
@@ -128,8 +115,9 @@ class Engine:
             if conversation.notice:  # news kept for the user's next visit (e.g. a tip's new status)
                 turn.say(conversation.notice)
                 conversation.notice = None
-            if handlers.report.expire_stale(turn):  # what they sent belonged to the old draft: not routed on
-                await handlers.menu.main_menu(turn)
+            flow = FLOWS.get(turn.flow or "")
+            if flow is not None and flow.expire is not None and flow.expire(turn):
+                await handlers.menu.main_menu(turn)  # what they sent belonged to the old draft: not routed on
             else:
                 await self._route(turn)
             moved = conversation.snapshot() != before
@@ -172,31 +160,33 @@ class Engine:
 
     @staticmethod
     async def _run(turn: Turn, name: str, arg: str) -> None:
-        """Run an action; one that would leave an unfinished report asks first."""
-        if turn.flow == "report" and not handlers.report.stays_in_report(name):
-            await handlers.report.confirm_leave(turn, name, arg)
+        """Run an action; one that would leave an unfinished flow (a report) asks first."""
+        flow = FLOWS.get(turn.flow or "")
+        if flow is not None and flow.confirm_leave is not None and flow.leaving(name):
+            await flow.confirm_leave(turn, name, arg)
         else:
             await ACTIONS[name](turn, arg)
 
     async def _route(self, turn: Turn) -> None:
+        flow = FLOWS.get(turn.flow or "")
         if turn.inbound.kind != "text":
-            if turn.inbound.media and turn.flow == "report":
-                await handlers.report.attach(turn)
-            elif turn.flow == "report":  # a voice note, a location …
-                await handlers.report.unusable(turn, turn.inbound.kind)
+            if turn.inbound.media and flow is not None and flow.attach is not None:
+                await flow.attach(turn)
+            elif flow is not None and flow.unusable is not None:  # a voice note, a location …
+                await flow.unusable(turn, turn.inbound.kind)
             else:
                 await handlers.menu.media(turn, turn.inbound.kind)
             return
         text = turn.text
-        waiting = TEXT_STEPS.get((turn.flow or "", turn.step or ""))
+        waiting = flow.text_steps.get(turn.step or "") if flow is not None else None
         if OPTION_VALUE.match(text) or (turn.inbound.numbered and text.isascii() and text.isdigit() and text != "0"):
             choice = turn.chosen(text) if text.startswith("~") else turn.chosen_by_number(int(text))
             if choice is not None and choice.action in ACTIONS:
                 await self._run(turn, choice.action, choice.arg)
                 return
             if waiting is None or text.startswith("~"):
-                # stale: ask again; an unfinished report stays where it is
-                await (handlers.report.expired_step if turn.flow == "report" else handlers.menu.expired)(turn)
+                # stale: ask again; an unfinished flow stays where it is
+                await (flow.expired if flow is not None and flow.expired else handlers.menu.expired)(turn)
                 return
             # not an option of the menu, at a step that waits for words: a phone number, an amount …
         choice = turn.chosen_by_label(text)
@@ -204,38 +194,43 @@ class Engine:
             await self._run(turn, choice.action, choice.arg)
             return
         if not is_meaningful(text):  # only emoji or punctuation
-            if turn.flow == "report":
-                await handlers.report.unusable(turn, "text")
+            if flow is not None and flow.unusable is not None:
+                await flow.unusable(turn, "text")
             else:
                 await handlers.menu.unreadable(turn)
             return
         words = normalize(text)
         command, _, rest = words.partition(" ")
-        if command in STAFF_COMMANDS:
-            await STAFF_COMMANDS[command](turn)
+        if command in COMMANDS:
+            await COMMANDS[command](turn)
             return
-        if command in ("/ask", "/check") and rest.strip():
-            if turn.flow == "report":  # an unfinished report is not dropped unasked
-                await handlers.report.confirm_leave(turn, "ask.start" if command == "/ask" else "check.start")
+        if command in TEXT_COMMANDS and rest.strip():
+            starts, run = TEXT_COMMANDS[command]
+            if flow is not None and flow.confirm_leave is not None and flow.leaving(starts):
+                await flow.confirm_leave(turn, starts, "")  # an unfinished flow is not dropped unasked
                 return
-            await (handlers.ask.answer if command == "/ask" else handlers.check.run)(turn, rest.strip())
+            await run(turn, rest.strip())
             return
-        receipt = handlers.report.RECEIPT.search(text)
-        if receipt and (words.startswith(STATUS_QUERY) or words == receipt.group(0).lower()):
-            await handlers.report.status(turn, receipt.group(0))
+        for recognise in RECOGNISERS:
+            if await recognise(turn, words):
+                return
+        name = KEYWORDS.get(words) or KEYWORDS.get(words.rstrip(TRAILING))
+        if name is not None:
+            await self._run(turn, name, "")
             return
-        if words.rstrip("!！。.") in THANKS:
-            await handlers.menu.thanks(turn)
-            return
-        if words in KEYWORDS:
-            await self._run(turn, KEYWORDS[words], "")
-            return
-        if (turn.flow, turn.step) in BUTTON_STEPS:
+        await self._words(turn, flow, text, waiting)
+
+    @staticmethod
+    async def _words(turn: Turn, flow: Flow | None, text: str, waiting: TextStep | None) -> None:
+        """The user's own words: the answer to the step waiting for them, or free text."""
+        if flow is not None and turn.step in flow.button_steps:
             turn.say("请点下面的选项。")
-            await handlers.report.resume(turn)
-        elif waiting is not None:
+            if flow.resume is not None:
+                await flow.resume(turn)
+            return
+        if waiting is not None:
             await waiting(turn, text)
-        elif (report := self.services.risk.offer_check(text)) is not None:
-            await handlers.check.run(turn, text, report)
-        else:
-            await handlers.ask.answer(turn, text)
+            return
+        for _, answer in FREE_TEXT:
+            if await answer(turn, text):
+                return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.conversation import Choice, Turn, action
+from bot.conversation import TEXT_COMMANDS, Choice, Flow, Turn, action, free_text, keywords, register_flow
 from bot.services import record_gap
 from handlers.menu import BACK, MAIN_MENU
 from knowledge.schema import Entry
@@ -58,3 +58,15 @@ async def _entry(turn: Turn, entry_id: str) -> Entry | None:
     if entry is None:
         turn.say("这条内容已经更新了。请重新问一次，或者点下面的选项。", MAIN_MENU)
     return entry
+
+
+@free_text(order=100)
+async def anything_else(turn: Turn, text: str) -> bool:
+    """Words that are no answer to a step, no command and no offer: a question for the knowledge base."""
+    await answer(turn, text)
+    return True
+
+
+register_flow(Flow("ask", text_steps={"question": answer}))
+keywords("ask.start", "问问题", "提问", "/ask")
+TEXT_COMMANDS["/ask"] = ("ask.start", answer)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.conversation import Choice, Turn, action
+from bot.conversation import TEXT_COMMANDS, Choice, Flow, Turn, action, free_text, keywords, register_flow
 from handlers.ask import show
 from handlers.menu import BACK, main_menu
 from knowledge.risk import RiskReport
@@ -52,3 +52,18 @@ async def explain(turn: Turn, arg: str) -> None:
         await main_menu(turn)
         return
     await show(turn, entry.id)
+
+
+@free_text(order=10)
+async def an_offer(turn: Turn, text: str) -> bool:
+    """Free text that describes an offer (the risk check says so) is checked rather than searched."""
+    report = turn.services.risk.offer_check(text)
+    if report is None:
+        return False
+    await run(turn, text, report)
+    return True
+
+
+register_flow(Flow("check", text_steps={"offer": run}))
+keywords("check.start", "风险自测", "自测", "测一测", "/check")
+TEXT_COMMANDS["/check"] = ("check.start", run)

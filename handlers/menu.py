@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.conversation import Choice, Turn, action
+from bot.conversation import Choice, Turn, action, keywords
 
 MAIN_MENU = (
     Choice("问问题", "ask.start"),
@@ -62,7 +62,8 @@ async def cancel(turn: Turn, _: str = "") -> None:
     turn.say(("已取消，刚才填写的内容没有保存。" if was_busy else "现在没有要取消的事。") + "\n请选择：", MAIN_MENU)
 
 
-async def thanks(turn: Turn) -> None:
+@action("menu.thanks")
+async def thanks(turn: Turn, _: str = "") -> None:
     turn.say("不客气！还有问题随时问我。", MAIN_MENU)
 
 
@@ -89,3 +90,9 @@ async def media(turn: Turn, kind: str) -> None:
 
 async def unreadable(turn: Turn) -> None:
     turn.say("我没看懂这条消息。请用文字把问题发给我，或者点下面的选项。", MAIN_MENU)
+
+
+keywords("menu.welcome", "/start", "/menu", "菜单", "主菜单", "开始", "你好", "您好", "hi", "hello", "0")
+keywords("menu.help", "/help", "帮助", "help", "?", "怎么用", "使用说明")
+keywords("menu.cancel", "取消", "/cancel", "取消举报", "不举报了")
+keywords("menu.thanks", "谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "好的谢谢", "thanks", "thank you")

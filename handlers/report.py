@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.conversation import ACTIONS, Choice, Turn, action
+from bot.conversation import ACTIONS, RECOGNISERS, Choice, Flow, Turn, action, keywords, register_flow
 from bot.storage.models import Tip
 from bot.tips import alerts, evidence, ledger
 from bot.types import Media
@@ -480,3 +480,27 @@ async def tell_status(session: AsyncSession, settings: Settings, vault: Vault, t
 
 def _local_date(at: datetime) -> str:
     return ledger.as_utc(at).astimezone(ledger.CHINA).strftime("%Y-%m-%d")
+
+
+STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询")  # followed by a receipt, with or without a space
+
+
+async def status_query(turn: Turn, words: str) -> bool:
+    """A receipt number on its own, or after 查询举报: the reporter asks about their tip."""
+    receipt = RECEIPT.search(turn.text)
+    if receipt and (words.startswith(STATUS_QUERY) or words == receipt.group(0).lower()):
+        await status(turn, receipt.group(0))
+        return True
+    return False
+
+
+register_flow(Flow(
+    FLOW, text_steps=dict.fromkeys(("what", "who", "where", "village", "money", "when", "evidence", "name",
+                                    "contact"), answer),
+    button_steps=frozenset({"identity", "summary"}), resume=resume, stays=stays_in_report,
+    confirm_leave=confirm_leave, expired=expired_step, unusable=unusable, attach=attach, expire=expire_stale))
+register_flow(Flow("status", text_steps={"receipt": status}))
+RECOGNISERS.append(status_query)
+keywords("report.start", "我要举报", "举报", "/report", "举报线索")
+keywords("report.status", "查询举报", "查举报", "/status", "举报进度")
+keywords("report.resume", "继续", "接着填", "/continue")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.conversation import Turn, action
+from bot.conversation import Turn, action, keywords
 from handlers.menu import MAIN_MENU
 
 
@@ -10,3 +10,6 @@ from handlers.menu import MAIN_MENU
 async def quiz_soon(turn: Turn, _: str = "") -> None:
     turn.finish()
     turn.say("知识答题马上就来，请再等等。现在可以先问问题，或者做个风险自测。", MAIN_MENU)
+
+
+keywords("quiz.start", "知识答题", "答题", "/quiz")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.conversation import Turn
+from bot.conversation import COMMANDS, Turn
 from bot.services import gap_count, top_gaps
 from bot.storage.models import GroupChat, Subscriber, Tip
 from bot.subscribers import AUDIENCES
@@ -115,3 +115,6 @@ async def reveal(turn: Turn) -> None:
     who = await ledger.reveal(turn.session, turn.services.vault, found, _actor(turn))
     turn.say(f"{receipt} 举报人：{who.name or '未留'}，电话：{who.contact or '未留'}。\n"
              "此次查看已记入审计日志。请依法保密，不要转发。")
+
+
+COMMANDS.update({"/stats": stats, "/gaps": gaps, "/take": take, "/verify": verify, "/tip": tip, "/reveal": reveal})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import subscribers
-from bot.conversation import Choice, Turn, action
+from bot.conversation import Choice, Turn, action, keywords
 from handlers.menu import BACK, MAIN_MENU
 
 SKIP = "跳过"
@@ -79,3 +79,7 @@ async def stop(turn: Turn, _: str = "") -> None:
         turn.say("已经退订了，以后不再给您发提醒。想再订阅，点“订阅提醒”。", MAIN_MENU)
     else:
         turn.say("您还没有订阅提醒。想订阅，点“订阅提醒”。", MAIN_MENU)
+
+
+keywords("subscribe.start", "订阅", "订阅提醒", "/subscribe")
+keywords("subscribe.stop", "退订", "取消订阅", "/unsubscribe")

@@ -84,7 +84,8 @@ async def test_unanswered_questions_are_counted_not_piled_up(engine: Engine) -> 
         await engine.handle(Inbound(channel="web", user="web-curious", chat="web-curious", text="/ask " + OFF_TOPIC))
     long = "土星的光环是什么做的" * 30
     await engine.handle(Inbound(channel="web", user="web-long", chat="web-long", text="/ask " + long))
-    await engine.handle(Inbound(channel="web", user="web-long", chat="web-long", text="/ask 土星的光环是什么做的，电话13912345678"))
+    phone = "/ask 土星的光环是什么做的，电话13912345678"
+    await engine.handle(Inbound(channel="web", user="web-long", chat="web-long", text=phone))
     async with engine.services.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(QuestionGap)) == 3
         gaps = dict(await top_gaps(s, 10))
