@@ -146,7 +146,7 @@ class Dispatcher:
             async with asyncio.timeout(budget):
                 outcome = await sender(row.target, row.payload)
         except TimeoutError:  # the request may be out: we cannot tell
-            outcome = Outcome.unknown("no answer within the lease")
+            outcome = Outcome.unknown("still waiting as the lease ran short")
         except Exception as exc:  # a sender bug or an unexpected transport error: it may have sent the message
             log.debug("outbox: sender for %s raised", row.channel, exc_info=True)
             outcome = Outcome.unknown(f"sender raised {exc.__class__.__name__}")

@@ -258,6 +258,26 @@ async def test_the_one_more_try_waits_for_the_pause(
         assert 3590 <= (row.next_attempt_at - row.created_at).total_seconds() <= 3700
 
 
+async def test_the_dispatchers_own_deadline_is_an_unknown_outcome_too(
+        services: Services, robot: FakeWeComRobot, relays: Relays) -> None:
+    _, to_wecom = await relays("silent")
+    webhook = to_wecom.origin + robot.url.split(to_wecom.upstream)[1]
+    tip = await file_tip(services, services.settings.model_copy(update={
+        "telegram": TelegramSettings(), "wecom": WeComSettings(robot_webhook_url=webhook)}))
+    client = WeComRobot(webhook, timeout=60)  # longer than the lease: the dispatcher stops waiting first
+    dispatcher = Dispatcher(services.db, {"wecom": alerts.wecom_sender(client)}, lease_seconds=1.0, unknown_pause=0.0)
+    try:
+        assert await dispatcher.run_once() == 1
+        assert await dispatcher.run_once() == 1
+        assert await dispatcher.run_once() == 0
+    finally:
+        await client.close()
+    [row] = await outbox_rows(services.db)
+    assert sum(tip.receipt in m["content"] for m in robot.received) == 2 and to_wecom.held() == 2
+    assert (row.status, row.attempts, row.unknowns) == ("failed", 2, 2)
+    assert row.last_error == "outcome unknown twice (no answer: still waiting as the lease ran short)"
+
+
 async def test_a_refused_connection_is_retried_and_the_alert_delivered_once(
         engine: Engine, services: Services, telegram: FakeTelegram, robot: FakeWeComRobot, relays: Relays) -> None:
     to_telegram, to_wecom = await relays("pass")
