@@ -73,7 +73,8 @@ class RetryingLimiter(AIORateLimiter):
             except (BadRequest, RetryAfter):
                 raise
             except NetworkError as exc:
-                if attempt == self.retries or not (never_sent(exc) or not endpoint.startswith(self.POSTS)):
+                harmless = never_sent(exc) or not endpoint.startswith(self.POSTS)  # cannot post a message twice
+                if attempt == self.retries or not harmless:
                     raise
                 log.warning("telegram %s failed (%s); retry %d of %d", endpoint, exc.__class__.__name__,
                             attempt + 1, self.retries)
