@@ -110,6 +110,10 @@ class TelegramSettings(BaseModel):
     staff: list[StaffMember] = []
     send_retries: int = Field(3, ge=0, le=10)
     max_messages_per_second: float = Field(30, gt=0)
+    # seconds to wait for Telegram's answer to a request, to send it, and to connect
+    read_timeout: float = Field(20, gt=0)
+    write_timeout: float = Field(20, gt=0)
+    connect_timeout: float = Field(5, gt=0)
 
     @field_validator("webhook_path")
     @classmethod
@@ -152,6 +156,14 @@ class WeChatSettings(BaseModel):
 class WeComSettings(BaseModel):
     robot_webhook_url: str = ""
     max_per_minute: int = Field(20, ge=1, le=20)
+    # seconds to wait for the robot's answer, and to connect
+    read_timeout: float = Field(20, gt=0)
+    connect_timeout: float = Field(5, gt=0)
+
+
+class OutboxSettings(BaseModel):
+    # a message whose send got no answer (it may have arrived) is tried once more after this pause, then given up
+    unknown_pause_minutes: float = Field(30, gt=0)
 
 
 class TipSettings(BaseModel):
@@ -188,6 +200,7 @@ class Settings(BaseSettings):
     wechat: WeChatSettings = WeChatSettings()
     wecom: WeComSettings = WeComSettings()
     tips: TipSettings = TipSettings()
+    outbox: OutboxSettings = OutboxSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

@@ -6,6 +6,11 @@ channel's `Sender`, and mark them sent, retry them later with exponential backof
 dies holding a claim only delays its rows: the lease lapses and another worker takes them. On PostgreSQL claims use
 `FOR UPDATE SKIP LOCKED`; on SQLite the claiming UPDATE is one write statement, and SQLite has one writer at a time.
 
+A send whose outcome is unknown (no answer in time, the connection dropped after the request went out, the worker
+died mid-send: the message may have arrived) is never repeated at once: the row is tried once more after a long
+pause (`unknown_pause`), and a second unknown outcome gives it up. The platforms we send to have no idempotency key,
+so a message arrives at most twice, and only when an answer was lost.
+
 Logs name rows by id, channel and dedup key, never by what they say or to whom.
 """
 
@@ -18,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import or_, select, update
+import httpx
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,13 +37,19 @@ TABLE = OutboxMessage.__table__
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 ORPHAN_CHECK_SECONDS = 60.0
 MAX_ERROR = 200
+UNKNOWN_PAUSE = 1800.0  # seconds before the one more try of a message whose outcome is unknown
+# httpx errors after which the request surely never reached the platform (no connection, no free one, a URL it
+# cannot speak to); any other transport error may come after the request was written, so its outcome is unknown
+NOT_SENT: tuple[type[httpx.TransportError], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                                                    httpx.UnsupportedProtocol)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a sender made of one message: sent, worth another try later, or failed for good."""
+    """What a sender made of one message: sent, not sent but worth another try later, failed for good, or unknown
+    (the request went out and no answer came: the message may have arrived)."""
 
-    kind: Literal["sent", "retry", "failed"]
+    kind: Literal["sent", "retry", "failed", "unknown"]
     error: str = ""
     after: float | None = None  # for a retry: wait at least this long (a platform's retry_after)
 
@@ -52,6 +64,10 @@ class Outcome:
     @classmethod
     def failed(cls, error: str) -> Outcome:
         return cls("failed", error)
+
+    @classmethod
+    def unknown(cls, error: str) -> Outcome:
+        return cls("unknown", error)
 
 
 class Sender(Protocol):
@@ -69,6 +85,7 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     lease_until: datetime
+    unknowns: int = 0  # sends of this row whose outcome is unknown, a lapsed claim included
 
 
 async def enqueue(session: AsyncSession, *, dedup: str, channel: str, target: str, payload: dict[str, Any],
@@ -84,10 +101,12 @@ async def enqueue(session: AsyncSession, *, dedup: str, channel: str, target: st
 
 class Dispatcher:
     def __init__(self, db: Database, senders: Mapping[str, Sender], *, batch: int = 20, lease_seconds: float = 60.0,
-                 base_backoff: float = 2.0, max_backoff: float = 600.0, max_attempts: int = 15) -> None:
+                 base_backoff: float = 2.0, max_backoff: float = 600.0, max_attempts: int = 15,
+                 unknown_pause: float = UNKNOWN_PAUSE) -> None:
         self.db, self.senders, self.batch = db, dict(senders), batch
         self.lease = timedelta(seconds=lease_seconds)
         self.base_backoff, self.max_backoff, self.max_attempts = base_backoff, max_backoff, max_attempts
+        self.unknown_pause = unknown_pause
         self._warned: set[str] = set()
         self._orphans_checked: float | None = None
 
@@ -95,22 +114,22 @@ class Dispatcher:
         """Take up to `batch` due rows of channels we can send: lease them and count the attempt (committed)."""
         if not self.senders:
             return []
+        await self._recover()
         now = utcnow()
         lease_until = now + self.lease
         due = (select(TABLE.c.id)
-               .where(TABLE.c.status == PENDING, TABLE.c.next_attempt_at <= now,
-                      or_(TABLE.c.lease_until.is_(None), TABLE.c.lease_until < now),
+               .where(TABLE.c.status == PENDING, TABLE.c.next_attempt_at <= now, TABLE.c.lease_until.is_(None),
                       TABLE.c.channel.in_(sorted(self.senders)))
                .order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(self.batch)
                .with_for_update(skip_locked=True))  # PostgreSQL only; SQLite renders no FOR UPDATE
         stmt = (update(TABLE).where(TABLE.c.id.in_(due.scalar_subquery()))
                 .values(lease_until=lease_until, attempts=TABLE.c.attempts + 1)
                 .returning(TABLE.c.id, TABLE.c.dedup, TABLE.c.channel, TABLE.c.target, TABLE.c.payload,
-                           TABLE.c.attempts))
+                           TABLE.c.attempts, TABLE.c.unknowns))
         async with self.db.transaction() as session:
             rows = (await session.execute(stmt)).all()
-        return sorted((Claimed(r.id, r.dedup, r.channel, r.target, dict(r.payload or {}), r.attempts, lease_until)
-                       for r in rows), key=lambda c: c.id)
+        return sorted((Claimed(r.id, r.dedup, r.channel, r.target, dict(r.payload or {}), r.attempts, lease_until,
+                               r.unknowns) for r in rows), key=lambda c: c.id)
 
     async def deliver(self, row: Claimed) -> None:
         """Send one claimed row and record the outcome."""
@@ -126,11 +145,11 @@ class Dispatcher:
         try:
             async with asyncio.timeout(budget):
                 outcome = await sender(row.target, row.payload)
-        except TimeoutError:
-            outcome = Outcome.retry("timed out")
-        except Exception as exc:  # a sender bug or an unexpected transport error: try again later
+        except TimeoutError:  # the request may be out: we cannot tell
+            outcome = Outcome.unknown("still waiting as the lease ran short")
+        except Exception as exc:  # a sender bug or an unexpected transport error: it may have sent the message
             log.debug("outbox: sender for %s raised", row.channel, exc_info=True)
-            outcome = Outcome.retry(f"sender raised {exc.__class__.__name__}")
+            outcome = Outcome.unknown(f"sender raised {exc.__class__.__name__}")
         await self._settle(row, outcome)
 
     async def run_once(self) -> int:
@@ -181,25 +200,58 @@ class Dispatcher:
     async def _settle(self, row: Claimed, outcome: Outcome) -> None:
         now = utcnow()
         error = outcome.error[:MAX_ERROR] or None
+        where: tuple[Any, ...] = self._ours(row)
         if outcome.kind == "sent":
             # sent is sent, whoever holds the lease now
             values: dict[str, Any] = {"status": SENT, "sent_at": now, "lease_until": None, "last_error": None}
-            where: tuple[Any, ...] = (TABLE.c.id == row.id, TABLE.c.status == PENDING)
+            where = (TABLE.c.id == row.id, TABLE.c.status == PENDING)
             log.info("outbox: message %d (%s) sent", row.id, row.channel)
+        elif outcome.kind == "unknown":
+            values = self._unknown(row, outcome.error, "no answer")
+            if values["status"] == PENDING:
+                values["next_attempt_at"] = now + timedelta(seconds=self.unknown_pause)
         elif outcome.kind == "failed" or row.attempts >= self.max_attempts:
             values = {"status": FAILED, "lease_until": None, "last_error": error}
-            where = self._ours(row)
             log.error("outbox: message %d (%s, %s) failed for good after %d attempt(s): %s", row.id, row.channel,
                       row.dedup, row.attempts, error)
         else:
             delay = min(self.max_backoff, self.base_backoff * 2 ** (row.attempts - 1))
             delay = max(delay, outcome.after or 0.0)
             values = {"next_attempt_at": now + timedelta(seconds=delay), "lease_until": None, "last_error": error}
-            where = self._ours(row)
             log.warning("outbox: message %d (%s) not sent (attempt %d: %s); next try in %.0f s", row.id, row.channel,
                         row.attempts, error, delay)
         async with self.db.transaction() as session:
             await session.execute(update(TABLE).where(*where).values(**values))
+
+    def _unknown(self, row: Claimed, reason: str, what: str) -> dict[str, Any]:
+        """The row's values after a send whose outcome is unknown, and the one log line that says so: the first time
+        one more try after the pause, the second time (or after the last attempt) given up."""
+        unknowns = row.unknowns + 1
+        if unknowns < 2 and row.attempts < self.max_attempts:
+            log.warning("outbox: message %d (%s, %s): outcome unknown (%s: %s), it may have arrived; one more try "
+                        "in %.0f s, then it is given up", row.id, row.channel, row.dedup, what, reason,
+                        self.unknown_pause)
+            return {"status": PENDING, "unknowns": unknowns, "lease_until": None,
+                    "last_error": f"outcome unknown ({what}: {reason})"[:MAX_ERROR]}
+        log.error("outbox: message %d (%s, %s) given up: outcome unknown (%s: %s), %d unknown outcome(s) in %d "
+                  "attempt(s); it may have arrived", row.id, row.channel, row.dedup, what, reason, unknowns,
+                  row.attempts)
+        return {"status": FAILED, "unknowns": unknowns, "lease_until": None,
+                "last_error": f"outcome unknown twice ({what}: {reason})"[:MAX_ERROR]}
+
+    async def _recover(self) -> None:
+        """Take back rows whose claim lapsed: their worker never recorded the outcome (it died, maybe in the middle of
+        the send), which counts as an unknown outcome. One statement per round, so each lapse is counted once."""
+        now = utcnow()
+        stmt = (update(TABLE).where(TABLE.c.status == PENDING, TABLE.c.lease_until < now)
+                .values(lease_until=None)
+                .returning(TABLE.c.id, TABLE.c.dedup, TABLE.c.channel, TABLE.c.attempts, TABLE.c.unknowns))
+        async with self.db.transaction() as session:
+            lapsed = (await session.execute(stmt)).all()
+            for r in lapsed:
+                row = Claimed(r.id, r.dedup, r.channel, "", {}, r.attempts, now, r.unknowns)
+                values = self._unknown(row, "its worker stopped before recording it", "claim lapsed")
+                await session.execute(update(TABLE).where(TABLE.c.id == r.id).values(**values))
 
     async def _release(self, row: Claimed) -> None:
         """Give a claimed row back untouched (this worker has no sender for it)."""

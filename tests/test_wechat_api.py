@@ -13,7 +13,7 @@ import pytest
 
 from bot.channels.wechat import WeChatChannel
 from bot.channels.wechat_api import WeChatApi
-from bot.channels.wecom import WeComRobot
+from bot.channels.wecom import Delivery, WeComRobot
 from bot.config import WeChatSettings
 from bot.engine import Engine, Guard
 from bot.storage.conversations import key_of
@@ -141,16 +141,19 @@ async def test_wecom_robot_keeps_under_its_rate_limit_and_retries() -> None:
         try:
             start = time.monotonic()
             results = await asyncio.gather(*(client.send_text(f"新线索 FF-2026-00000{n}") for n in range(8)))
-            assert all(results) and time.monotonic() - start >= 2.0
+            assert all(r.ok for r in results) and time.monotonic() - start >= 2.0
             assert len(robot.received) == 8 and not robot.rate_violations
             robot.fail(times=2, status=500)
-            assert await client.send_markdown("**新线索** 请处理")
+            assert (await client.send_markdown("**新线索** 请处理")).ok
             assert robot.received[-1]["msgtype"] == "markdown"
         finally:
             await client.close()
         wrong = WeComRobot(robot.url.replace(robot.key, "wrong-key"), backoff=0.01)
+        calls = len(robot.calls)
         try:
-            assert await wrong.send_text("x") is False  # reported, not retried forever
+            # reported (the outbox may try later), not retried here
+            assert await wrong.send_text("x") == Delivery("retry", "errcode 93000")
+            assert len(robot.calls) == calls + 1
         finally:
             await wrong.close()
         robot.assert_no_violations()

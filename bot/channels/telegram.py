@@ -38,6 +38,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.channels.telegram_errors import never_sent
 from bot.config import TelegramSettings
 from bot.engine import Engine
 from bot.storage import inbox
@@ -52,7 +53,14 @@ GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
 
 
 class RetryingLimiter(AIORateLimiter):
-    """AIORateLimiter (flood limits, 429 waits) plus bounded retries with backoff on network and 5xx errors."""
+    """AIORateLimiter (flood limits, 429 waits) plus bounded retries with backoff on network and 5xx errors.
+
+    A request that posts a message is retried only when it surely posted nothing (Telegram answered with an error, or
+    no connection was made): after a read timeout or a dropped connection the message may have arrived, and sending
+    it again could post it twice. The caller decides then (the outbox tries once more, much later).
+    """
+
+    POSTS = ("send", "forward", "copy")  # Bot API methods that post a message
 
     def __init__(self, retries: int, per_second: float = 30, backoff: float = 0.5) -> None:
         super().__init__(overall_max_rate=per_second, max_retries=retries)
@@ -67,7 +75,8 @@ class RetryingLimiter(AIORateLimiter):
             except (BadRequest, RetryAfter):
                 raise
             except NetworkError as exc:
-                if attempt == self.retries:
+                harmless = never_sent(exc) or not endpoint.startswith(self.POSTS)  # cannot post a message twice
+                if attempt == self.retries or not harmless:
                     raise
                 log.warning("telegram %s failed (%s); retry %d of %d", endpoint, exc.__class__.__name__,
                             attempt + 1, self.retries)
@@ -121,6 +130,8 @@ class TelegramChannel:
         self.engine, self.settings = engine, settings
         limiter = RetryingLimiter(settings.send_retries, settings.max_messages_per_second)
         builder = Application.builder().token(settings.token).rate_limiter(limiter).concurrent_updates(PerChatOrder())
+        builder = (builder.read_timeout(settings.read_timeout).write_timeout(settings.write_timeout)
+                   .connect_timeout(settings.connect_timeout))
         if settings.base_url:
             base = settings.base_url.rstrip("/")
             builder = builder.base_url(base).base_file_url(base.rsplit("/", 1)[0] + "/file/bot")

@@ -1,4 +1,9 @@
-"""What a Telegram error means for a message sent from the outbox: gone for good, or worth another try (and when)."""
+"""What a Telegram error means for a message sent from the outbox: gone for good, worth another try (and when), or
+unknown (the request went out and no answer came back: the message may have arrived).
+
+python-telegram-bot raises `NetworkError` (`TimedOut` for timeouts) with the httpx exception as `__cause__` when no
+answer came, and a `NetworkError` without a cause when Telegram answered with a server error (5xx).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,30 @@ from datetime import timedelta
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.outbox import Outcome
+from bot.outbox import NOT_SENT, Outcome
 
 
-def delivery_outcome(exc: TelegramError) -> Outcome:
-    """What a Telegram error means for an outbox message: gone for good, or worth another try (and when)."""
+def never_sent(exc: NetworkError) -> bool:
+    """Whether the request surely did not post anything: Telegram answered with an error, or it never left."""
+    return exc.__cause__ is None or isinstance(exc.__cause__, NOT_SENT)
+
+
+def delivery_outcome(exc: TelegramError, *, repeatable: bool = True) -> Outcome:
+    """What a Telegram error means for an outbox message: gone for good, or worth another try (and when).
+
+    `repeatable=False` for a request that posts a message: when it may have arrived, its outcome is unknown rather
+    than worth another try. A download (repeatable) is simply tried again.
+    """
     if isinstance(exc, (Forbidden, BadRequest)):  # blocked, kicked, chat or file gone: no retry changes that
         return Outcome.failed(f"{exc.__class__.__name__}: {exc.message}")
     if isinstance(exc, RetryAfter):
         wait = exc.retry_after
         return Outcome.retry("RetryAfter", after=wait.total_seconds() if isinstance(wait, timedelta) else wait)
     if isinstance(exc, NetworkError):  # TimedOut included
-        return Outcome.retry(exc.__class__.__name__)
+        cause = exc.__cause__
+        reason = f"{exc.__class__.__name__} ({cause.__class__.__name__})" if cause else exc.__class__.__name__
+        if repeatable or never_sent(exc):
+            return Outcome.retry(reason)
+        return Outcome.unknown(reason)
     return Outcome.retry(f"{exc.__class__.__name__}: {exc.message}")
+

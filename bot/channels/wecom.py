@@ -1,7 +1,9 @@
 """WeCom (企业微信) group robot: text and markdown to a staff group's webhook, under its rate limit, with retries.
 
-Tips and broadcasts use it for staff alerts. `send` returns True when WeCom accepted the message; failures are
-logged with WeCom's error code and returned as False, so the caller (an outbox) can try again later.
+Staff alerts of new tips use it. `send` says what became of a message: sent; not sent (worth a retry later, or not,
+with WeCom's error code); or unknown: the request went out and no answer came (a read timeout, a dropped
+connection), so the message may be in the group already. Only what surely was not sent is retried here: WeCom has
+no idempotency key, and repeating a message that did arrive would post it twice.
 """
 
 from __future__ import annotations
@@ -10,52 +12,89 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
+from typing import Literal
 
 import httpx
+
+from bot.outbox import NOT_SENT
 
 log = logging.getLogger(__name__)
 WINDOW = 60.0
 RATE_LIMITED = 45009
+BUSY = -1  # "system busy"; also what we make of a 5xx answer
+GIVE_UP = {40008, 40058, 44004, 45002}  # the message itself is wrong (type, parameters, empty, too long)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one message: "sent", "unknown" (it may have arrived), "retry" (not sent, worth another try
+    later) or "failed" (not sent, and another try changes nothing); `reason` names the error, never the content."""
+
+    kind: Literal["sent", "unknown", "retry", "failed"]
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "sent"
 
 
 class WeComRobot:
     def __init__(self, webhook_url: str, per_minute: int = 20, retries: int = 3, backoff: float = 1.0,
-                 timeout: float = 5.0, window: float = WINDOW) -> None:
+                 timeout: float = 20.0, window: float = WINDOW, connect_timeout: float = 5.0) -> None:
         self.url, self.per_minute, self.retries, self.backoff = webhook_url, per_minute, retries, backoff
         self.window = window
-        self.http = httpx.AsyncClient(timeout=timeout)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=connect_timeout))
         self.sent_at: deque[list[float]] = deque()  # one mutable slot per message in the window
         self._lock = asyncio.Lock()
 
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def send_text(self, content: str) -> bool:
+    async def send_text(self, content: str) -> Delivery:
         return await self.send({"msgtype": "text", "text": {"content": content}})
 
-    async def send_markdown(self, content: str) -> bool:
+    async def send_markdown(self, content: str) -> Delivery:
         return await self.send({"msgtype": "markdown", "markdown": {"content": content}})
 
-    async def send(self, payload: dict[str, object]) -> bool:
+    async def send(self, payload: dict[str, object]) -> Delivery:
         for attempt in range(self.retries + 1):
             slot = await self._wait_turn()
             try:
-                res = await self.http.post(self.url, json=payload)
-                code = res.json().get("errcode", -1) if res.status_code < 500 else -1
-            except (httpx.TransportError, ValueError) as exc:
-                code, reason = -1, exc.__class__.__name__
-            else:
-                reason = f"errcode {code}"
+                delivery, code = await self._post(payload)
             finally:  # WeCom counts a message when it arrives, which may be after we took the turn
                 slot[0] = time.monotonic()
-            if code == 0:
-                return True
-            if code not in (-1, RATE_LIMITED) or attempt == self.retries:
-                log.error("wecom robot: message not delivered (%s)", reason)
-                return False
-            log.warning("wecom robot: %s; retry %d of %d", reason, attempt + 1, self.retries)
+            if delivery.kind == "unknown":
+                log.warning("wecom robot: no answer (%s); the message may have arrived, not sent again here",
+                            delivery.reason)
+                return delivery
+            if delivery.kind == "sent" or code not in (BUSY, RATE_LIMITED) or attempt == self.retries:
+                if not delivery.ok:
+                    log.error("wecom robot: message not delivered (%s)", delivery.reason)
+                return delivery
+            log.warning("wecom robot: %s; retry %d of %d", delivery.reason, attempt + 1, self.retries)
             await asyncio.sleep(self.window / self.per_minute if code == RATE_LIMITED else self.backoff * 2 ** attempt)
-        return False
+        raise AssertionError("unreachable")
+
+    async def _post(self, payload: dict[str, object]) -> tuple[Delivery, int | None]:
+        """One request; the delivery and WeCom's error code (BUSY for a 5xx or no connection, None for no answer)."""
+        try:
+            res = await self.http.post(self.url, json=payload)
+        except httpx.InvalidURL:
+            return Delivery("failed", "InvalidURL"), None
+        except NOT_SENT as exc:
+            return Delivery("retry", exc.__class__.__name__), BUSY
+        except httpx.TransportError as exc:  # written, maybe read by WeCom, and no answer came
+            return Delivery("unknown", exc.__class__.__name__), None
+        if res.status_code >= 500:
+            return Delivery("retry", f"HTTP {res.status_code}"), BUSY
+        try:
+            code = res.json().get("errcode", BUSY)
+        except (ValueError, AttributeError):
+            return Delivery("retry", f"HTTP {res.status_code}, not a WeCom answer"), BUSY
+        if code == 0:
+            return Delivery("sent"), 0
+        return Delivery("failed" if code in GIVE_UP else "retry", f"errcode {code}"), code
 
     async def _wait_turn(self) -> list[float]:
         """Keep under `per_minute` messages in any window (60 s; shorter only in tests)."""

@@ -207,8 +207,9 @@ class ReceiptCounter(Base):
 
 class OutboxMessage(Base):
     """A message to deliver to someone outside the request (staff alert, a reporter's status notice): written in
-    the same transaction as the change it announces, then sent by the dispatcher, retried with backoff, never twice.
-    `dedup` names the message so it is enqueued once; `lease_until` marks a claim that lapses if its worker dies."""
+    the same transaction as the change it announces, then sent by the dispatcher, retried with backoff.
+    `dedup` names the message so it is enqueued once; `lease_until` marks a claim that lapses if its worker dies;
+    `unknowns` counts sends whose outcome is unknown (the message may have arrived): a second one gives it up."""
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
@@ -220,6 +221,7 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    unknowns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(String(200), default=None)

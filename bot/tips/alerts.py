@@ -122,19 +122,19 @@ def telegram_sender(bot: Bot, vault: Vault) -> Sender:
             await bot.send_message(chat_id, _cut(payload["text"], MessageLimit.MAX_TEXT_LENGTH),
                                    reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None)
         except TelegramError as exc:
-            return delivery_outcome(exc)
+            return delivery_outcome(exc, repeatable=False)
         return Outcome.sent()
 
     return send
 
 
 def wecom_sender(robot: WeComRobot) -> Sender:
-    """payload {"markdown"}: to the staff group's robot (which keeps its rate limit and retries a few times)."""
+    """payload {"markdown"}: to the staff group's robot (which keeps its rate limit and retries what surely was not
+    sent)."""
 
     async def send(target: str, payload: dict[str, Any]) -> Outcome:
-        if await robot.send_markdown(payload["markdown"]):
-            return Outcome.sent()
-        return Outcome.retry("wecom robot did not accept the message")
+        delivery = await robot.send_markdown(payload["markdown"])
+        return Outcome(delivery.kind, "" if delivery.ok else f"wecom robot: {delivery.reason}")
 
     return send
 
@@ -192,7 +192,9 @@ class OutboxWorker:
         if telegram_bot is not None:
             senders["telegram"] = telegram_sender(telegram_bot, services.vault)
         if wecom_robot is None and settings.wecom.robot_webhook_url:
-            wecom_robot = WeComRobot(settings.wecom.robot_webhook_url, settings.wecom.max_per_minute)
+            wecom = settings.wecom
+            wecom_robot = WeComRobot(wecom.robot_webhook_url, wecom.max_per_minute, timeout=wecom.read_timeout,
+                                     connect_timeout=wecom.connect_timeout)
             self._owned.append(wecom_robot)
         if wecom_robot is not None:
             senders["wecom"] = wecom_sender(wecom_robot)
@@ -209,6 +211,7 @@ class OutboxWorker:
             senders["fetch-wechat"] = evidence.wechat_fetcher(settings.wechat.api_base_url, wechat_api.token,
                                                               services.db, services.vault, max_bytes,
                                                               http=wechat_api.http)
+        options.setdefault("unknown_pause", settings.outbox.unknown_pause_minutes * 60)
         self.dispatcher = Dispatcher(services.db, senders, **options)
         self.poll = poll
         self.stopping = asyncio.Event()
