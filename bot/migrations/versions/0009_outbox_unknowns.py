@@ -1,15 +1,15 @@
 """Outbox: how many sends of a message had an unknown outcome (no answer, or a worker that died mid-send), so that
 such a message is tried once more and then given up instead of being repeated.
 
-Revision ID: 0008
-Revises: 0006 (re-chained to 0007 when merged)
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
