@@ -90,6 +90,7 @@ class TelegramSettings(BaseModel):
     staff: list[StaffMember] = []
     send_retries: int = Field(3, ge=0, le=10)
     max_messages_per_second: float = Field(30, gt=0)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
 
     @field_validator("webhook_path")
     @classmethod
