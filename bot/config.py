@@ -53,8 +53,8 @@ class ChatSettings(BaseModel):
 class LimitSettings(BaseModel):
     messages_per_minute: int = Field(30, ge=1)
     address_messages_per_minute: int = Field(120, ge=1)
-    address_tips_per_hour: int = Field(3, ge=1)
-    trusted_proxies: list[str] = []
+    address_tips_per_hour: int = Field(5, ge=1)
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -114,6 +114,7 @@ class TelegramSettings(BaseModel):
     read_timeout: float = Field(20, gt=0)
     write_timeout: float = Field(20, gt=0)
     connect_timeout: float = Field(5, gt=0)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
 
     @field_validator("webhook_path")
     @classmethod

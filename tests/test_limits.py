@@ -16,7 +16,7 @@ from bot.engine import Engine
 from bot.limits import Limits, SlidingWindow
 from bot.scheduler import forget_old_records
 from bot.services import top_gaps
-from bot.storage.models import Conversation, InboxRecord, QuestionGap, utcnow
+from bot.storage.models import Conversation, InboxRecord, QuestionGap, Tip, utcnow
 from bot.types import Inbound
 from bot.web.app import create_app
 from tests.stored import conversation_of
@@ -113,3 +113,58 @@ async def test_old_records_idle_conversations_and_stale_questions_are_forgotten(
     async with services.db.session() as s:
         assert list(await s.scalars(select(InboxRecord.key))) == ["telegram:1:6"]
         assert await s.scalar(select(func.count()).select_from(QuestionGap)) == 0
+
+
+def client_at(engine: Engine, address: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine), client=(address, 40000)),
+                             base_url="http://fangfei.test")
+
+
+async def test_a_flood_from_one_address_gets_429_with_a_reply_and_others_are_served(engine: Engine) -> None:
+    """2,000 requests from one address, each with a fresh user id: the first 120 in the minute are read."""
+    async with client_at(engine, "203.0.113.9") as flood, client_at(engine, "198.51.100.20") as neighbour:
+        answers = []
+        for batch in range(20):
+            answers += await asyncio.gather(*(flood.post("/api/chat", json={"user": f"bot-{batch}-{i}", "text": "你好"})
+                                              for i in range(100)))
+        codes = [a.status_code for a in answers]
+        assert codes.count(200) == 120 and codes.count(429) == 1880
+        refused = answers[-1].json()
+        assert "请过一分钟再发" in refused["replies"][0]["text"] and answers[-1].headers["retry-after"] == "60"
+        assert (await neighbour.post("/api/chat", json={"user": "web-ok", "text": "你好"})).status_code == 200
+        # a forged X-Forwarded-For from a client that is no proxy of ours changes nothing
+        forged = await flood.post("/api/chat", json={"user": "x", "text": "你好"},
+                                  headers={"X-Forwarded-For": "192.0.2.77"})
+        assert forged.status_code == 429
+    async with engine.services.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Conversation)) == 121  # refused requests stored nothing
+
+
+async def test_a_tip_flood_from_one_address_files_five_and_keeps_the_rest_waiting(engine: Engine) -> None:
+    """40 tips from 40 fresh web ids behind one proxy-forwarded address: 5 are filed (and alerted), the others
+    wait at their summary; a resident at another address behind the same proxy files at once."""
+    services = engine.services
+    services.limits = Limits(LimitSettings(address_messages_per_minute=10**6))
+    behind_proxy = {"X-Forwarded-For": "203.0.113.50"}
+    async with client_at(engine, "127.0.0.1") as proxy:
+        async def file_one(user: str, headers: dict[str, str]) -> str:
+            async def send(text: str) -> str:
+                res = await proxy.post("/api/chat", json={"user": user, "text": text}, headers=headers)
+                assert res.status_code == 200
+                return "\n".join(r["text"] for r in res.json()["replies"])
+            await send("举报")
+            await send(f"{user}：有人在村里收钱，说每月返利百分之五，拉人还给奖励")
+            for _ in range(4):
+                await send("跳过")
+            await send("匿名")
+            return await send("确认提交")
+
+        results = [await file_one(f"web-junk-{i}", behind_proxy) for i in range(40)]
+        assert sum("提交成功" in r for r in results) == 5
+        assert all("请过一个小时再点“确认提交”" in r for r in results[5:])
+        real = await file_one("web-real-resident", {"X-Forwarded-For": "198.51.100.77"})
+        assert "提交成功" in real
+    async with services.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Tip)) == 6
+    held = await conversation_of(services, "web", "web-junk-39")
+    assert held is not None and held.row.step == "summary"  # nothing lost: it can be submitted later

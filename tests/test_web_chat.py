@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot.engine import Engine
 from bot.storage import conversations
 from bot.storage.conversations import key_of
-from bot.storage.models import QuestionGap, Subscriber
+from bot.storage.models import Conversation, QuestionGap, Subscriber
 from bot.web.app import create_app
 from tests.postgres import connect, waiting_for_locks
 from tests.stored import conversation_of
@@ -174,6 +174,15 @@ async def test_very_long_message_is_cut_and_answered(client: httpx.AsyncClient) 
     (b'{"user": "a", "text": "hi"}', "text/plain", 415, "Content-Type"),
     (b"\xff\xfe", "application/json", 400, "UTF-8"),
     (b'{"user": "a", "text": "' + b"x" * 70000 + b'"}', "application/json", 413, "larger"),
+    # each of these was a 500
+    (b'{"user": "a", "text": "hi", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 400, "nested"),
+    (b'{"user": "a", "text": "hi", "n": ' + b"7" * 5000 + b"}", "application/json", 400, "digits"),
+    (b'{"user": "a", "text": "\\ud800"}', "application/json", 400, '"text"'),
+    (b'{"user": "a\\ud800", "text": "hi"}', "application/json", 400, '"user"'),
+    (b'{"user": "a\\u0000b", "text": "hi"}', "application/json", 400, '"user"'),
+    (b'{"user": "a\\u001bb", "text": "hi"}', "application/json", 400, "control characters"),
+    (b'{"user": "a", "text": "hi"}', "text/plain; charset=application/json", 415, "Content-Type"),
+    (b'{"user": "a", "text": "hi"}', "application/jsonp", 415, "Content-Type"),
 ])
 async def test_malformed_requests_get_a_400_with_a_reason(client: httpx.AsyncClient, body: bytes, content_type: str,
                                                           status: int, reason: str) -> None:
@@ -184,11 +193,51 @@ async def test_malformed_requests_get_a_400_with_a_reason(client: httpx.AsyncCli
     assert ok.status_code == 200  # still serving
 
 
+async def test_json_with_parameters_in_its_content_type_is_read(client: httpx.AsyncClient) -> None:
+    res = await client.post("/api/chat", content='{"user": "params", "text": "你好"}'.encode(),
+                            headers={"content-type": "Application/JSON; charset=utf-8"})
+    assert res.status_code == 200 and "示例县" in res.json()["replies"][0]["text"]
+
+
+async def test_refused_input_stores_nothing(client: httpx.AsyncClient, engine: Engine) -> None:
+    for body in ('{"user": "a\\u0000", "text": "火车票怎么买"}', '{"user": "a", "text": "火车票\\udfff"}'):
+        res = await client.post("/api/chat", content=body.encode(), headers={"content-type": "application/json"})
+        assert res.status_code == 400
+    async with engine.services.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Conversation)) == 0
+        assert await s.scalar(select(func.count()).select_from(QuestionGap)) == 0
+
+
+async def test_pages_carry_security_headers_and_load_only_our_own_files(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in page.text and "<style>" not in page.text  # nothing inline for the CSP to block
+    script = await client.get("/static/chat.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "api/chat" in script.text and script.headers["x-content-type-options"] == "nosniff"
+    style = await client.get("/static/chat.css")
+    assert style.status_code == 200 and "text/css" in style.headers["content-type"]
+    api = await client.post("/api/chat", json={"user": "headers", "text": "你好"})
+    assert api.headers["x-content-type-options"] == "nosniff" and "content-security-policy" not in api.headers
+
+
+async def test_no_cross_origin_access_is_granted(client: httpx.AsyncClient) -> None:
+    origin = {"origin": "https://evil.example"}
+    preflight = await client.options("/api/chat", headers={**origin, "access-control-request-method": "POST"})
+    responses = [preflight, await client.get("/", headers=origin),
+                 await client.post("/api/chat", json={"user": "cors", "text": "你好"}, headers=origin)]
+    for res in responses:
+        assert res.status_code < 500 and not [h for h in res.headers if h.startswith("access-control-")]
+
+
 async def test_health_and_page(client: httpx.AsyncClient) -> None:
     res = await client.get("/healthz")
     assert res.status_code == 200 and res.json()["status"] == "ok"
     page = await client.get("/")
-    assert page.status_code == 200 and "api/chat" in page.text and "viewport" in page.text
+    assert page.status_code == 200 and "static/chat.js" in page.text and "viewport" in page.text
 
 
 async def test_conversation_survives_a_restart(engine: Engine, client: httpx.AsyncClient) -> None:

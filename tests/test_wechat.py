@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,7 +14,7 @@ from sqlalchemy import func, select
 from bot.channels.wechat import WeChatChannel, render
 from bot.config import WeChatSettings
 from bot.engine import Engine
-from bot.storage.models import InboxRecord, QuestionGap, Subscriber, WeChatUser
+from bot.storage.models import Conversation, InboxRecord, QuestionGap, Subscriber, WeChatUser
 from bot.types import Option, Reply
 from bot.web.app import create_app
 from tests.postgres import connect
@@ -118,8 +120,6 @@ async def test_a_database_restart_costs_no_answer(wechat: WeChatServer, engine: 
 async def test_forged_or_stale_signatures_are_refused(wechat: WeChatServer, engine: Engine) -> None:
     xml = text_xml("o-forged", "你好", msg_id=5151)
     assert (await wechat.post(xml, forged=True)).status_code == 403
-    import time
-
     assert (await wechat.post(xml, timestamp=int(time.time()) - 600)).status_code == 403
     async with engine.services.db.session() as s:
         assert await s.get(InboxRecord, "5151") is None  # nothing processed
@@ -144,6 +144,57 @@ async def test_hostile_or_malformed_bodies_get_a_clean_4xx(wechat: WeChatServer,
                                        params={**wechat.params(), "encrypt_type": "aes", "msg_signature": "0" * 40})
         assert 400 <= raw.status_code < 500 and "Traceback" not in raw.text
     assert "防范" in await wechat.say("o-after", "你好")  # still serving
+
+
+def _text(openid: str = "o-bad", msg_id: str = "7000001", created: str | None = None) -> str:
+    return text_xml(openid, "火车票怎么买", msg_id=msg_id, created=created)
+
+
+# each of these was a 500, or the apology after the engine failed on it
+REFUSED = {
+    "non-numeric MsgId": (lambda: _text(msg_id="12ab"), "MsgId"),
+    "MsgId of 161 digits": (lambda: _text(msg_id="1" * 161), "MsgId"),
+    "event with a non-numeric CreateTime": (lambda: event_xml("o-bad", "CLICK", "check", created="soon"), "CreateTime"),
+    "CreateTime past any date": (lambda: _text(created="9" * 30), "CreateTime"),
+    "an element inside Content": (lambda: _text().replace("<Content><![CDATA[火车票怎么买]]></Content>",
+                                                          "<Content><b>火车票怎么买</b></Content>"), "Content"),
+    "Content twice": (lambda: _text().replace("<MsgId>", "<Content>火车票怎么买</Content><MsgId>"), "Content"),
+    "FromUserName twice": (lambda: _text().replace("<CreateTime>", "<FromUserName>o-bad2</FromUserName><CreateTime>"),
+                           "FromUserName"),
+    "an openid of 129 characters": (lambda: _text(openid="o" * 129), "FromUserName"),
+    "no FromUserName": (lambda: _text().replace("<FromUserName><![CDATA[o-bad]]></FromUserName>", ""),
+                        "FromUserName"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+async def test_messages_wechat_never_sends_are_refused_with_a_reason(wechat: WeChatServer, engine: Engine,
+                                                                      caplog: pytest.LogCaptureFixture,
+                                                                      case: str) -> None:
+    build, field = REFUSED[case]
+    with caplog.at_level(logging.INFO):
+        res = await wechat.post(build())
+    assert res.status_code == 400 and field in res.text, res.text
+    refusals = [r for r in caplog.records if r.name == "bot.channels.wechat" and r.levelno == logging.WARNING]
+    assert refusals and all(field in r.getMessage() for r in refusals)
+    assert "o-bad" not in caplog.text and "火车票" not in caplog.text and "ooooo" not in caplog.text
+    async with engine.services.db.session() as s:  # nothing handled, nothing stored
+        for table in (InboxRecord, Conversation, QuestionGap):
+            assert await s.scalar(select(func.count()).select_from(table)) == 0
+    assert "防范" in await wechat.say("o-after", "你好")  # still serving
+
+
+async def test_an_events_exactly_once_key_holds_no_openid(wechat: WeChatServer, engine: Engine) -> None:
+    openid = "o-private-clicker"
+    click = event_xml(openid, "CLICK", "check", created=int(time.time()))
+    first = wechat.reply_text(await wechat.post(click))
+    assert "怎么说的" in first
+    assert wechat.reply_text(await wechat.post(click)) == first  # WeChat's retry: the stored answer, not a new turn
+    async with engine.services.db.session() as s:
+        rows = (await s.scalars(select(InboxRecord))).all()
+    assert len(rows) == 1 and rows[0].reply == first
+    assert not [r for r in rows if openid in f"{r.key} {r.reply} {r.status}"]
+    assert len(rows[0].key) == 64 and int(rows[0].key, 16) >= 0  # a fingerprint: 64 hex digits
 
 
 async def test_oversized_body_is_refused(wechat: WeChatServer) -> None:

@@ -24,7 +24,7 @@ def sign(*parts: str) -> str:
     return signer.signature
 
 
-def text_xml(openid: str, content: str, msg_id: int | None = None, created: int | None = None) -> str:
+def text_xml(openid: str, content: str, msg_id: int | str | None = None, created: int | str | None = None) -> str:
     return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
             f"<CreateTime>{created or int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id or next(_ids)}</MsgId></xml>")
@@ -45,7 +45,7 @@ def image_xml(openid: str) -> str:
             f"<MsgId>{next(_ids)}</MsgId></xml>")
 
 
-def event_xml(openid: str, event: str, key: str | None = None, created: int | None = None) -> str:
+def event_xml(openid: str, event: str, key: str | None = None, created: int | str | None = None) -> str:
     key_xml = f"<EventKey><![CDATA[{key}]]></EventKey>" if key is not None else ""
     return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
             f"<CreateTime>{created or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"

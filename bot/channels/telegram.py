@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
@@ -43,6 +44,8 @@ from bot.config import TelegramSettings
 from bot.engine import Engine
 from bot.storage import inbox
 from bot.types import Inbound, Media, Reply
+from bot.web.app import BadRequest as RefusedRequest
+from bot.web.app import read_body
 from handlers.menu import COMMANDS
 
 log = logging.getLogger(__name__)
@@ -174,7 +177,11 @@ class TelegramChannel:
         if request.headers.get("x-telegram-bot-api-secret-token") != self.settings.webhook_secret:
             return JSONResponse({"error": "forbidden"}, status_code=403)
         try:
-            update = Update.de_json(await request.json(), self.app.bot)
+            body = await read_body(request, self.settings.max_body_bytes)
+        except RefusedRequest as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        try:
+            update = Update.de_json(json.loads(body), self.app.bot)
         except Exception:
             return JSONResponse({"error": "not a Telegram update"}, status_code=400)
         await self.app.update_queue.put(update)

@@ -1,8 +1,9 @@
 """WeChat Official Account channel: signed (and in safe mode AES-encrypted) XML in, passive XML replies out.
 
 wechatpy parses, signs, encrypts and renders; this module translates messages and events into `Inbound`s and the
-engine's replies into one text with numbered options. Each message is handled once (MsgId, or sender + time for
-events, recorded in the database so every worker agrees); a retry gets the stored answer or an empty one. When
+engine's replies into one text with numbered options. Each message is handled once (MsgId, or for events a keyed
+fingerprint of sender + time, recorded in the database so every worker agrees); a retry gets the stored answer or an
+empty one. A message whose fields are not what WeChat sends is refused with 400 before anything reads them. When
 the engine is not ready within the reply budget, WeChat gets an empty reply and the answer follows as a
 customer-service message.
 """
@@ -28,6 +29,7 @@ from bot.config import WeChatSettings
 from bot.engine import Engine
 from bot.storage import inbox
 from bot.types import Inbound, Media, Reply
+from bot.web.app import BadRequest, read_body
 
 log = logging.getLogger(__name__)
 CHANNEL = "wechat"
@@ -42,6 +44,42 @@ def _declares(xml: str) -> bool:
     """A DOCTYPE or ENTITY declaration: WeChat never sends one; XXE and entity bombs need one."""
     upper = xml.upper()
     return "<!DOCTYPE" in upper or "<!ENTITY" in upper
+
+
+# the fields we read, each a plain text element when present (no child elements, attributes or repeats)
+FIELDS = ("ToUserName", "FromUserName", "CreateTime", "MsgType", "MsgId", "Event", "EventKey", "Content",
+          "Recognition", "MediaId", "PicUrl")
+REQUIRED = ("ToUserName", "FromUserName", "CreateTime", "MsgType")
+MAX_OPENID = 128  # the width of every user id column
+MAX_MSGID = 20  # a 64-bit number
+MAX_EVENT_KEY = 1024  # a VIEW button's URL, the longest key WeChat sends
+MAX_SCENE = 64  # a QR code's scene string (stored as the follower's source)
+
+
+def _refusal(fields: dict[str, Any]) -> str | None:
+    """Why a parsed message cannot be handled, or None; the reason names fields, never what they hold."""
+    for name in FIELDS:
+        if fields.get(name) is not None and not isinstance(fields[name], str):
+            return f"{name} must be one plain text element"
+    for name in REQUIRED:
+        if not fields.get(name):
+            return f"{name} is missing"
+    if len(fields["FromUserName"]) > MAX_OPENID or len(fields["ToUserName"]) > MAX_OPENID:
+        return f"FromUserName and ToUserName must be at most {MAX_OPENID} characters"
+    if not _digits(fields["CreateTime"], 10):
+        return "CreateTime must be a number of seconds"
+    if fields.get("MsgId") is not None and not _digits(fields["MsgId"], MAX_MSGID):
+        return f"MsgId must be a number of at most {MAX_MSGID} digits"
+    key = fields.get("EventKey") or ""
+    if len(key) > MAX_EVENT_KEY:
+        return f"EventKey must be at most {MAX_EVENT_KEY} characters"
+    if (fields.get("Event") or "").lower() == "subscribe_scan" and len(key) > MAX_SCENE:
+        return f"a QR scene must be at most {MAX_SCENE} characters"
+    return None
+
+
+def _digits(value: str, most: int) -> bool:
+    return 0 < len(value) <= most and value.isascii() and value.isdigit()
 
 
 def render(replies: list[Reply]) -> list[str]:
@@ -61,6 +99,11 @@ def render(replies: list[Reply]) -> list[str]:
                 part = part[cut:]
             messages.append(part)
     return messages
+
+
+def _refused(reason: str) -> Response:
+    log.warning("wechat: refused a request: %s", reason)
+    return PlainTextResponse(reason, status_code=400)
 
 
 class WeChatChannel:
@@ -101,30 +144,32 @@ class WeChatChannel:
     async def receive(self, request: Request) -> Response:
         if not self._signed(request):
             return PlainTextResponse("forbidden", status_code=403)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
-            return PlainTextResponse("body too large", status_code=413)
-        body = await request.body()
-        if len(body) > self.settings.max_body_bytes:
-            return PlainTextResponse("body too large", status_code=413)
+        try:
+            body = await read_body(request, self.settings.max_body_bytes)
+        except BadRequest as exc:
+            return PlainTextResponse(exc.reason, status_code=exc.status)
         q = request.query_params
         try:
             xml = body.decode("utf-8")
             if self.crypto is not None:
                 if _declares(xml):
-                    return PlainTextResponse("declarations are not accepted", status_code=400)
+                    return _refused("declarations are not accepted")
                 # the envelope holds one field: read it with the C parser (wechatpy's own parse of it costs more)
                 envelope = {"Encrypt": ElementTree.fromstring(xml).findtext("Encrypt") or ""}
                 xml = self.crypto.decrypt_message(envelope, q.get("msg_signature", ""), q["timestamp"], q["nonce"])
             if _declares(xml):
-                return PlainTextResponse("declarations are not accepted", status_code=400)
+                return _refused("declarations are not accepted")
             message = parse_message(xml)
         except (InvalidSignatureException, InvalidAppIdException):
             return PlainTextResponse("forbidden", status_code=403)
-        except Exception:
-            return PlainTextResponse("malformed message", status_code=400)
-        if message is None or not getattr(message, "source", None):
-            return PlainTextResponse("malformed message", status_code=400)
+        except Exception as exc:
+            return _refused(f"malformed message ({type(exc).__name__})")
+        if message is None:
+            return _refused("malformed message (empty)")
+        # wechatpy converts a field when it is read: check the raw fields before anything reads one
+        reason = _refusal(message._data)
+        if reason is not None:
+            return _refused(f"malformed message: {reason}")
         reply = await self._answer_once(message)
         if reply is None:
             return PlainTextResponse(EMPTY)
@@ -135,9 +180,11 @@ class WeChatChannel:
 
     # -- exactly once -------------------------------------------------------------------------------------------
     async def _answer_once(self, message: Any) -> str | None:
-        key = (str(message.id) if getattr(message, "id", None)  # events have no MsgId: sender + time (+ which)
-               else f"{message.source}:{message.create_time}:{getattr(message, 'event', '')}:"
-                    f"{getattr(message, 'key', '') or ''}"[:160])
+        # events have no MsgId: sender + time (+ which), as a keyed fingerprint, so the inbox holds no openid
+        key = (str(message.id) if getattr(message, "id", None)
+               else self.engine.services.vault.fingerprint("wechat-event", message.source, message._data["CreateTime"],
+                                                           getattr(message, "event", ""),
+                                                           getattr(message, "key", "") or ""))
         ticket = _Ticket(key)
         task = asyncio.create_task(self._handle(message, ticket))
         done, _ = await asyncio.wait({task}, timeout=self.settings.reply_budget_seconds)

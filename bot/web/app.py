@@ -12,15 +12,27 @@ from sqlalchemy import text as sql
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.engine import Engine
 from bot.types import Inbound
+from handlers.menu import SLOW_DOWN
 
 log = logging.getLogger(__name__)
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
 MAX_USER_CHARS = 128
+# HTML pages load only our own files (the chat page's script and style are served from /static): no inline
+# script, no framing, no referrer sent along
+PAGE_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
 
 
 class BadRequest(Exception):
@@ -29,25 +41,45 @@ class BadRequest(Exception):
         self.reason, self.status = reason, status
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON, or BadRequest with a reason a developer can act on."""
-    if "application/json" not in request.headers.get("content-type", ""):
-        raise BadRequest("Content-Type must be application/json", 415)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or BadRequest (413) as soon as the declared or the received size passes `limit`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
         raise BadRequest(f"body larger than {limit} bytes", 413)
-    body = b""
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise BadRequest(f"body larger than {limit} bytes", 413)
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON, or BadRequest with a reason a developer can act on."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise BadRequest("Content-Type must be application/json", 415)
+    body = await read_body(request, limit)
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not valid UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("body is nested too deeply") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise BadRequest("body has a number with too many digits") from exc
 
 
-def chat_inbound(payload: Any) -> Inbound:
+def _unicode(value: str) -> bool:
+    """Text that can be stored and sent: no lone surrogates (JSON's \\ud800 escapes decode to them)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def chat_inbound(payload: Any, origin: str | None = None) -> Inbound:
     if not isinstance(payload, dict):
         raise BadRequest('body must be a JSON object {"user": "...", "text": "..."}')
     user, text = payload.get("user"), payload.get("text")
@@ -55,9 +87,36 @@ def chat_inbound(payload: Any) -> Inbound:
         raise BadRequest('"user" must be a non-empty string')
     if len(user) > MAX_USER_CHARS:
         raise BadRequest(f'"user" must be at most {MAX_USER_CHARS} characters')
+    if not user.isprintable():  # control characters (NUL, which PostgreSQL refuses), lone surrogates …
+        raise BadRequest('"user" must be printable text, without control characters')
     if not isinstance(text, str):
         raise BadRequest('"text" must be a string')
-    return Inbound(channel="web", user=user, chat=user, text=text)
+    if not _unicode(text):  # control characters in the text are fine: the engine strips them
+        raise BadRequest('"text" must be valid Unicode (it has a lone surrogate)')
+    return Inbound(channel="web", user=user, chat=user, text=text, origin=origin)
+
+
+class SecurityHeaders:
+    """ASGI middleware: `nosniff` on every response, and on HTML pages the headers in PAGE_HEADERS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    headers += PAGE_HEADERS
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
@@ -77,8 +136,16 @@ def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
         return templates.TemplateResponse(request, "chat.html", {"region": settings.region.region})
 
     async def api_chat(request: Request) -> Response:
+        limits = engine.services.limits
+        origin = limits.client_address(request.client.host if request.client else None,
+                                       request.headers.get("x-forwarded-for"))
+        if origin is not None and not limits.address_messages.allow(origin):
+            log.warning("web chat: a client address is over the message limit; request not read")
+            return JSONResponse({"error": "too many messages from this address; try again in a minute",
+                                 "replies": [{"text": engine.services.fill(SLOW_DOWN), "options": []}]},
+                                status_code=429, headers={"Retry-After": "60"})
         try:
-            inbound = chat_inbound(await read_json(request, settings.http.max_body_bytes))
+            inbound = chat_inbound(await read_json(request, settings.http.max_body_bytes), origin)
         except BadRequest as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         try:
@@ -91,9 +158,12 @@ def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
         return JSONResponse({"replies": [
             {"text": r.text, "options": [{"label": o.label, "value": o.value} for o in r.options]} for r in replies]})
 
-    return Starlette(routes=[
+    app = Starlette(routes=[
         *channels,  # first: the platforms' webhooks carry nearly all requests
         Route("/healthz", healthz),
         Route("/", page),
         Route("/api/chat", api_chat, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ])
+    app.add_middleware(SecurityHeaders)
+    return app
