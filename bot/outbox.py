@@ -89,12 +89,13 @@ class Claimed:
 
 
 async def enqueue(session: AsyncSession, *, dedup: str, channel: str, target: str, payload: dict[str, Any],
-                  postgres: bool) -> bool:
-    """Add a message in the caller's transaction; False when a message with this dedup key already exists."""
+                  postgres: bool, priority: int = 0) -> bool:
+    """Add a message in the caller's transaction; False when a message with this dedup key already exists. Due
+    rows of a higher `priority` are sent first."""
     insert = pg_insert if postgres else sqlite_insert
     now = utcnow()
     stmt = (insert(TABLE).values(dedup=dedup, channel=channel, target=target, payload=payload, status=PENDING,
-                                 attempts=0, next_attempt_at=now, created_at=now)
+                                 attempts=0, next_attempt_at=now, created_at=now, priority=priority)
             .on_conflict_do_nothing(index_elements=["dedup"]).returning(TABLE.c.id))
     return (await session.execute(stmt)).first() is not None
 
@@ -120,16 +121,17 @@ class Dispatcher:
         due = (select(TABLE.c.id)
                .where(TABLE.c.status == PENDING, TABLE.c.next_attempt_at <= now, TABLE.c.lease_until.is_(None),
                       TABLE.c.channel.in_(sorted(self.senders)))
-               .order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(self.batch)
+               .order_by(TABLE.c.priority.desc(), TABLE.c.next_attempt_at, TABLE.c.id).limit(self.batch)
                .with_for_update(skip_locked=True))  # PostgreSQL only; SQLite renders no FOR UPDATE
         stmt = (update(TABLE).where(TABLE.c.id.in_(due.scalar_subquery()))
                 .values(lease_until=lease_until, attempts=TABLE.c.attempts + 1)
                 .returning(TABLE.c.id, TABLE.c.dedup, TABLE.c.channel, TABLE.c.target, TABLE.c.payload,
-                           TABLE.c.attempts, TABLE.c.unknowns))
+                           TABLE.c.attempts, TABLE.c.unknowns, TABLE.c.priority))
         async with self.db.transaction() as session:
             rows = (await session.execute(stmt)).all()
-        return sorted((Claimed(r.id, r.dedup, r.channel, r.target, dict(r.payload or {}), r.attempts, lease_until,
-                               r.unknowns) for r in rows), key=lambda c: c.id)
+        rows = sorted(rows, key=lambda r: (-r.priority, r.id))  # sent in this order, channel by channel
+        return [Claimed(r.id, r.dedup, r.channel, r.target, dict(r.payload or {}), r.attempts, lease_until, r.unknowns)
+                for r in rows]
 
     async def deliver(self, row: Claimed) -> None:
         """Send one claimed row and record the outcome."""

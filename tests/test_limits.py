@@ -11,12 +11,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.config import LimitSettings
+from bot.config import LimitSettings, WeComSettings
 from bot.engine import Engine
 from bot.limits import Limits, SlidingWindow
+from bot.outbox import Dispatcher, Outcome
 from bot.scheduler import forget_old_records
 from bot.services import top_gaps
 from bot.storage.models import Conversation, InboxRecord, QuestionGap, Tip, utcnow
+from bot.tips import alerts, ledger
 from bot.types import Inbound
 from bot.web.app import create_app
 from tests.stored import conversation_of
@@ -168,3 +170,28 @@ async def test_a_tip_flood_from_one_address_files_five_and_keeps_the_rest_waitin
         assert await s.scalar(select(func.count()).select_from(Tip)) == 6
     held = await conversation_of(services, "web", "web-junk-39")
     assert held is not None and held.row.step == "summary"  # nothing lost: it can be submitted later
+
+
+async def test_a_real_tips_alert_goes_ahead_of_a_flood_of_anonymous_web_tips(engine: Engine) -> None:
+    """30 anonymous web tips are waiting for the staff group's robot (20 a minute) when a WeChat resident files
+    one: theirs is the first the dispatcher sends."""
+    services = engine.services
+    settings = services.settings.model_copy(update={"wecom": WeComSettings(robot_webhook_url="http://robot.test")})
+    postgres = not services.db.is_sqlite
+    async with services.db.transaction() as session:
+        for i in range(30):
+            junk = await ledger.file(session, services.vault, "web", f"web-junk-{i}",
+                                     ledger.Report(what=f"垃圾举报 {i}"), None, postgres)
+            await alerts.announce(session, settings, junk, 0, postgres)
+        real = await ledger.file(session, services.vault, "wechat", "o-real-resident",
+                                 ledger.Report(what="村里有人收钱入股，每月返利百分之五"), None, postgres)
+        await alerts.announce(session, settings, real, 0, postgres)
+    sent: list[str] = []
+
+    async def robot(target: str, payload: dict[str, object]) -> Outcome:
+        sent.append(str(payload["markdown"]))
+        return Outcome.sent()
+
+    dispatcher = Dispatcher(services.db, {"wecom": robot}, batch=5)
+    assert await dispatcher.run_once() == 5
+    assert real.receipt in sent[0] and sum(real.receipt in m for m in sent) == 1

@@ -33,6 +33,7 @@ from bot.vault import SealError, Vault
 from knowledge.schema import load_taxonomy
 
 log = logging.getLogger(__name__)
+ALERT_PRIORITY = 1
 QUEUED_CHANNELS = ("telegram", "wechat")  # reporters on these can be messaged; others see a notice next time
 WECHAT_NOTICE_INSTEAD = {45015, 45047, 43004}  # window closed, quota used up, unfollowed: they see it next time
 WECHAT_GIVE_UP = {40003, 44004, 45002}  # unknown user, empty or too long text: trying again changes nothing
@@ -74,16 +75,21 @@ def alert_markdown(tip: Tip, evidence_count: int) -> str:
 
 
 async def announce(session: AsyncSession, settings: Settings, tip: Tip, evidence_count: int, postgres: bool) -> None:
-    """Queue the new-tip alert for every configured staff destination (once per tip, whatever retries)."""
+    """Queue the new-tip alert for every configured staff destination (once per tip, whatever retries). A tip from
+    a platform account (WeChat, Telegram) or a named one goes ahead of anonymous web tips: a flood of junk tips
+    from throw-away web ids cannot hold back real ones."""
     tg = settings.telegram
+    priority = ALERT_PRIORITY if tip.channel in QUEUED_CHANNELS or not tip.anonymous else 0
     if settings.tips.alert_telegram and tg.token and tg.staff_chat_id:
         buttons = [["认领", f"/take {tip.receipt}"], ["标记核查中", f"/verify {tip.receipt}"]]
         await enqueue(session, dedup=f"tip-alert:{tip.receipt}:telegram", channel="telegram",
                       target=str(tg.staff_chat_id), payload={"text": alert_text(tip, evidence_count),
-                                                             "buttons": buttons}, postgres=postgres)
+                                                             "buttons": buttons}, postgres=postgres,
+                      priority=priority)
     if settings.tips.alert_wecom and settings.wecom.robot_webhook_url:
         await enqueue(session, dedup=f"tip-alert:{tip.receipt}:wecom", channel="wecom", target="robot",
-                      payload={"markdown": alert_markdown(tip, evidence_count)}, postgres=postgres)
+                      payload={"markdown": alert_markdown(tip, evidence_count)}, postgres=postgres,
+                      priority=priority)
 
 
 async def tell_reporter(session: AsyncSession, settings: Settings, vault: Vault, tip: Tip, text: str, postgres: bool,
