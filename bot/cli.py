@@ -6,6 +6,8 @@ import asyncio
 import gc
 import json
 import logging
+import os
+import socket
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot import logs
 from bot.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -59,7 +62,10 @@ def settings() -> Settings:
             say_error(line)
         raise typer.Exit(2) from exc
     logging.basicConfig(level=s.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("jieba", "httpx", "aiosqlite", "alembic.runtime.migration", "alembic.runtime.plugins"):
+    logs.install(s)  # on the handler: every logger's records, ours, python-telegram-bot's, httpx's, uvicorn's
+    # httpx logs every request's URL at INFO (redacted, but one line per message sent): only at DEBUG
+    for noisy in ("jieba", "aiosqlite", "alembic.runtime.migration", "alembic.runtime.plugins",
+                  *(("httpx",) if s.log.level != "DEBUG" else ())):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return s
 
@@ -80,9 +86,31 @@ def run_fast(coro: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coro)
 
 
+def _existing(path: Path, label: str, folder: bool = False) -> Path:
+    """A file (or folder) argument that must be there: otherwise one line, exit 2 (not a traceback, nor an empty
+    result)."""
+    kind = "folder" if folder else "file"
+    if not path.exists():
+        say_error(f"{label}{path}: no such {kind}")
+        raise typer.Exit(2)
+    if path.is_dir() != folder:
+        say_error(f"{label}{path}: not a {kind}")
+        raise typer.Exit(2)
+    return path
+
+
+def _read_text(path: Path, label: str) -> str:
+    try:
+        return _existing(path, label).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        say_error(f"{label}{path}: cannot read it: {reason or exc}")
+        raise typer.Exit(2) from exc
+
+
 def _lines(text: str | None, batch: Path | None) -> list[str]:
     if batch is not None:
-        source = sys.stdin.read() if str(batch) == "-" else batch.read_text(encoding="utf-8")
+        source = sys.stdin.read() if str(batch) == "-" else _read_text(batch, "--batch: ")
         return [line for line in source.splitlines() if line.strip()]
     if text is None:
         say_error("Give a TEXT or --batch FILE.")
@@ -100,12 +128,15 @@ async def _prepare(s: Settings) -> object:
 
     from bot.engine import Engine
 
+    svc = None
     try:
         svc = services(s)
         if svc.db.is_sqlite:
             await svc.db.upgrade(svc.vault)
         current = await svc.db.is_current()
     except (OSError, SQLAlchemyError) as exc:
+        if svc is not None:  # before the loop ends: aiosqlite's thread would answer into a closed loop
+            await svc.db.close()
         say_error(f"cannot open the database {_safe_url(s.database.url)}: {' '.join(str(exc).split())[:300]}")
         raise typer.Exit(2) from exc
     if not current:
@@ -146,8 +177,13 @@ def serve() -> None:
     from bot.web.app import create_app
 
     s = settings()
-
     log = logging.getLogger("fangfei")
+    sock = _bind(s.http.host, s.http.port)  # before anything starts: a port in use is said at once, in one line
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)  # listens on the bound socket; exits the process if the app cannot start
+            log.info("fangfei serving on http://%s:%s", s.http.host, s.http.port)
 
     async def main() -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -175,10 +211,12 @@ def serve() -> None:
                 routes.append(Route(s.telegram.webhook_path, telegram.webhook, methods=["POST"]))
         else:
             log.info("telegram: off (no token; set FANGFEI_TELEGRAM__TOKEN to turn it on)")
-        server = uvicorn.Server(uvicorn.Config(create_app(engine, routes), host=s.http.host,  # type: ignore[arg-type]
-                                               port=s.http.port, log_level=s.log.level.lower(), access_log=False,
-                                               # nothing reads client addresses; no per-response extras
-                                               proxy_headers=False, server_header=False, date_header=False))
+        server = Server(uvicorn.Config(create_app(engine, routes), host=s.http.host,  # type: ignore[arg-type]
+                                       port=s.http.port, log_level=s.log.level.lower(), access_log=False,
+                                       # uvicorn's records go to our handler (and its redaction), not its own
+                                       log_config=None,
+                                       # nothing reads client addresses; no per-response extras
+                                       proxy_headers=False, server_header=False, date_header=False))
         # the knowledge index and dictionaries live as long as the process: keep the garbage collector from
         # walking their millions of objects again and again (benchmarks/wechat_bench.py: about 8 % of the CPU
         # per message)
@@ -198,8 +236,7 @@ def serve() -> None:
                                       telegram_bot=telegram.app.bot if telegram is not None else None,
                                       wechat_api=wechat.api if wechat is not None else None)
             scheduler = start_scheduler(engine.services)  # type: ignore[attr-defined]
-            log.info("fangfei serving on http://%s:%s", s.http.host, s.http.port)
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
@@ -211,7 +248,22 @@ def serve() -> None:
                 await wechat.close()
             await engine.services.db.close()  # type: ignore[attr-defined]
 
-    run_fast(main())
+    with sock:
+        run_fast(main())
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The server's socket, bound but not listening yet (uvicorn listens once the app has started): connections
+    are refused until then. A port in use, or an address not of this machine: one line, exit 2."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once after a stop
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        say_error(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+        raise typer.Exit(2) from exc
+    return sock
 
 
 @app.command()
@@ -221,8 +273,9 @@ def ask(text: Annotated[str | None, typer.Argument()] = None,
         batch: Annotated[Path | None, typer.Option("--batch", help="One query a line; - for stdin.")] = None) -> None:
     """Search the knowledge base."""
     s = settings()
+    queries = _lines(text, batch)
     svc = services(s)
-    for query in _lines(text, batch):
+    for query in queries:
         result = svc.search(query, top=top)
         best = result.best
         answer = (svc.fill(f"{best.entry.title}：{best.entry.summary}") if result.matched and best
@@ -247,8 +300,9 @@ def check(text: Annotated[str | None, typer.Argument()] = None,
           batch: Annotated[Path | None, typer.Option("--batch", help="One text a line; - for stdin.")] = None) -> None:
     """Check a described offer for the red flags of illegal fundraising."""
     s = settings()
+    texts = _lines(text, batch)
     svc = services(s)
-    for line in _lines(text, batch):
+    for line in texts:
         report = svc.risk.check(line)
         entry = svc.explain(line, report.category)
         obj = {"text": line, "risky": report.risky, "level": report.level,
@@ -270,6 +324,8 @@ def kb_check(directory: Annotated[Path | None, typer.Option("--dir", help="Entri
     from knowledge import schema
 
     s = settings()
+    if directory is not None:
+        _existing(directory, "--dir: ", folder=True)
     kb, problems = schema.load(directory or schema.ENTRIES_DIR, region_keys=set(s.region.placeholders()))
     for p in problems:
         print(p)
@@ -372,12 +428,12 @@ def wechat_menu() -> None:
 @eval_app.command("kb")
 def eval_kb(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
     """Top-1, top-3 and no-match accuracy, ours beside plain BM25."""
-    from bot.evaluation import read_jsonl, score_kb
+    from bot.evaluation import score_kb
     from knowledge.search import PlainBM25
 
     s = settings()
+    cases = _cases(file)
     svc = services(s)
-    cases = read_jsonl(file)
     ours = score_kb(cases, lambda q: svc.search(q))
     base = score_kb(cases, PlainBM25(svc.kb).search)
     _figures_table(f"knowledge search on {file.name}", ours.figures(), base.figures())
@@ -389,17 +445,28 @@ def eval_kb(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] =
 @eval_app.command("risk")
 def eval_risk(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
     """Recall and specificity of the risk check, beside a keyword baseline."""
-    from bot.evaluation import KeywordBaseline, read_jsonl, risk_checker_is_risky, score_risk
+    from bot.evaluation import KeywordBaseline, risk_checker_is_risky, score_risk
 
     s = settings()
+    cases = _cases(file)
     svc = services(s)
-    cases = read_jsonl(file)
     ours = score_risk(cases, risk_checker_is_risky(svc.risk))
     base = score_risk(cases, KeywordBaseline().is_risky)
     _figures_table(f"risk check on {file.name}", ours.figures(), base.figures())
     if show_misses:
         for m in ours.misses:
             print("  miss:", m)
+
+
+def _cases(file: Path) -> list[dict]:
+    """A labelled JSONL set. Missing, unreadable or not JSON lines: one line, exit 2."""
+    from bot.evaluation import read_jsonl
+
+    try:
+        return read_jsonl(_existing(file, ""))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        say_error(f"{file}: not a readable JSONL set: {' '.join(str(exc).split())[:200]}")
+        raise typer.Exit(2) from exc
 
 
 def _figures_table(title: str, ours: dict[str, float], base: dict[str, float]) -> None:
@@ -636,33 +703,63 @@ def tips_evidence(receipt: str,
 
     s = settings()
     name = _staff_name(as_name)
+    if out.exists() and not out.is_dir():
+        _bad_destination(f"--out: {out} is a file, not a folder")
 
     async def main() -> list[str]:
         db = await _open_ledger(s)
+        written: list[Path] = []
         try:
             async with db.transaction() as session:
                 tip, files, states = await _tip_with_evidence(session, receipt)
                 # every file opened before any is written: a failure leaves nothing on disk
                 with _sealed("cannot open the files"):
                     opened = [await evidence.content(session, _vault(s), item) for item in files]
-                session.add(AuditEntry(actor=_actor(name), action="export-evidence", subject=tip.receipt))
-            # the audit row is committed: now the files
-            out.mkdir(parents=True, exist_ok=True)
-            lines: list[str] = []
-            for n, (item, data) in enumerate(zip(files, opened, strict=True), start=1):
-                if data is None:
-                    lines.append(f"{n}. not kept yet ({states[item.id]})")
-                    continue
-                path = out / evidence.file_name(tip.receipt, n, item)
-                path.write_bytes(data)
-                path.chmod(0o600)
-                lines.append(f"{n}. {path} ({len(data)} bytes)")
+                paths = [out / evidence.file_name(tip.receipt, n, item) for n, item in enumerate(files, start=1)]
+                if taken := [p for p, data in zip(paths, opened, strict=True) if data is not None and p.exists()]:
+                    _bad_destination(f"--out: {taken[0]} exists: nothing exported, nothing overwritten "
+                                     "(choose another folder)")
+                lines: list[str] = []
+                for n, (path, data) in enumerate(zip(paths, opened, strict=True), start=1):
+                    if data is None:
+                        lines.append(f"{n}. not kept yet ({states[files[n - 1].id]})")
+                        continue
+                    _write_private(path, data)
+                    written.append(path)
+                    lines.append(f"{n}. {path} ({len(data)} bytes)")
+                if written:
+                    session.add(AuditEntry(actor=_actor(name), action="export-evidence", subject=tip.receipt))
+                # the audit row commits here: the files exist only with it
             return lines or ["this tip has no evidence"]
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
         finally:
             await db.close()
 
     for line in asyncio.run(main()):
         print(line)
+
+
+def _bad_destination(line: str) -> NoReturn:
+    say_error(line)
+    raise typer.Exit(2)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A new file readable by its owner only; never over an existing one. Any failure: one line, exit 2."""
+    created = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        created = True
+        with open(fd, "wb") as file:
+            file.write(data)
+    except OSError as exc:
+        if created:
+            path.unlink(missing_ok=True)
+        _bad_destination(f"--out: cannot write {path}: {exc.strerror or exc}: nothing exported")
 
 
 @tips_app.command("update")

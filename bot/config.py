@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
+LOCAL_DATA = Path("data")  # the local default's folder (for SQLite and the generated key), made when missing
 SECRETS = (("telegram", "token"), ("telegram", "webhook_secret"), ("wechat", "token"), ("wechat", "encoding_aes_key"),
            ("wechat", "app_secret"), ("wecom", "robot_webhook_url"))
 
@@ -35,7 +36,21 @@ class DatabaseSettings(BaseModel):
     def _async_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use an async driver URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db")
+        folder = sqlite_folder(value)
+        # a mistyped path is said, not made: only the local default's data/ is created when missing
+        if folder is not None and folder != LOCAL_DATA and not folder.is_dir():
+            raise ValueError(f"the folder {folder} does not exist: create it first, or correct the path")
         return value
+
+
+def sqlite_folder(url: str) -> Path | None:
+    """The folder an SQLite URL's file is in (relative to the working directory); None for memory or PostgreSQL."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).parent
 
 
 class HttpSettings(BaseModel):
@@ -185,6 +200,16 @@ class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+KEY_ADVICE = ('at least 32 random characters (a Fernet key will do), made with: '
+              'python -c "import secrets; print(secrets.token_urlsafe(32))"')
+
+
+def strong_key(key: str) -> bool:
+    """A sealing key fit for production: 32 characters or more, 16 or more of them different (a Fernet key, or
+    `secrets.token_urlsafe(32)`, has 43 or 44). Refuses a password-like or repeated string, not only an empty one."""
+    return len(key) >= 32 and len(set(key)) >= 16
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FANGFEI_", env_nested_delimiter="__", extra="forbid")
 
@@ -209,9 +234,9 @@ class Settings(BaseSettings):
         if self.telegram.token and self.telegram.webhook_url and not self.telegram.webhook_secret:
             raise ValueError("telegram.webhook_secret: required with telegram.webhook_url "
                              "(set FANGFEI_TELEGRAM__WEBHOOK_SECRET)")
-        if self.mode == "production" and not self.secret_key:
-            raise ValueError("secret_key: required in production mode (set FANGFEI_SECRET_KEY); it seals reporters' "
-                             "identities")
+        if self.mode == "production" and not strong_key(self.secret_key):
+            raise ValueError(f"secret_key: {'too weak' if self.secret_key else 'required'} in production mode: set "
+                             f"FANGFEI_SECRET_KEY to {KEY_ADVICE}; it seals reporters' identities")
         if self.wechat.safe_mode and not self.wechat.app_id:
             raise ValueError("wechat.app_id: required in safe mode (with wechat.encoding_aes_key)")
         return self

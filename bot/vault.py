@@ -17,10 +17,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from bot.config import Settings
+from bot.config import LOCAL_DATA, Settings
 
 log = logging.getLogger(__name__)
-LOCAL_KEY_FILE = Path("data") / "secret.key"
+LOCAL_KEY_FILE = LOCAL_DATA / "secret.key"
 
 
 class SealError(Exception):

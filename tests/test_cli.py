@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,52 @@ def test_the_secret_key_is_required_in_production_and_generated_locally(tmp_path
     key = tmp_path / "data" / "secret.key"
     assert "FF-" in out.stdout and key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
     assert "FANGFEI_SECRET_KEY" in out.stderr  # the warning says what to do
+
+
+def test_a_weak_secret_key_is_refused_in_production_and_a_strong_one_accepted(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    env = {"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", "FANGFEI_MODE": "production"}
+    for weak in ("a", "test-only-secret-key", "a" * 64, "abcabcabcabcabcabcabcabcabcabcabcabc"):
+        proc = run("kb", "check", env={**env, "FANGFEI_SECRET_KEY": weak}, check=False)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+        [line] = proc.stderr.splitlines()
+        assert "FANGFEI_SECRET_KEY" in line and "too weak" in line and "secrets.token_urlsafe(32)" in line
+        assert len(weak) < 10 or weak not in line  # the key itself is not repeated
+    for strong in (Fernet.generate_key().decode(), secrets.token_urlsafe(32)):
+        assert run("kb", "check", env={**env, "FANGFEI_SECRET_KEY": strong}).stdout.startswith("ok:")
+    # locally the tests' short key still works
+    assert run("kb", "check", env={**env, "FANGFEI_MODE": "local", "FANGFEI_SECRET_KEY": "test-only-secret-key"})
+
+
+def test_file_arguments_that_are_not_there_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    not_json = tmp_path / "cases.jsonl"
+    not_json.write_text('{"q": "消费全返"}\n{oops\n', encoding="utf-8")
+    a_file = tmp_path / "entries.yaml"
+    a_file.write_text("[]\n", encoding="utf-8")
+    nope = str(tmp_path / "nope")
+    for args, expected in [(("ask", "--batch", nope), f"--batch: {nope}: no such file"),
+                           (("check", "--json", "--batch", nope), f"--batch: {nope}: no such file"),
+                           (("check", "--batch", str(tmp_path)), f"--batch: {tmp_path}: not a file"),
+                           (("eval", "kb", nope), f"{nope}: no such file"),
+                           (("eval", "risk", nope), f"{nope}: no such file"),
+                           (("eval", "kb", str(not_json)), f"{not_json}: not a readable JSONL set"),
+                           (("kb", "check", "--dir", nope), f"--dir: {nope}: no such folder"),
+                           (("kb", "check", "--dir", str(a_file)), f"--dir: {a_file}: not a folder")]:
+        proc = run(*args, check=False)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        [line] = proc.stderr.splitlines()
+        assert line.startswith(expected) and proc.stdout == "", (args, proc.stderr)
+
+
+def test_an_sqlite_file_in_a_folder_that_does_not_exist_is_refused_not_made(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "fangfei.db"
+    proc = run("db", "upgrade", env={"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{missing}"}, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert "database.url" in line and f"{missing.parent} does not exist" in line
+    assert not missing.parent.exists()
+    # the local default's data/ is made on a fresh checkout (here: an empty working directory)
+    fresh = run("--config", str(ROOT / "config.yaml"), "db", "upgrade", cwd=tmp_path,
+                env={"FANGFEI_DATABASE__URL": "sqlite+aiosqlite:///data/fangfei.db"})
+    assert "up to date" in fresh.stdout and (tmp_path / "data" / "fangfei.db").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -50,13 +51,67 @@ def test_serve_handles_concurrent_residents(server: Server) -> None:
     assert len(answers) == 60 and all("消费全返" in a for a in answers)
 
 
-@pytest.mark.parametrize("url", ["sqlite+aiosqlite:////proc/no-such-place/fangfei.db",
-                                 "postgresql+asyncpg://postgres@127.0.0.1:1/none"])
-def test_unreachable_database_stops_with_one_clear_line(url: str) -> None:
+@pytest.mark.parametrize(("url", "said"), [
+    ("sqlite+aiosqlite:////proc/fangfei.db", "cannot open the database"),  # a folder nobody can write in
+    ("sqlite+aiosqlite:////proc/no-such-place/fangfei.db", "database.url: the folder /proc/no-such-place does not"),
+    ("postgresql+asyncpg://postgres@127.0.0.1:1/none", "cannot open the database")])
+def test_unreachable_database_stops_with_one_clear_line(url: str, said: str) -> None:
     proc = subprocess.run([FANGFEI, "serve"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "FANGFEI_DATABASE__URL": url})
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("cannot open the database") and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert said in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serving_on_is_said_once_the_port_answers_and_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    env = {"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'port.db'}"}
+    srv = Server(env)
+    srv.proc = subprocess.Popen([FANGFEI, "serve"], cwd=ROOT, env=srv.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    assert srv.proc.stdout is not None
+    for line in srv.proc.stdout:
+        seen.append(line)
+        if "serving on" in line:
+            break
+    try:
+        assert f"fangfei serving on http://127.0.0.1:{srv.port}" in seen[-1], "".join(seen)
+        # at once, without retrying: the port is bound and the app has started
+        assert httpx.get(srv.base + "/healthz", timeout=5).status_code == 200
+        assert any("Application startup complete" in line for line in seen[:-1]), "".join(seen)
+    finally:
+        log = srv.stop()
+    assert log.count("serving on") == 0  # said once, before the stop
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([FANGFEI, "serve"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **env, "FANGFEI_HTTP__PORT": str(port)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [f"cannot serve on 127.0.0.1:{port}: Address already in use"], proc.stderr
+    assert "serving on" not in proc.stdout + proc.stderr
+
+
+def test_debug_logs_carry_neither_the_bot_token_nor_the_webhook_secret(tmp_path: Path) -> None:
+    """At log.level DEBUG python-telegram-bot logs its Bot API URL (with the token) and setWebhook's parameters
+    (with the secret), httpx every request URL: all of it reaches the log with the secrets redacted."""
+    secret = "webhook-secret-Zq81xV"
+    with FakeTelegram() as fake:
+        srv = Server({"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'debug.db'}",
+                      "FANGFEI_LOG__LEVEL": "DEBUG", "FANGFEI_TELEGRAM__TOKEN": fake.token,
+                      "FANGFEI_TELEGRAM__BASE_URL": fake.base_url, "FANGFEI_TELEGRAM__WEBHOOK_SECRET": secret})
+        srv.env["FANGFEI_TELEGRAM__WEBHOOK_URL"] = f"{srv.base}/telegram/webhook"
+        srv.start()
+        try:
+            assert fake.webhook is not None and fake.webhook["url"] == srv.env["FANGFEI_TELEGRAM__WEBHOOK_URL"]
+            fake.user_message(777, "消费全返是真的吗")  # delivered to the webhook, with the secret header
+            fake.wait_sent(1, chat_id=777, timeout=20)
+        finally:
+            log = srv.stop()
+        fake.assert_no_violations()
+    assert "DEBUG telegram.ext.ExtBot: Set Bot API URL: " in log and "setWebhook" in log  # the lines that had them
+    assert fake.token not in log and fake.token.split(":")[1] not in log and secret not in log
+    assert "/bot[redacted]/sendMessage" in log and "'secret_token': '[redacted]'" in log
 
 
 def test_serve_runs_telegram_beside_the_web_chat(tmp_path: Path) -> None:

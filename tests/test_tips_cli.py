@@ -19,15 +19,18 @@ import yaml
 from openpyxl import load_workbook
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+from telegram import Bot
 
 from bot.config import Settings
 from bot.engine import Engine
+from bot.outbox import Dispatcher
 from bot.services import Services
 from bot.storage.models import AuditEntry, OutboxMessage, Tip
 from bot.tips import ledger
 from bot.tips.ledger import Evidence, Report
 from bot.types import Inbound
 from tests.conftest import ROOT, TEST_SECRET_KEY
+from tests.fake_telegram import FakeTelegram
 from tests.test_cli import run
 
 NAME, PHONE = "张三", "13800138000"
@@ -298,3 +301,46 @@ async def test_a_status_change_is_told_to_the_reporter(services: Services, engin
     assert queued.channel == "telegram" and services.vault.open(queued.target) == "1009"
     assert "已办结" in queued.payload["text"] and "暂未发现违法问题" in queued.payload["text"]
     assert "{" not in queued.payload["text"]  # the region's facts are filled in
+
+
+async def test_evidence_goes_only_where_nothing_is_overwritten_and_only_what_is_written_is_audited(
+        services: Services, telegram: FakeTelegram, bot: Bot, env: dict[str, str], tmp_path: Path) -> None:
+    """`tips evidence --out` checks its destination before anything: a file, or a file already there under the name
+    it would write, is one line and exit 2, with no audit row and nothing overwritten."""
+    from tests.test_evidence import JPEG, fetchers, file_tip
+
+    telegram.photo(1001, "photo-1", content=JPEG, queue=False)
+    tip = await file_tip(services, "telegram", [Evidence("image", "photo-1")])
+    await Dispatcher(services.db, fetchers(services, bot=bot)).run_once()  # the photo is kept, sealed
+
+    async def refused(out: Path) -> str:
+        proc = await fangfei("tips", "evidence", tip.receipt, "--out", str(out), "--as", HANDLER, env=env,
+                             check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and proc.stdout == ""
+        assert await audit_rows(services) == []  # nothing exported, nothing audited
+        return proc.stderr
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("不是文件夹", encoding="utf-8")
+    assert "is a file, not a folder" in await refused(a_file)
+    assert a_file.read_text(encoding="utf-8") == "不是文件夹"
+    folder = tmp_path / "files"
+    folder.mkdir()
+    earlier = folder / f"{tip.receipt}-1.jpg"
+    earlier.write_bytes(b"an earlier export, edited")
+    assert "exists" in await refused(folder) and earlier.read_bytes() == b"an earlier export, edited"
+    below_a_file = a_file / "sub"
+    assert "cannot write" in await refused(below_a_file)
+
+    fresh = tmp_path / "new" / "folder"  # created, with its parents
+    out = (await fangfei("tips", "evidence", tip.receipt, "--out", str(fresh), "--as", HANDLER, env=env)).stdout
+    assert (fresh / earlier.name).read_bytes() == JPEG and str(fresh / earlier.name) in out
+    assert (fresh / earlier.name).stat().st_mode & 0o777 == 0o600
+    assert await audit_rows(services) == [(f"cli:{HANDLER}", "export-evidence", tip.receipt)]
+    # a tip whose files are not kept yet exports nothing and leaves no audit row
+    telegram_missing = await file_tip(services, "telegram", [Evidence("image", "photo-not-fetched")])
+    none = (await fangfei("tips", "evidence", telegram_missing.receipt, "--out", str(tmp_path / "none"), "--as",
+                          HANDLER, env=env)).stdout
+    assert "not kept yet" in none and not (tmp_path / "none").exists()
+    assert len(await audit_rows(services)) == 1

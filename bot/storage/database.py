@@ -17,6 +17,8 @@ from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.config import LOCAL_DATA, sqlite_folder
+
 if TYPE_CHECKING:
     from bot.vault import Vault
 
@@ -31,8 +33,8 @@ class Database:
 
     def __init__(self, url: str, echo: bool = False, pool_size: int = 32) -> None:
         self.url = make_url(url)
-        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if sqlite_folder(url) == LOCAL_DATA:
+            LOCAL_DATA.mkdir(exist_ok=True)  # the local default works on a fresh checkout; another folder must exist
         kwargs: dict[str, object] = {"echo": echo}
         if not self.is_sqlite:
             # no pre-ping: it costs a round trip per message; connections broken by a database restart are
