@@ -67,6 +67,8 @@ def settings() -> Settings:
     for noisy in ("jieba", "aiosqlite", "alembic.runtime.migration", "alembic.runtime.plugins",
                   *(("httpx",) if s.log.level != "DEBUG" else ())):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # python-telegram-bot's DEBUG lines hold whole updates and sendMessage parameters: residents' words and ids
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(s.log.level)))
     return s
 
 

@@ -9,6 +9,7 @@ closely the query resembles one of the entry's sample questions; the confidence 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import Counter
@@ -36,6 +37,7 @@ _NUMERIC = re.compile(r"^[0-9.%零〇一二三四五六七八九十百千万亿�
 W_COVER, W_TOKENS, W_BIGRAMS = 0.4, 0.3, 0.3
 CANDIDATES = 30
 _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"), ("ang", "an"))
+jieba.setLogLevel(logging.WARNING)  # jieba sets its logger to DEBUG on import ("Building prefix dict …" on stderr)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 Updates become `Inbound`s for the engine; its `Reply`s become messages with inline keyboards. Sending goes through
 PTB's AIORateLimiter (30 messages/s overall, 20 a minute per group, waits out 429 `retry_after`), extended with
-bounded retries for network and server errors. Updates of one chat are processed in order, different chats in
-parallel. Long polling is the default; with `telegram.webhook_url` our own HTTP server receives the updates.
+bounded retries of requests that surely did not reach Telegram (a refused connection, a server error); a request
+whose answer never came is not repeated. Each update is handled once (its update_id is recorded with the turn).
+Updates of one chat are processed in order, different chats in parallel. Long polling is the default; with
+`telegram.webhook_url` our own HTTP server receives the updates and answers Telegram once one is handled.
 """
 
 from __future__ import annotations
@@ -173,7 +175,8 @@ class TelegramChannel:
         await self.app.shutdown()
 
     async def webhook(self, request: Request) -> Response:
-        """POST endpoint for Telegram's webhook; only calls carrying our secret token are processed."""
+        """POST endpoint for Telegram's webhook; only calls carrying our secret token are processed. Answers once
+        the update has been handled."""
         if request.headers.get("x-telegram-bot-api-secret-token") != self.settings.webhook_secret:
             return JSONResponse({"error": "forbidden"}, status_code=403)
         try:
@@ -184,7 +187,9 @@ class TelegramChannel:
             update = Update.de_json(json.loads(body), self.app.bot)
         except Exception:
             return JSONResponse({"error": "not a Telegram update"}, status_code=400)
-        await self.app.update_queue.put(update)
+        # handled before Telegram hears back: a process killed meanwhile gets the update again (and handles it
+        # once, bot/storage/inbox.py); updates of one chat still one after the other
+        await self.app.update_processor.process_update(update, self.app.process_update(update))
         return Response(status_code=200)
 
     # -- updates to the engine ----------------------------------------------------------------------------------
