@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from telegram import Bot
@@ -17,6 +18,7 @@ from bot.services import Services
 from bot.storage.database import Database
 from bot.storage.models import Base
 from bot.vault import Vault
+from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
 from tests.support import FANGFEI, Server
 
@@ -98,3 +100,11 @@ async def bot(telegram: FakeTelegram) -> AsyncIterator[Bot]:
     """python-telegram-bot's real Bot, talking to the fake server."""
     async with Bot(telegram.token, base_url=telegram.base_url, base_file_url=telegram.base_file_url) as b:
         yield b
+
+
+@pytest.fixture
+async def web(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    """The web chat API in process (`POST /api/chat` through httpx's ASGI transport)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)),
+                                 base_url="http://fangfei.test") as c:
+        yield c

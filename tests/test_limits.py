@@ -4,7 +4,6 @@ that grow with traffic stay bounded."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -25,13 +24,6 @@ from tests.stored import conversation_of
 from tests.test_web_chat import WebUser
 
 OFF_TOPIC = "火星上的天气怎么样"
-
-
-@pytest.fixture
-async def web(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)),
-                                 base_url="http://fangfei.test") as c:
-        yield c
 
 
 async def test_a_flooding_resident_is_asked_to_wait_and_keeps_the_draft(engine: Engine,

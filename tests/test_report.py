@@ -37,13 +37,6 @@ NAME, PHONE = "张秀兰", "13912345678"
 WHAT = "村里有人开会推销养老项目，说交五万块每月返利百分之二，拉人还有奖励"
 
 
-@pytest.fixture
-async def web(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)),
-                                 base_url="http://fangfei.test") as c:
-        yield c
-
-
 async def tips(engine: Engine) -> list[Tip]:
     async with engine.services.db.session() as s:
         return list(await s.scalars(select(Tip).order_by(Tip.id)))
