@@ -89,9 +89,51 @@ class SearchSettings(BaseModel):
     gaps_retention_days: float = Field(365, gt=0)
 
 
-class Township(BaseModel):
+def _code_of(name: str) -> str:
+    """A stable code from a Chinese place name when none is configured: its pinyin (南关村 → nanguancun)."""
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(name)).lower().replace(" ", "")
+
+
+class Village(BaseModel):
+    """A village or community (社区): a stable code, its name, and how many adults and over-60s live there (the
+    denominators of quiz participation rates; 0 when unknown)."""
+
+    code: str = ""
     name: str
-    villages: list[str] = []
+    adults: int = Field(0, ge=0)
+    over60: int = Field(0, ge=0)
+
+
+class Township(BaseModel):
+    code: str = ""
+    name: str
+    # plain names (older configurations) or villages with codes and population figures
+    villages: list[Village] = []
+
+    @field_validator("villages", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return [{"name": v} if isinstance(v, str) else v for v in value or []]
+
+    @model_validator(mode="after")
+    def _codes(self) -> Township:
+        self.code = self.code or _code_of(self.name)
+        for village in self.villages:
+            village.code = village.code or f"{self.code}-{_code_of(village.name)}"
+        return self
+
+    @property
+    def village_names(self) -> list[str]:
+        return [v.name for v in self.villages]
+
+
+class School(BaseModel):
+    code: str
+    name: str
+    township: str = ""  # a township code
+    students: int = Field(0, ge=0)
 
 
 class RegionSettings(BaseModel):
@@ -103,6 +145,20 @@ class RegionSettings(BaseModel):
     report_online: str = "本公众号菜单“我要举报”"
     reward_max: str = "10万元"
     townships: list[Township] = []
+    schools: list[School] = []
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> RegionSettings:
+        codes = [t.code for t in self.townships] + [v.code for t in self.townships for v in t.villages]
+        codes += [s.code for s in self.schools]
+        repeated = sorted({c for c in codes if codes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"region codes must be unique: {', '.join(repeated)}")
+        towns = {t.code for t in self.townships}
+        unknown = sorted({s.township for s in self.schools if s.township and s.township not in towns})
+        if unknown:
+            raise ValueError(f"schools name townships that are not configured: {', '.join(unknown)}")
+        return self
 
     def placeholders(self) -> dict[str, str]:
         """The values knowledge texts may use as {placeholders}."""

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -44,6 +45,14 @@ class Services:
                                                              settings.database.pool_size), kb=kb,
                    index=SearchIndex(kb), risk=RiskChecker(settings.region.placeholders()),
                    vault=Vault(lambda: secret_key(settings)))
+
+    @cached_property
+    def quiz_questions(self) -> list[Any]:
+        """The question banks (quizzes/banks/), texts with their {placeholders}; problems are `fangfei quiz check`'s."""
+        from quizzes import bank
+
+        questions, _ = bank.load(region_keys=set(self.settings.region.placeholders()))
+        return list(questions)
 
     @cached_property
     def limits(self) -> Limits:

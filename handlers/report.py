@@ -165,7 +165,7 @@ async def township(turn: Turn, index: str) -> None:
         _next(turn, "where")
         return
     turn.say(f"在{town.name}的哪个村（社区）？也可以直接写具体地点。",
-             [*(Choice(v, "report.village", v) for v in town.villages), SKIP, CANCEL])
+             [*(Choice(v, "report.village", v) for v in town.village_names), SKIP, CANCEL])
 
 
 @action("report.village")

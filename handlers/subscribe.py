@@ -51,7 +51,7 @@ async def township(turn: Turn, index: str) -> None:
         await _save(turn)
         return
     turn.say(f"您在{place.name}的哪个村（社区）？",
-             [*(Choice(v, "subscribe.village", v) for v in place.villages), Choice(SKIP, "subscribe.village", "")])
+             [*(Choice(v, "subscribe.village", v) for v in place.village_names), Choice(SKIP, "subscribe.village", "")])
 
 
 @action("subscribe.village")

@@ -229,3 +229,82 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class QuizCampaign(Base):
+    """A knowledge-quiz campaign (防范非法集资知识答题): who it is for, how an attempt runs, when it is open."""
+
+    __tablename__ = "quiz_campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    audience: Mapped[str] = mapped_column(String(16))  # elderly | student | all
+    questions: Mapped[int] = mapped_column(Integer, default=10)  # per attempt
+    seconds_per_question: Mapped[int | None] = mapped_column(Integer, default=None)
+    attempts_per_day: Mapped[int] = mapped_column(Integer, default=3)
+    scoring: Mapped[str] = mapped_column(String(8), default="best")  # best | last
+    pass_mark: Mapped[int] = mapped_column(Integer, default=60)  # percent of the questions right
+    starts_at: Mapped[datetime | None] = mapped_column(default=None)
+    ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    state: Mapped[str] = mapped_column(String(8), default="draft")  # draft | open | closed
+    townships: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"codes": [...]}; none: the whole county
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QuizPlayer(Base):
+    """One person across the attempts of a campaign, known by a keyed fingerprint of their chat id, WeChat openid
+    or quiz-page cookie (never the id itself), with the region they play for and the name they chose to give."""
+
+    __tablename__ = "quiz_players"
+    __table_args__ = (UniqueConstraint("campaign_id", "key", name="uq_quiz_player"),
+                      Index("ix_quiz_players_region", "campaign_id", "region"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("quiz_campaigns.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(32), default=None)
+    region: Mapped[str | None] = mapped_column(String(64), default=None)  # a village or school code
+    on_paper: Mapped[bool] = mapped_column(Boolean, default=False)  # results recorded by a cadre (proxy entry)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QuizAttempt(Base):
+    """One go at a campaign: the questions as drawn (so later bank edits change no past score), and the score and
+    time derived from its stored answers."""
+
+    __tablename__ = "quiz_attempts"
+    __table_args__ = (Index("ix_quiz_attempts_player", "player_id", "day"),
+                      Index("ix_quiz_attempts_campaign", "campaign_id", "finished_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)  # the attempt's id outside (unguessable)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("quiz_campaigns.id", ondelete="CASCADE"))
+    player_id: Mapped[int] = mapped_column(ForeignKey("quiz_players.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    day: Mapped[str] = mapped_column(String(10))  # the China date it started, for attempts per day
+    drawn: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"questions": [{id, text, options, answer, …}]}
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)  # when the current question was put
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    certificate: Mapped[str | None] = mapped_column(String(16), default=None, unique=True)
+
+
+class QuizAnswer(Base):
+    """One answer to one drawn question of an attempt: stored once (the unique key refuses a replay)."""
+
+    __tablename__ = "quiz_answers"
+    __table_args__ = (UniqueConstraint("attempt_id", "position", name="uq_quiz_answer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("quiz_attempts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)  # 0-based index into the attempt's drawn questions
+    question_id: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(64))
+    choice: Mapped[int] = mapped_column(Integer)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)

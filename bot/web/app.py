@@ -121,6 +121,8 @@ class SecurityHeaders:
 
 def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
     """The HTTP app; `channels` are the webhook routes of the messaging channels that are on."""
+    from bot.web.quiz_api import QuizApi  # (it reads the request helpers above)
+
     settings = engine.services.settings
 
     async def healthz(_: Request) -> Response:
@@ -163,6 +165,7 @@ def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
         Route("/healthz", healthz),
         Route("/", page),
         Route("/api/chat", api_chat, methods=["POST"]),
+        *QuizApi(engine.services).routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ])
     app.add_middleware(SecurityHeaders)

@@ -1,0 +1,163 @@
+"""The quiz page's JSON API (README, "Quiz campaigns"): translates HTTP to quizzes/campaigns.py and back.
+
+The player is never taken from a body: it is a signed cookie this server issued (set on the first visit), so a
+request can only ever answer its own attempts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.services import Services
+from bot.web.app import BadRequest, read_json
+from quizzes import campaigns
+from quizzes.campaigns import Asked, QuizError
+
+log = logging.getLogger(__name__)
+COOKIE = "ff_quiz"
+COOKIE_DAYS = 365
+STATUS = {"not-found": 404, "closed": 409, "limit": 429, "region": 400, "answered": 409, "deadline": 409,
+          "foreign": 404, "invalid": 400}
+
+
+def question_json(asked: Asked | None) -> dict[str, Any] | None:
+    if asked is None:
+        return None
+    return {"id": asked.id, "text": asked.text, "options": asked.options, "index": asked.position + 1,
+            "deadline": asked.deadline.isoformat() if asked.deadline else None}
+
+
+class QuizApi:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def routes(self) -> list[Route]:
+        return [Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
+                Route("/api/quiz/{slug}/attempts", self.start, methods=["POST"]),
+                Route("/api/quiz/{slug}/attempts/{attempt}/answers", self.answer, methods=["POST"]),
+                Route("/api/quiz/{slug}/leaderboard", self.leaderboard, methods=["GET"])]
+
+    # -- the player's cookie ---------------------------------------------------------------------------------------
+    def _sign(self, ident: str) -> str:
+        return self.services.vault.fingerprint("quiz-cookie", ident)[:32]
+
+    def cookie_player(self, request: Request) -> str | None:
+        """The player id in a cookie we signed, or None."""
+        ident, _, signature = request.cookies.get(COOKIE, "").partition(".")
+        if ident and signature and hmac.compare_digest(signature, self._sign(ident)):
+            return ident
+        return None
+
+    def _with_cookie(self, response: Response, request: Request, ident: str) -> Response:
+        if self.cookie_player(request) != ident:
+            response.set_cookie(COOKIE, f"{ident}.{self._sign(ident)}", max_age=COOKIE_DAYS * 86400, httponly=True,
+                                samesite="lax", secure=request.url.scheme == "https", path="/")
+        return response
+
+    def _ident(self, request: Request) -> str:
+        return self.cookie_player(request) or secrets.token_urlsafe(16)
+
+    # -- endpoints ---------------------------------------------------------------------------------------------------
+    async def campaign(self, request: Request) -> Response:
+        async with self.services.db.session() as session:
+            campaign = await campaigns.find(session, request.path_params["slug"])
+        if campaign is None:
+            return _error(QuizError("not-found", "no such campaign"))
+        places = campaigns.regions(self.services.settings.region, campaign)
+        return JSONResponse({
+            "slug": campaign.slug, "name": campaign.name, "audience": campaign.audience,
+            "open": campaigns.is_open(campaign), "total": campaign.questions,
+            "seconds_per_question": campaign.seconds_per_question, "attempts_per_day": campaign.attempts_per_day,
+            "regions": [{"code": r.code, "name": r.name, "kind": r.kind, "township": r.township} for r in places]})
+
+    async def start(self, request: Request) -> Response:
+        try:
+            body = await read_json(request, self.services.settings.http.max_body_bytes)
+        except BadRequest as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        if not isinstance(body, dict) or not isinstance(body.get("region"), str):
+            return JSONResponse({"error": 'body must be {"region": "<code>", "name": "..."}'}, status_code=400)
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > 32 or not name.isprintable()):
+            return JSONResponse({"error": '"name" must be printable text of at most 32 characters'}, status_code=400)
+        ident = self._ident(request)
+        services = self.services
+        try:
+            async with services.db.transaction() as session:
+                campaign = await campaigns.find(session, request.path_params["slug"])
+                if campaign is None:
+                    raise QuizError("not-found", "no such campaign")
+                if not campaigns.is_open(campaign):
+                    raise QuizError("closed", "this campaign is not open")
+                who = await campaigns.player(session, campaign,
+                                             campaigns.player_key(services.vault, "cookie", ident),
+                                             region=body["region"], name=name,
+                                             region_settings=services.settings.region)
+                attempt = await campaigns.start(session, campaign, who, services.quiz_questions, "web",
+                                                services.fill)
+                asked = campaigns.current(campaign, attempt)
+                token, total = attempt.token, len(attempt.drawn["questions"])
+        except QuizError as exc:
+            return self._with_cookie(_error(exc), request, ident)
+        return self._with_cookie(JSONResponse({"attempt": token, "total": total, "question": question_json(asked)},
+                                              status_code=201), request, ident)
+
+    async def answer(self, request: Request) -> Response:
+        try:
+            body = await read_json(request, self.services.settings.http.max_body_bytes)
+        except BadRequest as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        if not isinstance(body, dict) or not isinstance(body.get("question"), str) \
+                or type(body.get("choice")) is not int:
+            return JSONResponse({"error": 'body must be {"question": "<id>", "choice": <index>}'}, status_code=400)
+        ident = self.cookie_player(request)
+        if ident is None:
+            return _error(QuizError("foreign", "no such attempt"))
+        services = self.services
+        try:
+            async with services.db.transaction() as session:
+                campaign = await campaigns.find(session, request.path_params["slug"])
+                if campaign is None:
+                    raise QuizError("not-found", "no such campaign")
+                who = await campaigns.player(session, campaign,
+                                             campaigns.player_key(services.vault, "cookie", ident))
+                attempt = await campaigns.attempt_of(session, request.path_params["attempt"], who)
+                if attempt.campaign_id != campaign.id:
+                    raise QuizError("not-found", "no such attempt")
+                result = await campaigns.answer(session, campaign, attempt, body["question"], body["choice"])
+                finished = result.next is None
+                extra = await _result(session, services, campaign, result.attempt) if finished else {}
+        except QuizError as exc:
+            return _error(exc)
+        status = 409 if result.late else 200  # too late: recorded as not answered in time, the attempt goes on
+        return JSONResponse({**({"error": "time was up for that question", "kind": "deadline"} if result.late else {}),
+                             "correct": result.correct, "answer": result.answer, "explanation": result.explanation,
+                             "score": result.score, "next": question_json(result.next), **extra},
+                            status_code=status)
+
+    async def leaderboard(self, request: Request) -> Response:
+        async with self.services.db.session() as session:
+            campaign = await campaigns.find(session, request.path_params["slug"])
+            if campaign is None:
+                return _error(QuizError("not-found", "no such campaign"))
+            board = await campaigns.leaderboard(session, self.services.settings.region, campaign)
+        return JSONResponse(board)
+
+
+async def _result(session: Any, services: Services, campaign: Any, attempt: Any) -> dict[str, Any]:
+    """What a finished attempt adds to the last answer: the score, the rank, the certificate when passed."""
+    return {"result": {"score": attempt.score, "total": len(attempt.drawn["questions"]),
+                       "seconds": round(attempt.seconds, 1), "passed": campaigns.passed(campaign, attempt),
+                       "rank": await campaigns.rank_of(session, campaign, attempt),
+                       "certificate": attempt.certificate}}
+
+
+def _error(exc: QuizError) -> JSONResponse:
+    return JSONResponse({"error": exc.message, "kind": exc.kind}, status_code=STATUS[exc.kind])

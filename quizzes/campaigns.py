@@ -1,0 +1,351 @@
+"""Quiz campaigns: who plays where, drawing an attempt's questions, taking each answer once, scores and standings.
+
+Platform-free: the quiz page's JSON API, the chat flows and the CLI call these functions inside their own session
+and transaction. A player is a keyed fingerprint of who they are on a channel (`player_key`); what an attempt asked
+is kept with it, so a later edit of a bank changes no past score.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import RegionSettings
+from bot.storage.models import QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
+from bot.tips.ledger import CHINA, as_utc
+from bot.vault import Vault
+
+AUDIENCES = ("elderly", "student", "all")
+BANKS_FOR = {"elderly": ("elderly", "general"), "student": ("student", "general"),
+             "all": ("elderly", "student", "general")}
+GRACE_SECONDS = 2.0  # a per-question deadline forgives this much network delay
+CERTIFICATE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+
+class QuestionLike(Protocol):
+    id: str
+    audience: str
+    category: str
+    question: str
+    options: tuple[str, ...]
+    answer: str
+    explanation: str
+    entry: str
+
+
+class QuizError(Exception):
+    """Why a quiz request cannot be done: `kind` is one of not-found, closed, limit, region, answered, deadline,
+    foreign, invalid; the message is for the operator or the page."""
+
+    def __init__(self, kind: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.details = kind, message, details
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    name: str
+    kind: str  # "village" or "school"
+    township: str  # the township's code
+    population: int  # adults (villages) or students (schools); 0 when unknown
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A drawn question as a player sees it: its position in the attempt and the options in drawn order."""
+
+    position: int
+    id: str
+    text: str
+    options: list[str]
+    deadline: datetime | None
+    total: int
+
+
+@dataclass(frozen=True)
+class Answered:
+    correct: bool
+    answer: int
+    explanation: str
+    entry: str
+    score: int
+    next: Asked | None
+    attempt: QuizAttempt
+    late: bool = False  # past the question's deadline: recorded as not answered in time, the score unchanged
+
+
+def player_key(vault: Vault, kind: str, ident: str) -> str:
+    """The stored stand-in for a player: a keyed fingerprint of (kind, id), e.g. ("telegram", "123")."""
+    return vault.fingerprint("quiz-player", kind, ident)
+
+
+def china_day(moment: datetime) -> str:
+    return as_utc(moment).astimezone(CHINA).strftime("%Y-%m-%d")
+
+
+# -- campaigns -------------------------------------------------------------------------------------------------------
+async def create(session: AsyncSession, *, slug: str, name: str, audience: str, questions: int = 10,
+                 seconds_per_question: int | None = None, attempts_per_day: int = 3, scoring: str = "best",
+                 pass_mark: int = 60, starts_at: datetime | None = None, ends_at: datetime | None = None,
+                 townships: Sequence[str] = (), open_now: bool = False) -> QuizCampaign:
+    if audience not in AUDIENCES:
+        raise QuizError("invalid", f"audience must be one of {', '.join(AUDIENCES)}")
+    if scoring not in ("best", "last"):
+        raise QuizError("invalid", "scoring must be best or last")
+    if not 1 <= questions <= 50 or not 1 <= attempts_per_day <= 100 or not 0 <= pass_mark <= 100:
+        raise QuizError("invalid", "questions 1-50, attempts per day 1-100, pass mark 0-100")
+    if seconds_per_question is not None and not 5 <= seconds_per_question <= 600:
+        raise QuizError("invalid", "seconds per question 5-600")
+    if starts_at and ends_at and ends_at <= starts_at:
+        raise QuizError("invalid", "the end must come after the start")
+    if await find(session, slug) is not None:
+        raise QuizError("invalid", f"a campaign {slug!r} exists already")
+    campaign = QuizCampaign(slug=slug, name=name, audience=audience, questions=questions,
+                            seconds_per_question=seconds_per_question, attempts_per_day=attempts_per_day,
+                            scoring=scoring, pass_mark=pass_mark, starts_at=starts_at, ends_at=ends_at,
+                            state="open" if open_now else "draft", townships={"codes": list(townships)})
+    session.add(campaign)
+    await session.flush()
+    return campaign
+
+
+async def find(session: AsyncSession, slug: str) -> QuizCampaign | None:
+    return await session.scalar(select(QuizCampaign).where(QuizCampaign.slug == slug))
+
+
+def is_open(campaign: QuizCampaign, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return (campaign.state == "open" and (campaign.starts_at is None or as_utc(campaign.starts_at) <= now)
+            and (campaign.ends_at is None or now < as_utc(campaign.ends_at)))
+
+
+async def open_for(session: AsyncSession, audience: str, now: datetime | None = None) -> QuizCampaign | None:
+    """The open campaign for a player of this audience (elderly, student, other), newest first."""
+    wanted = ("all",) if audience == "other" else (audience, "all")
+    rows = await session.scalars(select(QuizCampaign).where(QuizCampaign.state == "open",
+                                                            QuizCampaign.audience.in_(wanted))
+                                 .order_by(QuizCampaign.id.desc()))
+    return next((c for c in rows if is_open(c, now)), None)
+
+
+def regions(region: RegionSettings, campaign: QuizCampaign) -> list[Region]:
+    """Where a player of this campaign may play for: villages (elderly, all) and schools (student, all) of the
+    campaign's townships (all of the county when it names none)."""
+    scope = set((campaign.townships or {}).get("codes") or [t.code for t in region.townships])
+    found: list[Region] = []
+    if campaign.audience in ("elderly", "all"):
+        found += [Region(v.code, f"{t.name} {v.name}", "village", t.code, v.adults)
+                  for t in region.townships if t.code in scope for v in t.villages]
+    if campaign.audience in ("student", "all"):
+        found += [Region(s.code, s.name, "school", s.township, s.students)
+                  for s in region.schools if not s.township or s.township in scope]
+    return found
+
+
+# -- players and attempts ----------------------------------------------------------------------------------------------
+async def player(session: AsyncSession, campaign: QuizCampaign, key: str, *, region: str | None = None,
+                 name: str | None = None, region_settings: RegionSettings | None = None) -> QuizPlayer:
+    """The campaign's player with this key (made on first play); a region or name given is kept."""
+    if region is not None and region_settings is not None and region not in {
+            r.code for r in regions(region_settings, campaign)}:
+        raise QuizError("region", "unknown region for this campaign")
+    found = await session.scalar(select(QuizPlayer).where(QuizPlayer.campaign_id == campaign.id,
+                                                          QuizPlayer.key == key))
+    if found is None:
+        found = QuizPlayer(campaign_id=campaign.id, key=key)
+        try:
+            async with session.begin_nested():
+                session.add(found)
+        except IntegrityError:  # made by a request of the same player at the same moment
+            found = (await session.scalars(select(QuizPlayer).where(QuizPlayer.campaign_id == campaign.id,
+                                                                    QuizPlayer.key == key))).one()
+    if region is not None:
+        found.region = region
+    if name is not None:
+        found.name = name.strip()[:32] or None
+    return found
+
+
+def draw(bank: Sequence[QuestionLike], count: int, rng: random.Random) -> list[QuestionLike]:
+    """`count` questions at random, spread over categories (one from each in turn), no repeats."""
+    by_category: dict[str, list[QuestionLike]] = {}
+    for question in bank:
+        by_category.setdefault(question.category, []).append(question)
+    pools = list(by_category.values())
+    for pool in pools:
+        rng.shuffle(pool)
+    rng.shuffle(pools)
+    chosen: list[QuestionLike] = []
+    while len(chosen) < count and any(pools):
+        for pool in pools:
+            if pool and len(chosen) < count:
+                chosen.append(pool.pop())
+    rng.shuffle(chosen)
+    return chosen
+
+
+def bank_for(campaign: QuizCampaign, questions: Sequence[QuestionLike]) -> list[QuestionLike]:
+    return [q for q in questions if q.audience in BANKS_FOR[campaign.audience]]
+
+
+async def start(session: AsyncSession, campaign: QuizCampaign, who: QuizPlayer, bank: Sequence[QuestionLike],
+                channel: str, fill: Callable[[str], str], *, rng: random.Random | None = None,
+                now: datetime | None = None) -> QuizAttempt:
+    """A new attempt with its questions drawn (QuizError when the campaign is not open or today's attempts are
+    used up)."""
+    now = now or utcnow()
+    if not is_open(campaign, now):
+        raise QuizError("closed", "this campaign is not open")
+    day = china_day(now)
+    today = await session.scalar(select(func.count(QuizAttempt.id)).where(QuizAttempt.player_id == who.id,
+                                                                          QuizAttempt.day == day)) or 0
+    if today >= campaign.attempts_per_day:
+        raise QuizError("limit", f"{campaign.attempts_per_day} attempts a day: come back tomorrow",
+                        attempts_per_day=campaign.attempts_per_day)
+    rng = rng or random.SystemRandom()
+    drawn = []
+    for q in draw(bank_for(campaign, bank), campaign.questions, rng):
+        order = list(range(len(q.options)))
+        rng.shuffle(order)
+        options = [fill(q.options[i]) for i in order]
+        drawn.append({"id": q.id, "text": fill(q.question), "options": options,
+                      "answer": order.index(q.options.index(q.answer)), "explanation": fill(q.explanation),
+                      "category": q.category, "entry": q.entry})
+    if not drawn:
+        raise QuizError("closed", "this campaign has no questions")
+    attempt = QuizAttempt(token=secrets.token_urlsafe(12), campaign_id=campaign.id, player_id=who.id,
+                          channel=channel, day=day, drawn={"questions": drawn}, started_at=now, asked_at=now)
+    session.add(attempt)
+    await session.flush()
+    return attempt
+
+
+def current(campaign: QuizCampaign, attempt: QuizAttempt) -> Asked | None:
+    """The question the attempt is waiting for (None when it is finished)."""
+    questions = attempt.drawn["questions"]
+    if attempt.finished_at is not None or attempt.answered >= len(questions):
+        return None
+    q = questions[attempt.answered]
+    deadline = (as_utc(attempt.asked_at) + timedelta(seconds=campaign.seconds_per_question)
+                if campaign.seconds_per_question else None)
+    return Asked(attempt.answered, q["id"], q["text"], list(q["options"]), deadline, len(questions))
+
+
+async def attempt_of(session: AsyncSession, token: str, who: QuizPlayer | None = None) -> QuizAttempt:
+    """The attempt a token names; QuizError("foreign") when it is another player's (told apart from unknown only
+    in the message, never in the status: both look like "not found")."""
+    found = await session.scalar(select(QuizAttempt).where(QuizAttempt.token == token))
+    if found is None or (who is not None and found.player_id != who.id):
+        raise QuizError("not-found", "no such attempt")
+    return found
+
+
+async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt, question_id: str,
+                 choice: int, *, now: datetime | None = None) -> Answered:
+    """Take the answer to the attempt's current question, once. A second answer to it, an answer to another
+    question, or one after the campaign closed is refused (QuizError) with the score unchanged; one after the
+    question's deadline is recorded as not answered in time (`late`) and the attempt moves on."""
+    now = now or utcnow()
+    asked = current(campaign, attempt)
+    if asked is None:
+        raise QuizError("answered", "this attempt is finished")
+    if question_id != asked.id:
+        raise QuizError("answered", "that question is not the one being asked (answered already?)")
+    if not is_open(campaign, now):
+        raise QuizError("closed", "this campaign is not open any more")
+    q = attempt.drawn["questions"][asked.position]
+    if not isinstance(choice, int) or isinstance(choice, bool) or not 0 <= choice < len(q["options"]):
+        raise QuizError("invalid", f"choice must be an option's index, 0 to {len(q['options']) - 1}")
+    late = asked.deadline is not None and now > asked.deadline + timedelta(seconds=GRACE_SECONDS)
+    correct = not late and choice == q["answer"]
+    elapsed = max(0.0, (now - as_utc(attempt.asked_at)).total_seconds())
+    last = asked.position + 1 == asked.total
+    # the unique (attempt, position) and the answered counter's check let one of many concurrent answers in
+    try:
+        async with session.begin_nested():
+            session.add(QuizAnswer(attempt_id=attempt.id, position=asked.position, question_id=q["id"],
+                                   category=q["category"], choice=-1 if late else choice, correct=correct,
+                                   seconds=elapsed, answered_at=now))
+            moved = await session.execute(
+                update(QuizAttempt).where(QuizAttempt.id == attempt.id, QuizAttempt.answered == asked.position)
+                .values(answered=QuizAttempt.answered + 1, score=QuizAttempt.score + int(correct),
+                        seconds=QuizAttempt.seconds + elapsed, asked_at=now,
+                        finished_at=now if last else None).execution_options(synchronize_session=False))
+            if moved.rowcount != 1:
+                raise IntegrityError("answered meanwhile", None, Exception())
+    except IntegrityError as exc:
+        raise QuizError("answered", "this question was answered already") from exc
+    await session.refresh(attempt)
+    if last and passed(campaign, attempt) and attempt.certificate is None:
+        attempt.certificate = "".join(secrets.choice(CERTIFICATE_ALPHABET) for _ in range(10))
+    return Answered(correct, q["answer"], q["explanation"], q["entry"], attempt.score, current(campaign, attempt),
+                    attempt, late)
+
+
+def passed(campaign: QuizCampaign, attempt: QuizAttempt) -> bool:
+    total = len(attempt.drawn["questions"])
+    return attempt.finished_at is not None and total > 0 and attempt.score * 100 >= campaign.pass_mark * total
+
+
+# -- standings -------------------------------------------------------------------------------------------------------
+def mask(name: str | None) -> str:
+    """王小明 → 王*明, 王明 → 王*; no name: 匿名."""
+    if not name:
+        return "匿名"
+    return name[0] + "*" if len(name) <= 2 else name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+async def best_attempts(session: AsyncSession, campaign: QuizCampaign) -> list[tuple[QuizPlayer, QuizAttempt]]:
+    """Each player's counting attempt: the best (ties to the shorter time) or the last finished one."""
+    rows = (await session.execute(
+        select(QuizPlayer, QuizAttempt).join(QuizAttempt, QuizAttempt.player_id == QuizPlayer.id)
+        .where(QuizAttempt.campaign_id == campaign.id, QuizAttempt.finished_at.is_not(None)))).all()
+    counting: dict[int, tuple[QuizPlayer, QuizAttempt]] = {}
+    for who, attempt in rows:
+        held = counting.get(who.id)
+        if held is None:
+            counting[who.id] = (who, attempt)
+        elif campaign.scoring == "last":
+            if as_utc(attempt.finished_at) > as_utc(held[1].finished_at):  # type: ignore[arg-type]
+                counting[who.id] = (who, attempt)
+        elif (attempt.score, -attempt.seconds) > (held[1].score, -held[1].seconds):
+            counting[who.id] = (who, attempt)
+    return list(counting.values())
+
+
+async def leaderboard(session: AsyncSession, region: RegionSettings, campaign: QuizCampaign,
+                      top: int = 20) -> dict[str, Any]:
+    """Standings by region (participants, participation rate, mean score) and the best players (names masked)."""
+    counting = await best_attempts(session, campaign)
+    by_region: dict[str, list[int]] = {}
+    for who, attempt in counting:
+        by_region.setdefault(who.region or "", []).append(attempt.score)
+    places = regions(region, campaign)
+    standings = []
+    for place in places:
+        scores = by_region.get(place.code, [])
+        standings.append({"code": place.code, "name": place.name, "participants": len(scores),
+                          "rate": round(len(scores) / place.population, 4) if place.population else None,
+                          "mean_score": round(sum(scores) / len(scores), 2) if scores else None})
+    standings.sort(key=lambda r: (-(r["rate"] or 0), -r["participants"], r["code"]))
+    names = {p.code: p.name for p in places}
+    ranked = sorted(counting, key=lambda pa: (-pa[1].score, pa[1].seconds, pa[1].id))[:top]
+    return {"regions": standings,
+            "players": [{"name": mask(who.name), "region": names.get(who.region or "", ""),
+                         "score": attempt.score, "seconds": round(attempt.seconds, 1)} for who, attempt in ranked]}
+
+
+async def rank_of(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt) -> int:
+    """Where this attempt's player stands among all players (1 = first)."""
+    counting = await best_attempts(session, campaign)
+    ranked = sorted(counting, key=lambda pa: (-pa[1].score, pa[1].seconds, pa[1].id))
+    return next((i for i, (who, _) in enumerate(ranked, 1) if who.id == attempt.player_id), len(ranked) + 1)

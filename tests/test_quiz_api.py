@@ -1,0 +1,189 @@
+"""The quiz page's JSON API end to end (real app, real database), and the ways players try to cheat."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from bot.engine import Engine
+from bot.storage.models import QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
+from bot.web.app import create_app
+from quizzes import campaigns
+
+VILLAGE, SCHOOL = "qingshan-shiqiao", "school-county-no1"
+
+
+@dataclass(frozen=True)
+class Q:
+    id: str
+    audience: str
+    category: str
+    question: str
+    options: tuple[str, ...]
+    answer: str
+    explanation: str
+    entry: str = "some-entry"
+
+
+BANK = [Q(f"elderly-{i:03d}", "elderly", f"cat-{i % 4}", f"第{i}题：有人说交钱返利，{{hotline}}能问吗？",
+          ("能", "不能", "不知道"), "能", f"解释{i}：打{{hotline}}问。") for i in range(1, 21)]
+BANK += [Q(f"student-{i:03d}", "student", "campus", f"学生题{i}", ("对", "错"), "错", "别信。") for i in range(1, 6)]
+
+
+@pytest.fixture
+async def quiz(engine: Engine) -> QuizCampaign:
+    engine.services.quiz_questions = list(BANK)
+    async with engine.services.db.transaction() as session:
+        return await campaigns.create(session, slug="elderly-2026", name="2026 老年人防非知识答题", audience="elderly",
+                                      questions=5, attempts_per_day=2, pass_mark=60, open_now=True)
+
+
+@pytest.fixture
+async def player(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)),
+                                 base_url="http://fangfei.test") as c:
+        yield c
+
+
+def right_choice(engine: Engine, attempt: str, question: dict[str, Any]) -> int:
+    """What the server holds as the right option (read from the database, as only a test can)."""
+    return _drawn[attempt][question["index"] - 1]["answer"]
+
+
+_drawn: dict[str, list[dict[str, Any]]] = {}
+
+
+async def remember(engine: Engine, attempt: str) -> None:
+    async with engine.services.db.session() as s:
+        row = await s.scalar(select(QuizAttempt).where(QuizAttempt.token == attempt))
+        assert row is not None
+        _drawn[attempt] = row.drawn["questions"]
+
+
+async def test_a_whole_attempt_through_the_api(engine: Engine, quiz: QuizCampaign,
+                                               player: httpx.AsyncClient) -> None:
+    info = (await player.get("/api/quiz/elderly-2026")).json()
+    assert info["open"] is True and info["total"] == 5 and info["attempts_per_day"] == 2
+    assert {"code": VILLAGE, "name": "青山镇 石桥村", "kind": "village", "township": "qingshan"} in info["regions"]
+    assert not any(r["kind"] == "school" for r in info["regions"])  # an elderly campaign: villages only
+
+    started = await player.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE, "name": "王小明"})
+    assert started.status_code == 201 and "ff_quiz" in started.cookies
+    body = started.json()
+    attempt, question = body["attempt"], body["question"]
+    assert body["total"] == 5 and question["index"] == 1 and len(question["options"]) == 3
+    assert "12345" in question["text"] and "{hotline}" not in question["text"]  # placeholders filled
+    assert "answer" not in question  # the key stays on the server
+    await remember(engine, attempt)
+    seen, score = set(), 0
+    for n in range(5):
+        seen.add(question["id"])
+        choice = right_choice(engine, attempt, question) if n < 3 else (right_choice(engine, attempt, question) + 1) % 3
+        res = await player.post(f"/api/quiz/elderly-2026/attempts/{attempt}/answers",
+                                json={"question": question["id"], "choice": choice})
+        assert res.status_code == 200
+        got = res.json()
+        score += n < 3
+        assert got["correct"] is (n < 3) and got["score"] == score and got["explanation"].startswith("解释")
+        question = got["next"]
+        if n < 4:
+            assert question["index"] == n + 2
+    assert question is None and len(seen) == 5  # no repeats within an attempt
+    assert got["result"] == {"score": 3, "total": 5, "seconds": got["result"]["seconds"], "passed": True,
+                             "rank": 1, "certificate": got["result"]["certificate"]}
+    assert len(got["result"]["certificate"]) == 10
+    board = (await player.get("/api/quiz/elderly-2026/leaderboard")).json()
+    shiqiao = next(r for r in board["regions"] if r["code"] == VILLAGE)
+    assert shiqiao == {"code": VILLAGE, "name": "青山镇 石桥村", "participants": 1, "rate": round(1 / 640, 4),
+                       "mean_score": 3.0}
+    assert board["players"] == [{"name": "王*明", "region": "青山镇 石桥村", "score": 3,
+                                 "seconds": board["players"][0]["seconds"]}]
+    async with engine.services.db.session() as s:  # the score is what the stored answers say
+        assert await s.scalar(select(func.count()).select_from(QuizAnswer).where(QuizAnswer.correct)) == 3
+        stored = await s.scalar(select(QuizPlayer))
+        assert stored is not None and len(stored.key) == 64  # a fingerprint, not the cookie
+
+
+async def test_cheating_and_bad_requests_change_no_score(engine: Engine, quiz: QuizCampaign,
+                                                         player: httpx.AsyncClient) -> None:
+    started = (await player.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})).json()
+    attempt, question = started["attempt"], started["question"]
+    await remember(engine, attempt)
+    url = f"/api/quiz/elderly-2026/attempts/{attempt}/answers"
+    good = {"question": question["id"], "choice": right_choice(engine, attempt, question)}
+    # another player (no cookie, or a forged one) cannot answer it
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)),
+                                 base_url="http://fangfei.test") as other:
+        assert (await other.post(url, json=good)).status_code == 404
+        other.cookies.set("ff_quiz", "forged.0123456789abcdef0123456789abcdef")
+        assert (await other.post(url, json=good)).status_code == 404
+        mine = (await other.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})).json()["attempt"]
+        assert (await other.post(url, json=good)).status_code == 404  # a real player, but not this attempt's
+        assert mine != attempt
+    assert (await player.post("/api/quiz/elderly-2026/attempts/nope/answers", json=good)).status_code == 404
+    for bad in ({"question": question["id"], "choice": 7}, {"question": question["id"], "choice": True},
+                {"question": question["id"]}, [1, 2], {"question": 5, "choice": 0}):
+        assert (await player.post(url, json=bad)).status_code == 400
+    assert (await player.post("/api/quiz/elderly-2026/attempts", json={"region": "mars"})).status_code == 400
+    assert (await player.post("/api/quiz/nope/attempts", json={"region": VILLAGE})).status_code == 404
+    # 100 answers to the same question at once: one is counted
+    answers = await asyncio.gather(*(player.post(url, json=good) for _ in range(100)))
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 99
+    replay = await player.post(url, json=good)
+    assert replay.status_code == 409  # a replayed answer
+    async with engine.services.db.session() as s:
+        row = await s.scalar(select(QuizAttempt).where(QuizAttempt.token == attempt))
+        assert row is not None and row.score == 1 and row.answered == 1
+        assert await s.scalar(select(func.count()).select_from(QuizAnswer)
+                              .where(QuizAnswer.attempt_id == row.id)) == 1
+
+
+async def test_attempts_a_day_deadlines_and_closing(engine: Engine, quiz: QuizCampaign,
+                                                    player: httpx.AsyncClient) -> None:
+    async with engine.services.db.transaction() as s:
+        await s.execute(update(QuizCampaign).values(seconds_per_question=10))
+    first = (await player.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})).json()
+    assert first["question"]["deadline"] is not None
+    await remember(engine, first["attempt"])
+    async with engine.services.db.transaction() as s:  # the player waited 20 s on the first question
+        await s.execute(update(QuizAttempt).where(QuizAttempt.token == first["attempt"])
+                        .values(asked_at=utcnow() - timedelta(seconds=20)))
+    late = await player.post(f"/api/quiz/elderly-2026/attempts/{first['attempt']}/answers",
+                             json={"question": first["question"]["id"],
+                                   "choice": right_choice(engine, first["attempt"], first["question"])})
+    assert late.status_code == 409 and late.json()["kind"] == "deadline" and late.json()["score"] == 0
+    assert late.json()["next"]["index"] == 2  # recorded as not answered in time; the attempt goes on
+    second = await player.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})
+    assert second.status_code == 201
+    third = await player.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})
+    assert third.status_code == 429 and "attempts a day" in third.json()["error"]
+    # closed in the middle of an attempt: the answer is refused, nothing counted
+    attempt, question = second.json()["attempt"], second.json()["question"]
+    async with engine.services.db.transaction() as s:
+        await s.execute(update(QuizCampaign).values(state="closed"))
+    closed = await player.post(f"/api/quiz/elderly-2026/attempts/{attempt}/answers",
+                               json={"question": question["id"], "choice": 0})
+    assert closed.status_code == 409 and closed.json()["kind"] == "closed"
+    assert (await player.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})).status_code == 409
+    assert (await player.get("/api/quiz/elderly-2026")).json()["open"] is False
+
+
+async def test_draw_spreads_over_categories_without_repeats() -> None:
+    import random
+
+    chosen = campaigns.draw(BANK[:20], 8, random.Random(7))
+    assert len({q.id for q in chosen}) == 8
+    per_category = {c: sum(q.category == c for q in chosen) for c in {q.category for q in BANK[:20]}}
+    assert set(per_category.values()) == {2}  # 4 categories, 2 each
+
+
+def test_names_are_masked() -> None:
+    assert [campaigns.mask(n) for n in ("王小明", "王明", "欧阳振华", None, "")] == ["王*明", "王*", "欧**华", "匿名",
+                                                                                    "匿名"]
