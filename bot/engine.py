@@ -8,8 +8,8 @@ from typing import Protocol
 import handlers.ask
 import handlers.check
 import handlers.menu
+import handlers.quiz
 import handlers.report
-import handlers.soon
 import handlers.staff
 import handlers.subscribe  # (importing a handler module registers its actions, flows, keywords and commands)
 from bot import followers, groups, subscribers

@@ -24,6 +24,16 @@ async def subscribe(session: AsyncSession, channel: str, user: str, audience: st
     return sub
 
 
+async def remember_audience(session: AsyncSession, channel: str, user: str, audience: str) -> Subscriber:
+    """Keep who the resident is (for quizzes) without subscribing them to warnings."""
+    sub = await find(session, channel, user)
+    if sub is None:
+        sub = Subscriber(channel=channel, user_id=user, audience=audience, active=False)
+        session.add(sub)
+    sub.audience = audience
+    return sub
+
+
 async def unsubscribe(session: AsyncSession, channel: str, user: str) -> bool:
     """Stop warnings; False when the user had no active subscription."""
     sub = await find(session, channel, user)
