@@ -304,48 +304,52 @@ def mask(name: str | None) -> str:
     return name[0] + "*" if len(name) <= 2 else name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-async def best_attempts(session: AsyncSession, campaign: QuizCampaign) -> list[tuple[QuizPlayer, QuizAttempt]]:
-    """Each player's counting attempt: the best (ties to the shorter time) or the last finished one."""
-    rows = (await session.execute(
-        select(QuizPlayer, QuizAttempt).join(QuizAttempt, QuizAttempt.player_id == QuizPlayer.id)
-        .where(QuizAttempt.campaign_id == campaign.id, QuizAttempt.finished_at.is_not(None)))).all()
-    counting: dict[int, tuple[QuizPlayer, QuizAttempt]] = {}
-    for who, attempt in rows:
-        held = counting.get(who.id)
-        if held is None:
-            counting[who.id] = (who, attempt)
-        elif campaign.scoring == "last":
-            if as_utc(attempt.finished_at) > as_utc(held[1].finished_at):  # type: ignore[arg-type]
-                counting[who.id] = (who, attempt)
-        elif (attempt.score, -attempt.seconds) > (held[1].score, -held[1].seconds):
-            counting[who.id] = (who, attempt)
-    return list(counting.values())
+def counting_attempts(campaign: QuizCampaign) -> Any:
+    """Each player's counting attempt, as a subquery (player_id, id, score, seconds): the best (ties to the
+    shorter time) or the last finished one, picked by the database."""
+    order = ((QuizAttempt.finished_at.desc(), QuizAttempt.id.desc()) if campaign.scoring == "last"
+             else (QuizAttempt.score.desc(), QuizAttempt.seconds, QuizAttempt.id))
+    ranked = (select(QuizAttempt.player_id, QuizAttempt.id, QuizAttempt.score, QuizAttempt.seconds,
+                     func.row_number().over(partition_by=QuizAttempt.player_id, order_by=order).label("n"))
+              .where(QuizAttempt.campaign_id == campaign.id, QuizAttempt.finished_at.is_not(None)).subquery())
+    return select(ranked.c.player_id, ranked.c.id, ranked.c.score, ranked.c.seconds).where(ranked.c.n == 1).subquery()
 
 
 async def leaderboard(session: AsyncSession, region: RegionSettings, campaign: QuizCampaign,
                       top: int = 20) -> dict[str, Any]:
     """Standings by region (participants, participation rate, mean score) and the best players (names masked)."""
-    counting = await best_attempts(session, campaign)
-    by_region: dict[str, list[int]] = {}
-    for who, attempt in counting:
-        by_region.setdefault(who.region or "", []).append(attempt.score)
+    counting = counting_attempts(campaign)
+    rows = await session.execute(
+        select(QuizPlayer.region, func.count(), func.avg(counting.c.score))
+        .join(counting, counting.c.player_id == QuizPlayer.id).group_by(QuizPlayer.region))
+    by_region = {code or "": (n, mean) for code, n, mean in rows.all()}
     places = regions(region, campaign)
     standings = []
     for place in places:
-        scores = by_region.get(place.code, [])
-        standings.append({"code": place.code, "name": place.name, "participants": len(scores),
-                          "rate": round(len(scores) / place.population, 4) if place.population else None,
-                          "mean_score": round(sum(scores) / len(scores), 2) if scores else None})
+        n, mean = by_region.get(place.code, (0, None))
+        standings.append({"code": place.code, "name": place.name, "participants": n,
+                          "rate": round(n / place.population, 4) if place.population else None,
+                          "mean_score": round(float(mean), 2) if mean is not None else None})
     standings.sort(key=lambda r: (-(r["rate"] or 0), -r["participants"], r["code"]))
     names = {p.code: p.name for p in places}
-    ranked = sorted(counting, key=lambda pa: (-pa[1].score, pa[1].seconds, pa[1].id))[:top]
+    best = await session.execute(
+        select(QuizPlayer.name, QuizPlayer.region, counting.c.score, counting.c.seconds)
+        .join(counting, counting.c.player_id == QuizPlayer.id)
+        .order_by(counting.c.score.desc(), counting.c.seconds, counting.c.id).limit(top))
     return {"regions": standings,
-            "players": [{"name": mask(who.name), "region": names.get(who.region or "", ""),
-                         "score": attempt.score, "seconds": round(attempt.seconds, 1)} for who, attempt in ranked]}
+            "players": [{"name": mask(name), "region": names.get(code or "", ""), "score": score,
+                         "seconds": round(seconds, 1)} for name, code, score, seconds in best.all()]}
 
 
 async def rank_of(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt) -> int:
     """Where this attempt's player stands among all players (1 = first)."""
-    counting = await best_attempts(session, campaign)
-    ranked = sorted(counting, key=lambda pa: (-pa[1].score, pa[1].seconds, pa[1].id))
-    return next((i for i, (who, _) in enumerate(ranked, 1) if who.id == attempt.player_id), len(ranked) + 1)
+    counting = counting_attempts(campaign)
+    mine = (await session.execute(select(counting.c.score, counting.c.seconds, counting.c.id)
+                                  .where(counting.c.player_id == attempt.player_id))).first()
+    if mine is None:
+        return 1 + (await session.scalar(select(func.count()).select_from(counting)) or 0)
+    score, seconds, ident = mine
+    ahead = await session.scalar(select(func.count()).select_from(counting).where(
+        (counting.c.score > score) | ((counting.c.score == score) & (counting.c.seconds < seconds))
+        | ((counting.c.score == score) & (counting.c.seconds == seconds) & (counting.c.id < ident))))
+    return 1 + (ahead or 0)

@@ -187,3 +187,39 @@ async def test_draw_spreads_over_categories_without_repeats() -> None:
 def test_names_are_masked() -> None:
     assert [campaigns.mask(n) for n in ("王小明", "王明", "欧阳振华", None, "")] == ["王*明", "王*", "欧**华", "匿名",
                                                                                     "匿名"]
+
+
+async def test_standings_count_each_players_best_attempt_and_ties_go_to_the_faster(engine: Engine,
+                                                                                   quiz: QuizCampaign) -> None:
+    import random
+
+    services = engine.services
+    finished: dict[str, list[int]] = {}
+
+    async def play(ident: str, region: str, rights: int, seconds: float, name: str | None = None) -> None:
+        async with services.db.transaction() as s:
+            campaign = await campaigns.find(s, "elderly-2026")
+            assert campaign is not None
+            who = await campaigns.player(s, campaign, campaigns.player_key(services.vault, "test", ident),
+                                         region=region, name=name, region_settings=services.settings.region)
+            attempt = await campaigns.start(s, campaign, who, BANK, "web", services.fill, rng=random.Random(1))
+            now = attempt.started_at
+            for n, q in enumerate(attempt.drawn["questions"]):
+                now = now + timedelta(seconds=seconds / 5)
+                choice = q["answer"] if n < rights else (q["answer"] + 1) % len(q["options"])
+                await campaigns.answer(s, campaign, attempt, q["id"], choice, now=now)
+            finished.setdefault(ident, []).append(attempt.score)
+
+    await play("a", VILLAGE, 2, 30, "张三丰")
+    await play("a", VILLAGE, 4, 50, "张三丰")  # the best of a's two counts
+    await play("b", VILLAGE, 4, 20, "李四")  # as many right, faster: first
+    await play("c", "hekou-lijia", 1, 10)
+    async with services.db.session() as s:
+        campaign = await campaigns.find(s, "elderly-2026")
+        assert campaign is not None
+        board = await campaigns.leaderboard(s, services.settings.region, campaign)
+    assert [(p["name"], p["score"]) for p in board["players"]] == [("李*", 4), ("张*丰", 4), ("匿名", 1)]
+    by_code = {r["code"]: r for r in board["regions"]}
+    assert by_code[VILLAGE]["participants"] == 2 and by_code[VILLAGE]["mean_score"] == 4.0
+    assert by_code["hekou-lijia"]["participants"] == 1 and by_code["hekou-lijia"]["rate"] == round(1 / 860, 4)
+    assert by_code["chengguan-nanguan"]["participants"] == 0 and by_code["chengguan-nanguan"]["mean_score"] is None

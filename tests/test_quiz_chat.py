@@ -50,7 +50,7 @@ async def test_without_an_open_campaign_a_practice_round_is_not_ranked(engine: E
     await me.send("答题")
     await me.tap("学生")
     assert "练习题（不排名）" in me.text and "第 1/5 题" in me.text
-    for n in range(5):
+    for _ in range(5):
         await me.tap(next(iter(me.options())))
     assert "练习做完了" in me.text
     await me.send("答题")  # who they are is remembered
