@@ -55,3 +55,29 @@ async def test_without_an_open_campaign_a_practice_round_is_not_ranked(engine: E
     assert "练习做完了" in me.text
     await me.send("答题")  # who they are is remembered
     assert "先说说您是" not in me.text and "练习题" in me.text
+
+
+async def test_a_quiz_on_wechat_with_numbered_options(engine: Engine) -> None:
+    """Through signed, encrypted XML: options are numbered lines and a bare number answers."""
+    from bot.channels.wechat import WeChatChannel
+    from bot.web.app import create_app
+    from tests.test_wechat import wechat_settings
+    from tests.wechat_client import WeChatServer
+
+    engine.services.quiz_questions = list(BANK)
+    await open_campaign(engine)
+    channel = WeChatChannel(engine, wechat_settings(True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine, channel.routes())),
+                                 base_url="http://oa.test") as client:
+        wechat = WeChatServer(client, safe=True)
+        user = "o-quiz-player"
+        assert "回复 1：老年人" in await wechat.say(user, "答题")
+        where = await wechat.say(user, "1")
+        assert "回复 3：青山镇" in where
+        await wechat.say(user, "3")
+        first = await wechat.say(user, "2")  # 石桥村
+        assert "第 1/3 题" in first and "回复 1：" in first
+        for _ in range(3):
+            reply = await wechat.say(user, "1")
+        assert "答完了" in reply and "排第 1 名" in reply
+    await channel.close()
