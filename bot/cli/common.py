@@ -1,0 +1,152 @@
+"""What the command groups share: the settings, the services, opening the database, file arguments, printing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.services import Services
+    from bot.storage.database import Database
+    from bot.vault import Vault
+
+console = Console()
+
+
+class State:
+    """The root's global options, set by its callback before any command runs."""
+
+    config: str | None = None
+
+
+def say_error(line: str) -> None:
+    """One plain line on stderr (never wrapped, so scripts can read it)."""
+    sys.stderr.write(line + "\n")
+
+
+def settings() -> Settings:
+    try:
+        s = load_settings(State.config)
+    except ConfigError as exc:
+        for line in exc.problems:
+            say_error(line)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=s.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install(s)  # on the handler: every logger's records, ours, python-telegram-bot's, httpx's, uvicorn's
+    # httpx logs every request's URL at INFO (redacted, but one line per message sent): only at DEBUG
+    for noisy in ("jieba", "aiosqlite", "alembic.runtime.migration", "alembic.runtime.plugins",
+                  *(("httpx",) if s.log.level != "DEBUG" else ())):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # python-telegram-bot's DEBUG lines hold whole updates and sendMessage parameters: residents' words and ids
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(s.log.level)))
+    return s
+
+
+def services(s: Settings) -> Services:
+    from bot.services import Services
+
+    return Services.create(s)
+
+
+def vault(s: Settings) -> Vault:
+    from bot.vault import Vault, secret_key
+
+    return Vault(lambda: secret_key(s))
+
+
+def safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def open_engine(s: Settings) -> object:
+    """Open the database; an empty SQLite file is migrated, PostgreSQL must be migrated with `db upgrade`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.engine import Engine
+
+    svc = None
+    try:
+        svc = services(s)
+        if svc.db.is_sqlite:
+            await svc.db.upgrade(svc.vault)
+        current = await svc.db.is_current()
+    except (OSError, SQLAlchemyError) as exc:
+        if svc is not None:  # before the loop ends: aiosqlite's thread would answer into a closed loop
+            await svc.db.close()
+        say_error(f"cannot open the database {safe_url(s.database.url)}: {' '.join(str(exc).split())[:300]}")
+        raise typer.Exit(2) from exc
+    if not current:
+        await svc.db.close()
+        say_error("The database schema is not up to date: run `fangfei db upgrade` first.")
+        raise typer.Exit(2)
+    return Engine(svc)
+
+
+async def open_ledger(s: Settings) -> Database:
+    """Open the database alone (no engine): an empty SQLite file is migrated, PostgreSQL must be current."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.storage.database import Database
+
+    db = Database(s.database.url, s.database.echo, s.database.pool_size)
+    try:
+        if db.is_sqlite:
+            await db.upgrade(vault(s))
+        current = await db.is_current()
+    except (OSError, SQLAlchemyError) as exc:
+        await db.close()
+        say_error(f"cannot open the database {safe_url(s.database.url)}: {' '.join(str(exc).split())[:300]}")
+        raise typer.Exit(2) from exc
+    if not current:
+        await db.close()
+        say_error("The database schema is not up to date: run `fangfei db upgrade` first.")
+        raise typer.Exit(2)
+    return db
+
+
+def existing(path: Path, label: str, folder: bool = False) -> Path:
+    """A file (or folder) argument that must be there: otherwise one line, exit 2 (not a traceback, nor an empty
+    result)."""
+    kind = "folder" if folder else "file"
+    if not path.exists():
+        say_error(f"{label}{path}: no such {kind}")
+        raise typer.Exit(2)
+    if path.is_dir() != folder:
+        say_error(f"{label}{path}: not a {kind}")
+        raise typer.Exit(2)
+    return path
+
+
+def read_text(path: Path, label: str) -> str:
+    try:
+        return existing(path, label).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        say_error(f"{label}{path}: cannot read it: {reason or exc}")
+        raise typer.Exit(2) from exc
+
+
+def given_lines(text: str | None, batch: Path | None) -> list[str]:
+    """The TEXT argument, or the non-blank lines of --batch FILE (- for stdin)."""
+    if batch is not None:
+        source = sys.stdin.read() if str(batch) == "-" else read_text(batch, "--batch: ")
+        return [line for line in source.splitlines() if line.strip()]
+    if text is None:
+        say_error("Give a TEXT or --batch FILE.")
+        raise typer.Exit(2)
+    return [text]
+
+
+def print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")

@@ -1,0 +1,68 @@
+"""`eval`: quality figures of the knowledge search and the risk check on labelled JSONL sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bot.cli.common import console, existing, say_error, services, settings
+
+app = typer.Typer(help="Quality figures on labelled JSONL sets.")
+
+
+@app.command("kb")
+def eval_kb(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
+    """Top-1, top-3 and no-match accuracy, ours beside plain BM25."""
+    from bot.evaluation import score_kb
+    from knowledge.search import PlainBM25
+
+    s = settings()
+    cases = _cases(file)
+    svc = services(s)
+    ours = score_kb(cases, lambda q: svc.search(q))
+    base = score_kb(cases, PlainBM25(svc.kb).search)
+    _figures_table(f"knowledge search on {file.name}", ours.figures(), base.figures())
+    if show_misses:
+        for m in ours.misses:
+            print("  miss:", m)
+
+
+@app.command("risk")
+def eval_risk(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
+    """Recall and specificity of the risk check, beside a keyword baseline."""
+    from bot.evaluation import KeywordBaseline, risk_checker_is_risky, score_risk
+
+    s = settings()
+    cases = _cases(file)
+    svc = services(s)
+    ours = score_risk(cases, risk_checker_is_risky(svc.risk))
+    base = score_risk(cases, KeywordBaseline().is_risky)
+    _figures_table(f"risk check on {file.name}", ours.figures(), base.figures())
+    if show_misses:
+        for m in ours.misses:
+            print("  miss:", m)
+
+
+def _cases(file: Path) -> list[dict]:
+    """A labelled JSONL set. Missing, unreadable or not JSON lines: one line, exit 2."""
+    from bot.evaluation import read_jsonl
+
+    try:
+        return read_jsonl(existing(file, ""))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        say_error(f"{file}: not a readable JSONL set: {' '.join(str(exc).split())[:200]}")
+        raise typer.Exit(2) from exc
+
+
+def _figures_table(title: str, ours: dict[str, float], base: dict[str, float]) -> None:
+    table = Table(title=title)
+    for col in ("figure", "fangfei", "baseline"):
+        table.add_column(col)
+    for key in ours:
+        table.add_row(key, f"{ours[key]}", f"{base[key]}")
+    console.print(table)
+    # one plain line per figure, for scripts
+    print(" ".join(f"{k}={v}" for k, v in ours.items()), "| baseline", " ".join(f"{k}={v}" for k, v in base.items()))
