@@ -77,6 +77,7 @@ async def open_engine(s: Settings) -> object:
 
     svc = None
     try:
+        probe_sqlite(s)
         svc = services(s)
         if svc.db.is_sqlite:
             await svc.db.upgrade(svc.vault)
@@ -99,6 +100,11 @@ async def open_ledger(s: Settings) -> Database:
 
     from bot.storage.database import Database
 
+    try:
+        probe_sqlite(s)
+    except OSError as exc:
+        say_error(f"cannot open the database {safe_url(s.database.url)}: {' '.join(str(exc).split())[:300]}")
+        raise typer.Exit(2) from exc
     db = Database(s.database.url, s.database.echo, s.database.pool_size)
     try:
         if db.is_sqlite:
@@ -113,6 +119,22 @@ async def open_ledger(s: Settings) -> Database:
         say_error("The database schema is not up to date: run `fangfei db upgrade` first.")
         raise typer.Exit(2)
     return db
+
+
+def probe_sqlite(s: Settings) -> None:
+    """Open an SQLite file once with the standard library: a file that cannot be opened fails here, in this thread,
+    instead of in aiosqlite's (which may answer into an event loop that is already closed). OSError if it cannot."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(s.database.url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    try:
+        sqlite3.connect(url.database).close()
+    except sqlite3.Error as exc:
+        raise OSError(f"(sqlite3.OperationalError) {exc}") from exc
 
 
 def existing(path: Path, label: str, folder: bool = False) -> Path:
