@@ -108,3 +108,9 @@ async def web(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)),
                                  base_url="http://fangfei.test") as c:
         yield c
+
+
+@pytest.fixture
+def db_env(db_url: str) -> dict[str, str]:
+    """The environment that points a `fangfei` process at the test database."""
+    return {"FANGFEI_DATABASE__URL": db_url}

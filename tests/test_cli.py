@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,11 +23,6 @@ def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
-
-
-@pytest.fixture
-def db_env(db_url: str) -> dict[str, str]:
-    return {"FANGFEI_DATABASE__URL": db_url}
 
 
 def test_chat_from_a_pipe_runs_a_whole_conversation(tmp_path: Path) -> None:

@@ -1,0 +1,186 @@
+"""`quiz`: knowledge-quiz campaigns for staff: create, list, open, close and show them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from bot.cli.common import console, open_ledger, print_json, say_error, settings
+
+if TYPE_CHECKING:
+    from bot.storage.models import QuizCampaign
+
+app = typer.Typer(help="Knowledge-quiz campaigns (知识答题). Times are ISO 8601; without an offset, Asia/Shanghai.")
+campaign_app = typer.Typer(help="Create, list, open, close and show campaigns.")
+app.add_typer(campaign_app, name="campaign")
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object (or a list) on stdout.")]
+
+
+def _when(text: str | None, label: str) -> datetime | None:
+    from bot.tips.ledger import CHINA
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        say_error(f"{label}: {text!r} is not an ISO date and time (e.g. 2026-12-10T08:00)")
+        raise typer.Exit(2) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+
+
+def _described(campaign: QuizCampaign) -> dict[str, Any]:
+    from bot.tips.ledger import CHINA, as_utc
+    from quizzes import campaigns
+
+    def local(moment: datetime | None) -> str | None:
+        return as_utc(moment).astimezone(CHINA).isoformat() if moment else None
+
+    return {"slug": campaign.slug, "name": campaign.name, "audience": campaign.audience, "state": campaign.state,
+            "open": campaigns.is_open(campaign), "questions": campaign.questions,
+            "seconds_per_question": campaign.seconds_per_question, "attempts_per_day": campaign.attempts_per_day,
+            "scoring": campaign.scoring, "pass_mark": campaign.pass_mark,
+            "start": local(campaign.starts_at), "end": local(campaign.ends_at),
+            "townships": (campaign.townships or {}).get("codes") or []}
+
+
+def _run(work: Any) -> Any:
+    """Run a coroutine function of (session) in one transaction; a QuizError is one line, exit 2."""
+    from quizzes.campaigns import QuizError
+
+    s = settings()
+
+    async def main() -> Any:
+        db = await open_ledger(s)
+        try:
+            async with db.transaction() as session:
+                return await work(session)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except QuizError as exc:
+        say_error(exc.message)
+        raise typer.Exit(2) from exc
+
+
+@campaign_app.command("create")
+def create(slug: Annotated[str, typer.Option("--slug", help="Stable short name, used in the quiz page's link.")],
+           name: Annotated[str, typer.Option("--name", help="What players see.")],
+           audience: Annotated[str, typer.Option("--audience", help="elderly, student or all.")],
+           questions: Annotated[int, typer.Option("--questions", help="Questions per attempt.")] = 10,
+           attempts_per_day: Annotated[int, typer.Option("--attempts-per-day")] = 3,
+           seconds_per_question: Annotated[int | None, typer.Option("--seconds-per-question")] = None,
+           pass_mark: Annotated[int, typer.Option("--pass-mark", help="Percent right to pass.")] = 60,
+           start: Annotated[str | None, typer.Option("--start")] = None,
+           end: Annotated[str | None, typer.Option("--end")] = None,
+           township: Annotated[list[str] | None, typer.Option("--township", help="A township code; repeat. "
+                                                                                 "None: the whole county.")] = None,
+           scoring: Annotated[str, typer.Option("--scoring", help="best or last attempt counts.")] = "best",
+           open_now: Annotated[bool, typer.Option("--open", help="Open it at once (else: open it later).")] = False,
+           as_json: JsonOption = False) -> None:
+    """Create a campaign."""
+    import re
+
+    from quizzes import campaigns
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,63}", slug):
+        say_error("--slug: lower-case letters, digits and hyphens, 2 to 64 characters")
+        raise typer.Exit(2)
+    known = {t.code for t in settings().region.townships}
+    unknown = [code for code in township or [] if code not in known]
+    if unknown:
+        say_error(f"--township: not a township code of config.yaml: {', '.join(unknown)}")
+        raise typer.Exit(2)
+    starts, ends = _when(start, "--start"), _when(end, "--end")
+
+    async def work(session: Any) -> dict[str, Any]:
+        made = await campaigns.create(session, slug=slug, name=name, audience=audience, questions=questions,
+                                      seconds_per_question=seconds_per_question, attempts_per_day=attempts_per_day,
+                                      scoring=scoring, pass_mark=pass_mark, starts_at=starts, ends_at=ends,
+                                      townships=township or [], open_now=open_now)
+        return _described(made)
+
+    made = _run(work)
+    print_json(made) if as_json else print(f"{made['slug']}: created ({made['state']})")
+
+
+def _set_state(slug: str, state: str) -> None:
+    from quizzes import campaigns
+    from quizzes.campaigns import QuizError
+
+    async def work(session: Any) -> None:
+        campaign = await campaigns.find(session, slug)
+        if campaign is None:
+            raise QuizError("not-found", f"no campaign {slug!r}")
+        campaign.state = state
+
+    _run(work)
+    print(f"{slug}: {state}")
+
+
+@campaign_app.command("open")
+def open_(slug: str) -> None:
+    """Open a campaign (players can answer between its start and end, if it has them)."""
+    _set_state(slug, "open")
+
+
+@campaign_app.command("close")
+def close(slug: str) -> None:
+    """Close a campaign: no new attempts or answers; its results stay."""
+    _set_state(slug, "closed")
+
+
+@campaign_app.command("list")
+def listing(as_json: JsonOption = False) -> None:
+    """Every campaign, newest first."""
+    from sqlalchemy import select
+
+    from bot.storage.models import QuizCampaign
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        rows = await session.scalars(select(QuizCampaign).order_by(QuizCampaign.id.desc()))
+        return [_described(c) for c in rows]
+
+    rows = _run(work)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("slug", "name", "audience", "state", "open now", "questions")
+    for r in rows:
+        table.add_row(r["slug"], r["name"], r["audience"], r["state"], "yes" if r["open"] else "no",
+                      str(r["questions"]))
+    console.print(table)
+
+
+@campaign_app.command("show")
+def show(slug: str, as_json: JsonOption = False) -> None:
+    """One campaign's settings and its standings by region."""
+    from quizzes import campaigns
+    from quizzes.campaigns import QuizError
+
+    region = settings().region
+
+    async def work(session: Any) -> dict[str, Any]:
+        campaign = await campaigns.find(session, slug)
+        if campaign is None:
+            raise QuizError("not-found", f"no campaign {slug!r}")
+        return {**_described(campaign), **await campaigns.leaderboard(session, region, campaign)}
+
+    shown = _run(work)
+    if as_json:
+        print_json(shown)
+        return
+    for key in ("slug", "name", "audience", "state", "open", "questions", "attempts_per_day", "pass_mark", "start",
+                "end"):
+        print(f"{key}: {shown[key]}")
+    table = Table("region", "participants", "rate", "mean score")
+    for r in shown["regions"]:
+        table.add_row(r["name"], str(r["participants"]), "-" if r["rate"] is None else f"{r['rate']:.2%}",
+                      "-" if r["mean_score"] is None else str(r["mean_score"]))
+    console.print(table)
