@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -294,6 +294,39 @@ async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAtt
 def passed(campaign: QuizCampaign, attempt: QuizAttempt) -> bool:
     total = len(attempt.drawn["questions"])
     return attempt.finished_at is not None and total > 0 and attempt.score * 100 >= campaign.pass_mark * total
+
+
+# -- statistics ------------------------------------------------------------------------------------------------
+async def stats(session: AsyncSession, region: RegionSettings, campaign: QuizCampaign) -> dict[str, Any]:
+    """Participation and results: overall, by region, by question and by category (the weak topics)."""
+    finished = (QuizAttempt.campaign_id == campaign.id, QuizAttempt.finished_at.is_not(None))
+    attempts = await session.scalar(select(func.count(QuizAttempt.id)).where(*finished)) or 0
+    started = await session.scalar(select(func.count(QuizAttempt.id))
+                                   .where(QuizAttempt.campaign_id == campaign.id)) or 0
+    counting = counting_attempts(campaign)
+    totals = (await session.execute(select(QuizAttempt.id, QuizAttempt.score, func.count(QuizAnswer.id))
+                                    .join(QuizAnswer, QuizAnswer.attempt_id == QuizAttempt.id)
+                                    .join(counting, counting.c.id == QuizAttempt.id)
+                                    .group_by(QuizAttempt.id, QuizAttempt.score))).all()
+    players = len(totals)
+    passed_players = sum(1 for _, score, total in totals if total and score * 100 >= campaign.pass_mark * total)
+    paper = await session.scalar(select(func.count(QuizPlayer.id)).where(QuizPlayer.campaign_id == campaign.id,
+                                                                         QuizPlayer.on_paper)) or 0
+    board = await leaderboard(session, region, campaign, top=0)
+    answers = (QuizAnswer.attempt_id == QuizAttempt.id, QuizAttempt.campaign_id == campaign.id)
+
+    async def rates(column: Any) -> list[dict[str, Any]]:
+        rows = await session.execute(select(column, func.count(QuizAnswer.id),
+                                            func.sum(case((QuizAnswer.correct, 1), else_=0)))
+                                     .where(*answers).group_by(column))
+        found = [{"id": key, "answered": n, "correct_rate": round((right or 0) / n, 4)} for key, n, right in rows]
+        return sorted(found, key=lambda r: (r["correct_rate"], -r["answered"], r["id"]))
+
+    return {"slug": campaign.slug, "players": players, "attempts": attempts, "unfinished": started - attempts,
+            "on_paper": paper, "pass_rate": round(passed_players / players, 4) if players else None,
+            "mean_score": round(sum(score for _, score, _ in totals) / players, 2) if players else None,
+            "regions": board["regions"], "questions": await rates(QuizAnswer.question_id),
+            "categories": await rates(QuizAnswer.category)}
 
 
 # -- standings -------------------------------------------------------------------------------------------------------

@@ -223,3 +223,10 @@ async def test_standings_count_each_players_best_attempt_and_ties_go_to_the_fast
     assert by_code[VILLAGE]["participants"] == 2 and by_code[VILLAGE]["mean_score"] == 4.0
     assert by_code["hekou-lijia"]["participants"] == 1 and by_code["hekou-lijia"]["rate"] == round(1 / 860, 4)
     assert by_code["chengguan-nanguan"]["participants"] == 0 and by_code["chengguan-nanguan"]["mean_score"] is None
+    async with services.db.session() as s:
+        figures = await campaigns.stats(s, services.settings.region, campaign)
+    assert (figures["players"], figures["attempts"], figures["unfinished"]) == (3, 4, 0)
+    assert figures["pass_rate"] == round(2 / 3, 4) and figures["mean_score"] == 3.0  # counting: 4, 4, 1 of 5
+    assert sum(q["answered"] for q in figures["questions"]) == 20  # every stored answer, of every attempt
+    assert figures["categories"] == sorted(figures["categories"], key=lambda c: (c["correct_rate"], -c["answered"],
+                                                                                 c["id"]))

@@ -28,6 +28,8 @@ def test_campaigns_are_created_listed_opened_closed_and_shown(db_env: dict[str, 
     assert {r["code"] for r in shown["regions"]} == {"school-county-no1", "school-qingshan-middle",
                                                      "school-county-vocational"}
     assert shown["players"] == []
+    figures = json.loads(run("quiz", "stats", "students-2026", "--json", env=db_env).stdout)
+    assert (figures["players"], figures["attempts"], figures["pass_rate"]) == (0, 0, None)
     run("quiz", "campaign", "close", "students-2026", env=db_env)
     closed = json.loads(run("quiz", "campaign", "show", "students-2026", "--json", env=db_env).stdout)
     assert closed["state"] == "closed"

@@ -184,3 +184,32 @@ def show(slug: str, as_json: JsonOption = False) -> None:
         table.add_row(r["name"], str(r["participants"]), "-" if r["rate"] is None else f"{r['rate']:.2%}",
                       "-" if r["mean_score"] is None else str(r["mean_score"]))
     console.print(table)
+
+
+@app.command("stats")
+def stats(slug: str, as_json: JsonOption = False) -> None:
+    """Participants, attempts, pass rate and mean score; by region, by question and by category (weakest first)."""
+    from quizzes import campaigns
+    from quizzes.campaigns import QuizError
+
+    region = settings().region
+
+    async def work(session: Any) -> dict[str, Any]:
+        campaign = await campaigns.find(session, slug)
+        if campaign is None:
+            raise QuizError("not-found", f"no campaign {slug!r}")
+        return await campaigns.stats(session, region, campaign)
+
+    figures = _run(work)
+    if as_json:
+        print_json(figures)
+        return
+    rate = "-" if figures["pass_rate"] is None else f"{figures['pass_rate']:.0%}"
+    print(f"{slug}: {figures['players']} players, {figures['attempts']} finished attempts "
+          f"({figures['unfinished']} unfinished, {figures['on_paper']} on paper), pass rate {rate}, "
+          f"mean score {figures['mean_score'] if figures['mean_score'] is not None else '-'}")
+    for title, key in (("weakest categories", "categories"), ("weakest questions", "questions")):
+        table = Table(title, "answered", "right")
+        for row in figures[key][:10]:
+            table.add_row(row["id"], str(row["answered"]), f"{row['correct_rate']:.0%}")
+        console.print(table)
