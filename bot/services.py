@@ -51,7 +51,7 @@ class Services:
         """The question banks (quizzes/banks/), texts with their {placeholders}; problems are `fangfei quiz check`'s."""
         from quizzes import bank
 
-        questions, _ = bank.load(region_keys=set(self.settings.region.placeholders()))
+        questions, _ = bank.load(region_keys=self.settings.region.placeholders())
         return list(questions)
 
     @cached_property

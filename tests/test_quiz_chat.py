@@ -81,3 +81,12 @@ async def test_a_quiz_on_wechat_with_numbered_options(engine: Engine) -> None:
             reply = await wechat.say(user, "1")
         assert "答完了" in reply and "排第 1 名" in reply
     await channel.close()
+
+
+async def test_the_bundled_banks_serve_a_practice_round(engine: Engine, web: httpx.AsyncClient) -> None:
+    me = WebUser(web, "web-quiz-real")
+    await me.send("答题")
+    await me.tap("老年人")
+    assert "第 1/5 题" in me.text and "{" not in me.text and len(me.options()) >= 2
+    await me.tap(next(iter(me.options())))
+    assert ("答对了" in me.text or "答错了" in me.text) and "第 2/5 题" in me.text

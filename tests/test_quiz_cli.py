@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.test_cli import run
 
@@ -35,3 +36,18 @@ def test_campaigns_are_created_listed_opened_closed_and_shown(db_env: dict[str, 
     assert closed["state"] == "closed"
     missing = run("quiz", "campaign", "close", "nope", env=db_env, check=False)
     assert missing.returncode == 2 and missing.stderr.strip() == "no campaign 'nope'"
+
+
+def test_quiz_check_passes_on_the_bundled_banks_and_reports_every_problem(tmp_path: Path) -> None:
+    ok = run("quiz", "check")
+    assert ok.stdout.startswith("ok: ") and "elderly" in ok.stdout
+    (tmp_path / "elderly.yaml").write_text(
+        "questions:\n  - {id: elderly-001, audience: elderly, category: no-such-slug, difficulty: 1,\n"
+        "     question: 有人说交一万每月返八百，您怎么办？, options: [交, 不交], answer: 也许, explanation: 别交。,\n"
+        "     entry: no-such-entry}\n", encoding="utf-8")
+    bad = run("quiz", "check", "--dir", str(tmp_path), check=False)
+    assert bad.returncode == 1
+    lines = bad.stdout.splitlines()
+    assert all(line.startswith("elderly.yaml: elderly-001: ") for line in lines) and len(lines) >= 3
+    assert any(": category: " in line for line in lines) and any(": answer: " in line for line in lines)
+    assert any(": entry: " in line for line in lines)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from bot.cli.common import console, open_ledger, print_json, say_error, settings
+from bot.cli.common import console, existing, open_ledger, print_json, say_error, settings
 
 if TYPE_CHECKING:
     from bot.storage.models import QuizCampaign
@@ -18,6 +19,24 @@ app = typer.Typer(help="Knowledge-quiz campaigns (知识答题). Times are ISO 8
 campaign_app = typer.Typer(help="Create, list, open, close and show campaigns.")
 app.add_typer(campaign_app, name="campaign")
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object (or a list) on stdout.")]
+
+
+@app.command("check")
+def check(directory: Annotated[Path | None, typer.Option("--dir", help="Banks folder (default: the bundled "
+                                                                      "quizzes/banks).")] = None) -> None:
+    """Validate the question banks; prints `file: id: field: problem`, exits 1 on any problem."""
+    from quizzes import bank
+
+    if directory is not None:
+        existing(directory, "--dir ", folder=True)
+    s = settings()
+    questions, problems = bank.load(directory or bank.BANKS_DIR, region_keys=s.region.placeholders())
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise typer.Exit(1)
+    by_audience = {a: sum(q.audience == a for q in questions) for a in bank.AUDIENCES}
+    print(f"ok: {len(questions)} questions ({', '.join(f'{n} {a}' for a, n in by_audience.items())})")
 
 
 def _when(text: str | None, label: str) -> datetime | None:
