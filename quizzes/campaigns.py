@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RegionSettings
-from bot.storage.models import QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
+from bot.storage.models import AuditEntry, QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
 from bot.tips.ledger import CHINA, as_utc
 from bot.vault import Vault
 
@@ -294,6 +294,30 @@ async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAtt
 def passed(campaign: QuizCampaign, attempt: QuizAttempt) -> bool:
     total = len(attempt.drawn["questions"])
     return attempt.finished_at is not None and total > 0 and attempt.score * 100 >= campaign.pass_mark * total
+
+
+async def record_paper(session: AsyncSession, region: RegionSettings, campaign: QuizCampaign, *, place: str,
+                       score: int, recorded_by: str, name: str | None = None, total: int | None = None,
+                       now: datetime | None = None) -> QuizAttempt:
+    """A result an elderly resident without a smartphone answered on paper, entered by a village cadre (proxy
+    entry): a player and a finished attempt of its own, counted in the standings and apart in the statistics."""
+    now = now or utcnow()
+    total = total or campaign.questions
+    if not 0 <= score <= total:
+        raise QuizError("invalid", f"the score must be between 0 and {total}")
+    if place not in {r.code for r in regions(region, campaign)}:
+        raise QuizError("region", f"{place!r} is not a region of this campaign")
+    who = QuizPlayer(campaign_id=campaign.id, key=secrets.token_hex(32), name=(name or "").strip()[:32] or None,
+                     region=place, on_paper=True)
+    session.add(who)
+    await session.flush()
+    attempt = QuizAttempt(token=secrets.token_urlsafe(12), campaign_id=campaign.id, player_id=who.id,
+                          channel="paper", day=china_day(now), drawn={"questions": [], "paper": {"total": total}},
+                          answered=total, score=score, seconds=0.0, started_at=now, asked_at=now, finished_at=now)
+    session.add(attempt)
+    session.add(AuditEntry(actor=recorded_by[:64], action="quiz-paper", subject=campaign.slug[:64]))
+    await session.flush()
+    return attempt
 
 
 # -- statistics ------------------------------------------------------------------------------------------------

@@ -51,3 +51,23 @@ def test_quiz_check_passes_on_the_bundled_banks_and_reports_every_problem(tmp_pa
     assert all(line.startswith("elderly.yaml: elderly-001: ") for line in lines) and len(lines) >= 3
     assert any(": category: " in line for line in lines) and any(": answer: " in line for line in lines)
     assert any(": entry: " in line for line in lines)
+
+
+def test_a_cadre_records_paper_results_counted_in_the_standings_and_apart_in_the_stats(
+        db_env: dict[str, str]) -> None:
+    run("db", "upgrade", env=db_env)
+    run("quiz", "campaign", "create", "--slug", "paper-2026", "--name", "村里纸质答题", "--audience", "elderly",
+        "--questions", "10", "--open", env=db_env)
+    done = run("quiz", "record", "paper-2026", "--region", "qingshan-shiqiao", "--score", "8", "--name", "赵大爷",
+               "--as", "网格员小刘", env=db_env)
+    assert done.stdout.strip() == "paper-2026: recorded 8/10 on paper for qingshan-shiqiao"
+    for bad, said in ((["--score", "11"], "between 0 and 10"), (["--region", "mars"], "not a region")):
+        args = ["--region", "qingshan-shiqiao", "--score", "5", *bad, "--as", "小刘"]
+        out = run("quiz", "record", "paper-2026", *args, env=db_env, check=False)
+        assert out.returncode == 2 and said in out.stderr
+    shown = json.loads(run("quiz", "campaign", "show", "paper-2026", "--json", env=db_env).stdout)
+    shiqiao = next(r for r in shown["regions"] if r["code"] == "qingshan-shiqiao")
+    assert shiqiao["participants"] == 1 and shown["players"] == [
+        {"name": "赵*爷", "region": "青山镇 石桥村", "score": 8, "seconds": 0.0}]
+    figures = json.loads(run("quiz", "stats", "paper-2026", "--json", env=db_env).stdout)
+    assert figures["on_paper"] == 1 and figures["players"] == 0  # answered on the phone: none

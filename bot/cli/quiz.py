@@ -232,3 +232,29 @@ def stats(slug: str, as_json: JsonOption = False) -> None:
         for row in figures[key][:10]:
             table.add_row(row["id"], str(row["answered"]), f"{row['correct_rate']:.0%}")
         console.print(table)
+
+
+@app.command("record")
+def record(slug: str,
+           region: Annotated[str, typer.Option("--region", help="The village (or school) code the player is from.")],
+           score: Annotated[int, typer.Option("--score", help="Questions answered right.")],
+           recorder: Annotated[str, typer.Option("--as", help="Your name (the cadre or grid worker); audited.")],
+           name: Annotated[str | None, typer.Option("--name", help="The player's name, if they want it shown.")] = None,
+           total: Annotated[int | None, typer.Option("--total", help="Questions on the paper (default: the "
+                                                                        "campaign's).")] = None) -> None:
+    """Record the result of a resident who answered on paper (proxy entry)."""
+    from quizzes import campaigns
+    from quizzes.campaigns import QuizError
+
+    region_settings = settings().region
+
+    async def work(session: Any) -> int:
+        campaign = await campaigns.find(session, slug)
+        if campaign is None:
+            raise QuizError("not-found", f"no campaign {slug!r}")
+        attempt = await campaigns.record_paper(session, region_settings, campaign, place=region, score=score,
+                                               recorded_by=recorder, name=name, total=total)
+        return attempt.answered
+
+    out_of = _run(work)
+    print(f"{slug}: recorded {score}/{out_of} on paper for {region}")
