@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from openpyxl import load_workbook
+
 from tests.test_cli import run
 
 
@@ -54,7 +56,7 @@ def test_quiz_check_passes_on_the_bundled_banks_and_reports_every_problem(tmp_pa
 
 
 def test_a_cadre_records_paper_results_counted_in_the_standings_and_apart_in_the_stats(
-        db_env: dict[str, str]) -> None:
+        db_env: dict[str, str], tmp_path: Path) -> None:
     run("db", "upgrade", env=db_env)
     run("quiz", "campaign", "create", "--slug", "paper-2026", "--name", "村里纸质答题", "--audience", "elderly",
         "--questions", "10", "--open", env=db_env)
@@ -71,3 +73,14 @@ def test_a_cadre_records_paper_results_counted_in_the_standings_and_apart_in_the
         {"name": "赵*爷", "region": "青山镇 石桥村", "score": 8, "seconds": 0.0}]
     figures = json.loads(run("quiz", "stats", "paper-2026", "--json", env=db_env).stdout)
     assert figures["on_paper"] == 1 and figures["players"] == 0  # answered on the phone: none
+    xlsx = tmp_path / "答题.xlsx"
+    assert run("quiz", "export", "paper-2026", "--xlsx", str(xlsx), env=db_env).stdout.strip().endswith("答题.xlsx")
+    book = load_workbook(xlsx)
+    assert book.sheetnames == ["地区", "参赛者", "题目", "知识类别"]
+    players = list(book["参赛者"].iter_rows(values_only=True))
+    assert players[1][:5] == (1, "赵*爷", "青山镇 石桥村", 8, 10) and players[1][6] == "纸质（代录）"
+    assert "赵大爷" not in str(list(book["参赛者"].iter_rows(values_only=True)))
+    regions = {row[1]: row for row in book["地区"].iter_rows(min_row=2, values_only=True)}
+    assert regions["青山镇 石桥村"][2] == 1 and regions["青山镇 石桥村"][3] == f"{1 / 640:.1%}"
+    nowhere = run("quiz", "export", "paper-2026", "--xlsx", "/proc/x.xlsx", env=db_env, check=False)
+    assert nowhere.returncode == 2 and "cannot write" in nowhere.stderr and "Traceback" not in nowhere.stderr

@@ -258,3 +258,27 @@ def record(slug: str,
 
     out_of = _run(work)
     print(f"{slug}: recorded {score}/{out_of} on paper for {region}")
+
+
+@app.command("export")
+def export(slug: str, xlsx: Annotated[Path, typer.Option("--xlsx", help="The spreadsheet to write (.xlsx).")]) -> None:
+    """A campaign's results as a spreadsheet: regions, players (names masked), questions and categories."""
+    from bot import spreadsheets
+    from quizzes import campaigns
+    from quizzes import export as quiz_export
+    from quizzes.campaigns import QuizError
+
+    region = settings().region
+
+    async def work(session: Any) -> None:
+        campaign = await campaigns.find(session, slug)
+        if campaign is None:
+            raise QuizError("not-found", f"no campaign {slug!r}")
+        book = await quiz_export.build(session, region, campaign)
+        try:
+            spreadsheets.save(book, xlsx)
+        except OSError as exc:
+            raise QuizError("invalid", f"cannot write {xlsx}: {exc.strerror or exc}") from exc
+
+    _run(work)
+    print(f"{slug}: written to {xlsx}")

@@ -350,6 +350,7 @@ def tips_update(receipt: str, status: StatusOption = None,
 def tips_export(xlsx: Annotated[Path, typer.Option("--xlsx", help="The spreadsheet to write (.xlsx).")],
                 status: StatusOption = None, reveal: RevealOption = False, as_name: AsOption = None) -> None:
     """Write the ledger as a 台账 spreadsheet, one row per tip; --reveal adds reporters' names and contacts."""
+    from bot import spreadsheets
     from bot.tips import export, ledger
 
     s = settings()
@@ -371,7 +372,7 @@ def tips_export(xlsx: Annotated[Path, typer.Option("--xlsx", help="The spreadshe
                     book = await export.build(session, tips, vault=vault(s) if name else None,
                                               actor=_actor(name) if name else None)
                 try:
-                    export.save(book, xlsx, confidential=name is not None)
+                    spreadsheets.save(book, xlsx, confidential=name is not None)
                 except OSError as exc:
                     say_error(f"cannot write {xlsx}: {exc.strerror or exc}")
                     raise typer.Exit(1) from exc

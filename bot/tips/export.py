@@ -2,24 +2,19 @@
 
 `build` makes the workbook from tips the caller selected; with a vault and an actor it adds the reporters' names and
 contacts, each reveal written to the audit log in the caller's session (commit it only once the file is saved).
-`save` writes it so that a failed export leaves no half-written file.
+`save` (bot/spreadsheets.py) writes it so that a failed export leaves no half-written file.
 """
 
 from __future__ import annotations
 
-import os
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.spreadsheets import add_sheet, new_workbook
 from bot.storage.models import Tip, TipEvidence
 from bot.tips import ledger
 from bot.vault import Vault
@@ -34,9 +29,6 @@ REASON_NAMES = {"confirmed": "属实", "not-confirmed": "不属实", "duplicate"
 CHANNEL_NAMES = {"telegram": "Telegram", "wechat": "微信公众号", "web": "网页", "local": "本地测试"}
 # widest a column grows (in Latin character widths; a Chinese character counts two); wider text wraps
 MAX_WIDTH = {"线索内容": 60, "涉及主体": 30, "具体地点": 30, "涉及金额/人数": 24, "发生时间": 20}
-DEFAULT_MAX_WIDTH = 24
-MIN_WIDTH = 6
-EXCEL_CELL_LIMIT = 32767
 
 def local_time(moment: datetime | None) -> str:
     """"YYYY-MM-DD HH:MM" in Asia/Shanghai, the way the office writes times."""
@@ -49,15 +41,6 @@ def status_name(status: str) -> str:
 
 def reason_name(reason: str | None) -> str:
     return REASON_NAMES.get(reason, reason) if reason else ""
-
-
-def _display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _cell_text(value: str) -> str:
-    """Characters a worksheet cannot hold removed, cut to Excel's cell limit."""
-    return ILLEGAL_CHARACTERS_RE.sub("", value)[:EXCEL_CELL_LIMIT]
 
 
 async def evidence_counts(session: AsyncSession) -> dict[int, int]:
@@ -96,49 +79,6 @@ async def build(session: AsyncSession, tips: Sequence[Tip], *, vault: Vault | No
 
 
 def _workbook(header: Sequence[str], rows: Sequence[Sequence[str | int]]) -> Workbook:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None  # a new workbook always has its first sheet
-    sheet.title = SHEET_TITLE
-    bold = Font(bold=True)
-    fill = PatternFill("solid", fgColor="DDEBF7")
-    centered = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    for col, title in enumerate(header, start=1):
-        cell = sheet.cell(row=1, column=col, value=title)
-        cell.font, cell.fill, cell.alignment = bold, fill, centered
-    widths = [_display_width(title) for title in header]
-    wrapped = [title in MAX_WIDTH for title in header]
-    top = Alignment(vertical="top")
-    top_wrapped = Alignment(vertical="top", wrap_text=True)
-    for r, values in enumerate(rows, start=2):
-        for c, value in enumerate(values, start=1):
-            cell = sheet.cell(row=r, column=c)
-            if isinstance(value, str):
-                cell.value = _cell_text(value)
-                # residents' words are text, never a formula (openpyxl takes any "=..." string for one)
-                cell.data_type = "s"
-                longest = max((_display_width(line) for line in value.splitlines()), default=0)
-            else:
-                cell.value = value
-                longest = len(str(value))
-            widths[c - 1] = max(widths[c - 1], longest)
-            cell.alignment = top_wrapped if wrapped[c - 1] else top
-    for c, title in enumerate(header, start=1):
-        cap = MAX_WIDTH.get(title, DEFAULT_MAX_WIDTH)
-        sheet.column_dimensions[get_column_letter(c)].width = max(MIN_WIDTH, min(widths[c - 1], cap)) + 2
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(rows) + 1}"
+    book = new_workbook()
+    add_sheet(book, SHEET_TITLE, header, rows, MAX_WIDTH)
     return book
-
-
-def save(book: Workbook, path: Path, confidential: bool = False) -> None:
-    """Write beside the target and rename over it, so a failed export leaves no half-written file. A confidential
-    workbook (with identities) is readable by its owner only."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        book.save(tmp)
-        if confidential:
-            tmp.chmod(0o600)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
