@@ -285,10 +285,22 @@ async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAtt
     except IntegrityError as exc:
         raise QuizError("answered", "this question was answered already") from exc
     await session.refresh(attempt)
-    if last and passed(campaign, attempt) and attempt.certificate is None:
-        attempt.certificate = "".join(secrets.choice(CERTIFICATE_ALPHABET) for _ in range(10))
+    if last:
+        await _keep_counting(session, campaign, attempt)
+        if passed(campaign, attempt) and attempt.certificate is None:
+            attempt.certificate = "".join(secrets.choice(CERTIFICATE_ALPHABET) for _ in range(10))
     return Answered(correct, q["answer"], q["explanation"], q["entry"], attempt.score, current(campaign, attempt),
                     attempt, late)
+
+
+async def _keep_counting(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt) -> None:
+    """A finished attempt becomes its player's counting one when it is better (best scoring) or newer (last)."""
+    better = (QuizPlayer.best_score.is_(None) | (QuizPlayer.best_score < attempt.score)
+              | ((QuizPlayer.best_score == attempt.score) & (QuizPlayer.best_seconds > attempt.seconds)))
+    where = [QuizPlayer.id == attempt.player_id] + ([better] if campaign.scoring == "best" else [])
+    await session.execute(update(QuizPlayer).where(*where).values(
+        best_attempt_id=attempt.id, best_score=attempt.score, best_seconds=attempt.seconds)
+        .execution_options(synchronize_session=False))
 
 
 def passed(campaign: QuizCampaign, attempt: QuizAttempt) -> bool:
@@ -317,6 +329,7 @@ async def record_paper(session: AsyncSession, region: RegionSettings, campaign: 
     session.add(attempt)
     session.add(AuditEntry(actor=recorded_by[:64], action="quiz-paper", subject=campaign.slug[:64]))
     await session.flush()
+    await _keep_counting(session, campaign, attempt)
     return attempt
 
 
@@ -374,11 +387,11 @@ def counting_attempts(campaign: QuizCampaign) -> Any:
 
 async def leaderboard(session: AsyncSession, region: RegionSettings, campaign: QuizCampaign,
                       top: int = 20) -> dict[str, Any]:
-    """Standings by region (participants, participation rate, mean score) and the best players (names masked)."""
-    counting = counting_attempts(campaign)
-    rows = await session.execute(
-        select(QuizPlayer.region, func.count(), func.avg(counting.c.score))
-        .join(counting, counting.c.player_id == QuizPlayer.id).group_by(QuizPlayer.region))
+    """Standings by region (participants, participation rate, mean score) and the best players (names masked),
+    from each player's counting attempt."""
+    counted = (QuizPlayer.campaign_id == campaign.id, QuizPlayer.best_score.is_not(None))
+    rows = await session.execute(select(QuizPlayer.region, func.count(), func.avg(QuizPlayer.best_score))
+                                 .where(*counted).group_by(QuizPlayer.region))
     by_region = {code or "": (n, mean) for code, n, mean in rows.all()}
     places = regions(region, campaign)
     standings = []
@@ -390,9 +403,8 @@ async def leaderboard(session: AsyncSession, region: RegionSettings, campaign: Q
     standings.sort(key=lambda r: (-(r["rate"] or 0), -r["participants"], r["code"]))
     names = {p.code: p.name for p in places}
     best = await session.execute(
-        select(QuizPlayer.name, QuizPlayer.region, counting.c.score, counting.c.seconds)
-        .join(counting, counting.c.player_id == QuizPlayer.id)
-        .order_by(counting.c.score.desc(), counting.c.seconds, counting.c.id).limit(top))
+        select(QuizPlayer.name, QuizPlayer.region, QuizPlayer.best_score, QuizPlayer.best_seconds).where(*counted)
+        .order_by(QuizPlayer.best_score.desc(), QuizPlayer.best_seconds, QuizPlayer.best_attempt_id).limit(top))
     return {"regions": standings,
             "players": [{"name": mask(name), "region": names.get(code or "", ""), "score": score,
                          "seconds": round(seconds, 1)} for name, code, score, seconds in best.all()]}
@@ -400,13 +412,13 @@ async def leaderboard(session: AsyncSession, region: RegionSettings, campaign: Q
 
 async def rank_of(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt) -> int:
     """Where this attempt's player stands among all players (1 = first)."""
-    counting = counting_attempts(campaign)
-    mine = (await session.execute(select(counting.c.score, counting.c.seconds, counting.c.id)
-                                  .where(counting.c.player_id == attempt.player_id))).first()
-    if mine is None:
-        return 1 + (await session.scalar(select(func.count()).select_from(counting)) or 0)
-    score, seconds, ident = mine
-    ahead = await session.scalar(select(func.count()).select_from(counting).where(
-        (counting.c.score > score) | ((counting.c.score == score) & (counting.c.seconds < seconds))
-        | ((counting.c.score == score) & (counting.c.seconds == seconds) & (counting.c.id < ident))))
+    me = await session.get(QuizPlayer, attempt.player_id, populate_existing=True)
+    counted = (QuizPlayer.campaign_id == campaign.id, QuizPlayer.best_score.is_not(None))
+    if me is None or me.best_score is None:
+        return 1 + (await session.scalar(select(func.count(QuizPlayer.id)).where(*counted)) or 0)
+    ahead = await session.scalar(select(func.count(QuizPlayer.id)).where(*counted, (
+        (QuizPlayer.best_score > me.best_score)
+        | ((QuizPlayer.best_score == me.best_score) & (QuizPlayer.best_seconds < me.best_seconds))
+        | ((QuizPlayer.best_score == me.best_score) & (QuizPlayer.best_seconds == me.best_seconds)
+           & (QuizPlayer.best_attempt_id < me.best_attempt_id)))))
     return 1 + (ahead or 0)

@@ -258,7 +258,8 @@ class QuizPlayer(Base):
 
     __tablename__ = "quiz_players"
     __table_args__ = (UniqueConstraint("campaign_id", "key", name="uq_quiz_player"),
-                      Index("ix_quiz_players_region", "campaign_id", "region"))
+                      Index("ix_quiz_players_region", "campaign_id", "region"),
+                      Index("ix_quiz_players_standing", "campaign_id", "best_score", "best_seconds"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("quiz_campaigns.id", ondelete="CASCADE"))
@@ -267,6 +268,10 @@ class QuizPlayer(Base):
     region: Mapped[str | None] = mapped_column(String(64), default=None)  # a village or school code
     on_paper: Mapped[bool] = mapped_column(Boolean, default=False)  # results recorded by a cadre (proxy entry)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the counting attempt (best, or last, by the campaign's scoring), kept when an attempt finishes
+    best_attempt_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    best_score: Mapped[int | None] = mapped_column(Integer, default=None)
+    best_seconds: Mapped[float | None] = mapped_column(default=None)
 
 
 class QuizAttempt(Base):

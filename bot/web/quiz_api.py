@@ -6,9 +6,11 @@ request can only ever answer its own attempts.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +25,8 @@ from quizzes.campaigns import Asked, QuizError
 log = logging.getLogger(__name__)
 COOKIE = "ff_quiz"
 COOKIE_DAYS = 365
+BOARD_SECONDS = 5.0  # how old a leaderboard served may be
+MAX_BOARDS = 1000
 STATUS = {"not-found": 404, "closed": 409, "limit": 429, "region": 400, "answered": 409, "deadline": 409,
           "foreign": 404, "invalid": 400}
 
@@ -37,6 +41,9 @@ def question_json(asked: Asked | None) -> dict[str, Any] | None:
 class QuizApi:
     def __init__(self, services: Services) -> None:
         self.services = services
+        # slug → (computed at, standings): a county's campaign page is opened by thousands at once
+        self._boards: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._computing: dict[str, asyncio.Lock] = {}
 
     def routes(self) -> list[Route]:
         return [Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
@@ -143,12 +150,29 @@ class QuizApi:
                             status_code=status)
 
     async def leaderboard(self, request: Request) -> Response:
-        async with self.services.db.session() as session:
-            campaign = await campaigns.find(session, request.path_params["slug"])
-            if campaign is None:
-                return _error(QuizError("not-found", "no such campaign"))
-            board = await campaigns.leaderboard(session, self.services.settings.region, campaign)
+        board = await self.standings(request.path_params["slug"])
+        if board is None:
+            return _error(QuizError("not-found", "no such campaign"))
         return JSONResponse(board)
+
+    async def standings(self, slug: str) -> dict[str, Any] | None:
+        """The campaign's leaderboard, at most BOARD_SECONDS old (one computation at a time per campaign)."""
+        held = self._boards.get(slug)
+        if held is not None and time.monotonic() - held[0] < BOARD_SECONDS:
+            return held[1]
+        async with self._computing.setdefault(slug, asyncio.Lock()):
+            held = self._boards.get(slug)
+            if held is not None and time.monotonic() - held[0] < BOARD_SECONDS:
+                return held[1]
+            async with self.services.db.session() as session:
+                campaign = await campaigns.find(session, slug)
+                if campaign is None:
+                    return None
+                board = await campaigns.leaderboard(session, self.services.settings.region, campaign)
+            if len(self._boards) > MAX_BOARDS:
+                self._boards.clear()
+            self._boards[slug] = (time.monotonic(), board)
+            return board
 
 
 async def _result(session: Any, services: Services, campaign: Any, attempt: Any) -> dict[str, Any]:
