@@ -113,7 +113,7 @@ async def answered_after(webhook: httpx.AsyncClient, telegram: FakeTelegram) -> 
                                         for m in telegram.messages_to(RESIDENT)[seen:]))
 
 
-@settings(EXAMPLES, max_examples=120)  # each example waits for Telegram's answer, sent within its rate limit
+@settings(EXAMPLES, max_examples=60)  # each example waits for Telegram's answer, sent within its rate limit
 @given(body=bodies)
 async def test_telegram_webhook_never_fails_on_generated_bodies(webhook: httpx.AsyncClient, telegram: FakeTelegram,
                                                                 engine: Engine, body: bytes) -> None:
