@@ -349,3 +349,29 @@ async def rank_of(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAt
     counting = await best_attempts(session, campaign)
     ranked = sorted(counting, key=lambda pa: (-pa[1].score, pa[1].seconds, pa[1].id))
     return next((i for i, (who, _) in enumerate(ranked, 1) if who.id == attempt.player_id), len(ranked) + 1)
+
+
+# -- certificates ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Certificate:
+    """What a certificate shows: anyone holding its code can check it."""
+
+    code: str
+    name: str  # as the player gave it, or 参赛者
+    campaign: str
+    score: int
+    total: int
+    day: str  # the China date the attempt was finished
+
+
+async def certificate(session: AsyncSession, slug: str, code: str) -> Certificate | None:
+    """The certificate with this code in this campaign, or None."""
+    row = (await session.execute(
+        select(QuizAttempt, QuizPlayer, QuizCampaign).join(QuizPlayer, QuizAttempt.player_id == QuizPlayer.id)
+        .join(QuizCampaign, QuizAttempt.campaign_id == QuizCampaign.id)
+        .where(QuizCampaign.slug == slug, QuizAttempt.certificate == code))).first()
+    if row is None:
+        return None
+    attempt, who, campaign = row
+    return Certificate(code, who.name or "参赛者", campaign.name, attempt.score, len(attempt.drawn["questions"]),
+                       china_day(attempt.finished_at or attempt.started_at))
