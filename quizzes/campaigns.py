@@ -422,3 +422,29 @@ async def rank_of(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAt
         | ((QuizPlayer.best_score == me.best_score) & (QuizPlayer.best_seconds == me.best_seconds)
            & (QuizPlayer.best_attempt_id < me.best_attempt_id)))))
     return 1 + (ahead or 0)
+
+
+# -- certificates ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Certificate:
+    """What a certificate shows: anyone holding its code can check it."""
+
+    code: str
+    name: str  # as the player gave it, or 参赛者
+    campaign: str
+    score: int
+    total: int
+    day: str  # the China date the attempt was finished
+
+
+async def certificate(session: AsyncSession, slug: str, code: str) -> Certificate | None:
+    """The certificate with this code in this campaign, or None."""
+    row = (await session.execute(
+        select(QuizAttempt, QuizPlayer, QuizCampaign).join(QuizPlayer, QuizAttempt.player_id == QuizPlayer.id)
+        .join(QuizCampaign, QuizAttempt.campaign_id == QuizCampaign.id)
+        .where(QuizCampaign.slug == slug, QuizAttempt.certificate == code))).first()
+    if row is None:
+        return None
+    attempt, who, campaign = row
+    return Certificate(code, who.name or "参赛者", campaign.name, attempt.score, len(attempt.drawn["questions"]),
+                       china_day(attempt.finished_at or attempt.started_at))

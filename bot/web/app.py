@@ -122,6 +122,7 @@ class SecurityHeaders:
 def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
     """The HTTP app; `channels` are the webhook routes of the messaging channels that are on."""
     from bot.web.quiz_api import QuizApi  # (it reads the request helpers above)
+    from bot.web.quiz_page import QuizPage
 
     settings = engine.services.settings
 
@@ -166,6 +167,7 @@ def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
         Route("/", page),
         Route("/api/chat", api_chat, methods=["POST"]),
         *QuizApi(engine.services).routes(),
+        *QuizPage(engine.services).routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ])
     app.add_middleware(SecurityHeaders)

@@ -141,6 +141,8 @@ class QuizApi:
                 result = await campaigns.answer(session, campaign, attempt, body["question"], body["choice"])
                 finished = result.next is None
                 extra = await _result(session, services, campaign, result.attempt) if finished else {}
+            if finished:  # the player's own result shows in the standings they see next (this process's copy)
+                self._boards.pop(campaign.slug, None)
         except QuizError as exc:
             return _error(exc)
         status = 409 if result.late else 200  # too late: recorded as not answered in time, the attempt goes on
