@@ -122,6 +122,14 @@ async def find(session: AsyncSession, slug: str) -> QuizCampaign | None:
     return await session.scalar(select(QuizCampaign).where(QuizCampaign.slug == slug))
 
 
+async def named(session: AsyncSession, slug: str) -> QuizCampaign:
+    """The campaign with this slug; QuizError("not-found") when there is none."""
+    campaign = await find(session, slug)
+    if campaign is None:
+        raise QuizError("not-found", f"no campaign {slug!r}")
+    return campaign
+
+
 def is_open(campaign: QuizCampaign, now: datetime | None = None) -> bool:
     now = now or utcnow()
     return (campaign.state == "open" and (campaign.starts_at is None or as_utc(campaign.starts_at) <= now)

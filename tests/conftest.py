@@ -111,6 +111,7 @@ async def web(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def db_env(db_url: str) -> dict[str, str]:
-    """The environment that points a `fangfei` process at the test database."""
+def db_env(db_url: str, database: Database) -> dict[str, str]:
+    """The environment that points a `fangfei` process at the test database (migrated and, on PostgreSQL, emptied
+    by the `database` fixture first)."""
     return {"FANGFEI_DATABASE__URL": db_url}

@@ -131,12 +131,9 @@ def create(slug: Annotated[str, typer.Option("--slug", help="Stable short name, 
 
 def _set_state(slug: str, state: str) -> None:
     from quizzes import campaigns
-    from quizzes.campaigns import QuizError
 
     async def work(session: Any) -> None:
-        campaign = await campaigns.find(session, slug)
-        if campaign is None:
-            raise QuizError("not-found", f"no campaign {slug!r}")
+        campaign = await campaigns.named(session, slug)
         campaign.state = state
 
     _run(work)
@@ -181,14 +178,11 @@ def listing(as_json: JsonOption = False) -> None:
 def show(slug: str, as_json: JsonOption = False) -> None:
     """One campaign's settings and its standings by region."""
     from quizzes import campaigns
-    from quizzes.campaigns import QuizError
 
     region = settings().region
 
     async def work(session: Any) -> dict[str, Any]:
-        campaign = await campaigns.find(session, slug)
-        if campaign is None:
-            raise QuizError("not-found", f"no campaign {slug!r}")
+        campaign = await campaigns.named(session, slug)
         return {**_described(campaign), **await campaigns.leaderboard(session, region, campaign)}
 
     shown = _run(work)
@@ -209,14 +203,11 @@ def show(slug: str, as_json: JsonOption = False) -> None:
 def stats(slug: str, as_json: JsonOption = False) -> None:
     """Participants, attempts, pass rate and mean score; by region, by question and by category (weakest first)."""
     from quizzes import campaigns
-    from quizzes.campaigns import QuizError
 
     region = settings().region
 
     async def work(session: Any) -> dict[str, Any]:
-        campaign = await campaigns.find(session, slug)
-        if campaign is None:
-            raise QuizError("not-found", f"no campaign {slug!r}")
+        campaign = await campaigns.named(session, slug)
         return await campaigns.stats(session, region, campaign)
 
     figures = _run(work)
@@ -244,14 +235,11 @@ def record(slug: str,
                                                                         "campaign's).")] = None) -> None:
     """Record the result of a resident who answered on paper (proxy entry)."""
     from quizzes import campaigns
-    from quizzes.campaigns import QuizError
 
     region_settings = settings().region
 
     async def work(session: Any) -> int:
-        campaign = await campaigns.find(session, slug)
-        if campaign is None:
-            raise QuizError("not-found", f"no campaign {slug!r}")
+        campaign = await campaigns.named(session, slug)
         attempt = await campaigns.record_paper(session, region_settings, campaign, place=region, score=score,
                                                recorded_by=recorder, name=name, total=total)
         return attempt.answered
@@ -271,9 +259,7 @@ def export(slug: str, xlsx: Annotated[Path, typer.Option("--xlsx", help="The spr
     region = settings().region
 
     async def work(session: Any) -> None:
-        campaign = await campaigns.find(session, slug)
-        if campaign is None:
-            raise QuizError("not-found", f"no campaign {slug!r}")
+        campaign = await campaigns.named(session, slug)
         book = await quiz_export.build(session, region, campaign)
         try:
             spreadsheets.save(book, xlsx)

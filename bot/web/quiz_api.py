@@ -98,9 +98,7 @@ class QuizApi:
         services = self.services
         try:
             async with services.db.transaction() as session:
-                campaign = await campaigns.find(session, request.path_params["slug"])
-                if campaign is None:
-                    raise QuizError("not-found", "no such campaign")
+                campaign = await campaigns.named(session, request.path_params["slug"])
                 if not campaigns.is_open(campaign):
                     raise QuizError("closed", "this campaign is not open")
                 who = await campaigns.player(session, campaign,
@@ -130,9 +128,7 @@ class QuizApi:
         services = self.services
         try:
             async with services.db.transaction() as session:
-                campaign = await campaigns.find(session, request.path_params["slug"])
-                if campaign is None:
-                    raise QuizError("not-found", "no such campaign")
+                campaign = await campaigns.named(session, request.path_params["slug"])
                 who = await campaigns.player(session, campaign,
                                              campaigns.player_key(services.vault, "cookie", ident))
                 attempt = await campaigns.attempt_of(session, request.path_params["attempt"], who)
