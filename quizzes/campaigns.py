@@ -42,12 +42,12 @@ class QuestionLike(Protocol):
 
 
 class QuizError(Exception):
-    """Why a quiz request cannot be done: `kind` is one of not-found, closed, limit, region, answered, deadline,
-    foreign, invalid; the message is for the operator or the page."""
+    """Why a quiz request cannot be done: `kind` is one of not-found, closed, limit, region, answered, foreign,
+    invalid; the message is for the operator or the page. (A late answer is no error: `Answered.late`.)"""
 
-    def __init__(self, kind: str, message: str, **details: Any) -> None:
+    def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind, self.message, self.details = kind, message, details
+        self.kind, self.message = kind, message
 
 
 @dataclass(frozen=True)
@@ -217,8 +217,7 @@ async def start(session: AsyncSession, campaign: QuizCampaign, who: QuizPlayer, 
     today = await session.scalar(select(func.count(QuizAttempt.id)).where(QuizAttempt.player_id == who.id,
                                                                           QuizAttempt.day == day)) or 0
     if today >= campaign.attempts_per_day:
-        raise QuizError("limit", f"{campaign.attempts_per_day} attempts a day: come back tomorrow",
-                        attempts_per_day=campaign.attempts_per_day)
+        raise QuizError("limit", f"{campaign.attempts_per_day} attempts a day: come back tomorrow")
     rng = rng or random.SystemRandom()
     drawn = []
     for q in draw(bank_for(campaign, bank), campaign.questions, rng):

@@ -27,8 +27,8 @@ COOKIE = "ff_quiz"
 COOKIE_DAYS = 365
 BOARD_SECONDS = 5.0  # how old a leaderboard served may be
 MAX_BOARDS = 1000
-STATUS = {"not-found": 404, "closed": 409, "limit": 429, "region": 400, "answered": 409, "deadline": 409,
-          "foreign": 404, "invalid": 400}
+STATUS = {"not-found": 404, "closed": 409, "limit": 429, "region": 400, "answered": 409, "foreign": 404,
+          "invalid": 400}
 
 
 def question_json(asked: Asked | None) -> dict[str, Any] | None:
