@@ -5,7 +5,7 @@ every village), then the leaderboard and a player's rank computed R times each; 
     .venv/bin/python benchmarks/quiz_bench.py [--attempts 100000] [--rounds 50] [--db URL]
 
 Needs PostgreSQL (default: the local server's database `quiz_bench`, made if missing). Answer throughput
-through the JSON API is not measured here yet.
+through the JSON API: benchmarks/quiz_answers.py.
 """
 
 from __future__ import annotations

@@ -238,6 +238,14 @@ class OutboxSettings(BaseModel):
     unknown_pause_minutes: float = Field(30, gt=0)
 
 
+class SchedulerSettings(BaseModel):
+    # the process holding the lease runs the once-only jobs (campaigns opening and closing); a leader that is
+    # killed is replaced after this long
+    lease_seconds: float = Field(30, ge=2)
+    # how often campaigns due to open or close are looked for (they take answers to the second regardless)
+    campaigns_every_seconds: float = Field(20, gt=0)
+
+
 class TipSettings(BaseModel):
     max_per_day: int = Field(5, ge=1)
     max_text_chars: int = Field(1000, ge=50)
@@ -283,6 +291,7 @@ class Settings(BaseSettings):
     wecom: WeComSettings = WeComSettings()
     tips: TipSettings = TipSettings()
     outbox: OutboxSettings = OutboxSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

@@ -1,17 +1,31 @@
-"""Periodic jobs (APScheduler 3, in the serving process): module-level async functions, each safe to run in
-several processes at once (they queue outbox rows with dedup keys, or delete what is past its time), so no leader
-is needed yet."""
+"""Periodic jobs (APScheduler 3, in the serving process).
+
+Most jobs are safe to run in several processes at once (they queue outbox rows with dedup keys, or delete what is
+past its time) and run everywhere. Jobs that must happen once (a campaign opening on time) run only in the process
+holding the scheduler lease (bot/leader.py); the lease is renewed at a third of its length, so a killed leader is
+replaced within `scheduler.lease_seconds`.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.leader import Lease
 from bot.services import Services, forget_gaps
 from bot.storage import conversations, inbox
+from bot.storage.models import utcnow
 from bot.tips.drafts import drop_expired, remind_abandoned
+from quizzes.schedule import open_and_close_due
 
+log = logging.getLogger(__name__)
 DRAFT_SCAN_MINUTES = 5
 PRUNE_MINUTES = 60
+Job = Callable[[Services], Awaitable[Any]]
 
 
 async def forget_old_records(services: Services) -> int:
@@ -24,14 +38,56 @@ async def forget_old_records(services: Services) -> int:
                 + await forget_gaps(session, settings.search.gaps_retention_days))
 
 
-def start_scheduler(services: Services) -> AsyncIOScheduler:
-    """Start the jobs on the running event loop; `shutdown(wait=False)` at exit."""
+@dataclass
+class Jobs:
+    """The running scheduler and this process's lease; `stop()` at exit gives the lease up."""
+
+    scheduler: AsyncIOScheduler
+    lease: Lease
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        try:
+            await self.lease.release()
+        except Exception as exc:  # the database may be gone at exit; the lease then simply runs out
+            log.warning("leader: could not give the lease up (%s)", exc.__class__.__name__)
+
+
+def led(lease: Lease, job: Job) -> Job:
+    """The job, run only while this process holds the lease."""
+
+    async def run(services: Services) -> Any:
+        if await lease.hold():
+            return await job(services)
+        return None
+
+    run.__name__ = f"led_{job.__name__}"
+    return run
+
+
+async def keep_lease(lease: Lease) -> None:
+    try:
+        await lease.hold()
+    except Exception as exc:  # a database hiccup: try again at the next beat; the lease may run out meanwhile
+        log.warning("leader: could not renew the lease (%s)", exc.__class__.__name__)
+
+
+def start_scheduler(services: Services) -> Jobs:
+    """Start the jobs on the running event loop."""
+    settings = services.settings.scheduler
+    lease = Lease(services.db, "scheduler", settings.lease_seconds)
     scheduler = AsyncIOScheduler(timezone="UTC")
+    once = {"coalesce": True, "max_instances": 1}
+    scheduler.add_job(keep_lease, "interval", seconds=settings.lease_seconds / 3, args=[lease], id="keep-lease",
+                      next_run_time=utcnow(), **once)
     scheduler.add_job(remind_abandoned, "interval", minutes=DRAFT_SCAN_MINUTES, args=[services],
-                      id="remind-abandoned-drafts", coalesce=True, max_instances=1)
+                      id="remind-abandoned-drafts", **once)
     scheduler.add_job(drop_expired, "interval", minutes=DRAFT_SCAN_MINUTES, args=[services],
-                      id="drop-expired-drafts", coalesce=True, max_instances=1)
+                      id="drop-expired-drafts", **once)
     scheduler.add_job(forget_old_records, "interval", minutes=PRUNE_MINUTES, args=[services],
-                      id="forget-old-records", coalesce=True, max_instances=1)
+                      id="forget-old-records", **once)
+    # leader only
+    scheduler.add_job(led(lease, open_and_close_due), "interval", seconds=settings.campaigns_every_seconds,
+                      args=[services], id="open-and-close-campaigns", next_run_time=utcnow(), **once)
     scheduler.start()
-    return scheduler
+    return Jobs(scheduler, lease)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.config import RegionSettings
 from bot.storage.models import AuditEntry, QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
@@ -24,6 +25,7 @@ from bot.tips.ledger import CHINA, as_utc
 from bot.vault import Vault
 
 AUDIENCES = ("elderly", "student", "all")
+TAKING = ("open", "scheduled")  # states in which a campaign takes answers between its start and end
 BANKS_FOR = {"elderly": ("elderly", "general"), "student": ("student", "general"),
              "all": ("elderly", "student", "general")}
 GRACE_SECONDS = 2.0  # a per-question deadline forgives this much network delay
@@ -112,10 +114,27 @@ async def create(session: AsyncSession, *, slug: str, name: str, audience: str, 
     campaign = QuizCampaign(slug=slug, name=name, audience=audience, questions=questions,
                             seconds_per_question=seconds_per_question, attempts_per_day=attempts_per_day,
                             scoring=scoring, pass_mark=pass_mark, starts_at=starts_at, ends_at=ends_at,
-                            state="open" if open_now else "draft", townships={"codes": list(townships)})
+                            state=_first_state(open_now, starts_at), townships={"codes": list(townships)})
     session.add(campaign)
     await session.flush()
     return campaign
+
+
+def _first_state(open_now: bool, starts_at: datetime | None) -> str:
+    """open (now), scheduled (opens at its start, quizzes/schedule.py writes it down) or draft (opened by hand)."""
+    if starts_at is not None and (as_utc(starts_at) > utcnow() or not open_now):
+        return "scheduled"
+    return "open" if open_now else "draft"
+
+
+def open_by_hand(campaign: QuizCampaign, now: datetime | None = None) -> None:
+    """Open by hand, at once: a start still to come moves to now; a campaign whose end has passed stays shut."""
+    now = now or utcnow()
+    if campaign.ends_at is not None and as_utc(campaign.ends_at) <= now:
+        raise QuizError("invalid", f"{campaign.slug}: its end has passed; it cannot open again")
+    if campaign.starts_at is not None and as_utc(campaign.starts_at) > now:
+        campaign.starts_at = now
+    campaign.state = "open"
 
 
 async def find(session: AsyncSession, slug: str) -> QuizCampaign | None:
@@ -132,14 +151,14 @@ async def named(session: AsyncSession, slug: str) -> QuizCampaign:
 
 def is_open(campaign: QuizCampaign, now: datetime | None = None) -> bool:
     now = now or utcnow()
-    return (campaign.state == "open" and (campaign.starts_at is None or as_utc(campaign.starts_at) <= now)
+    return (campaign.state in TAKING and (campaign.starts_at is None or as_utc(campaign.starts_at) <= now)
             and (campaign.ends_at is None or now < as_utc(campaign.ends_at)))
 
 
 async def open_for(session: AsyncSession, audience: str, now: datetime | None = None) -> QuizCampaign | None:
     """The open campaign for a player of this audience (elderly, student, other), newest first."""
     wanted = ("all",) if audience == "other" else (audience, "all")
-    rows = await session.scalars(select(QuizCampaign).where(QuizCampaign.state == "open",
+    rows = await session.scalars(select(QuizCampaign).where(QuizCampaign.state.in_(TAKING),
                                                             QuizCampaign.audience.in_(wanted))
                                  .order_by(QuizCampaign.id.desc()))
     return next((c for c in rows if is_open(c, now)), None)
@@ -256,12 +275,35 @@ async def attempt_of(session: AsyncSession, token: str, who: QuizPlayer | None =
     return found
 
 
-async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt, question_id: str,
-                 choice: int, *, now: datetime | None = None) -> Answered:
-    """Take the answer to the attempt's current question, once. A second answer to it, an answer to another
-    question, or one after the campaign closed is refused (QuizError) with the score unchanged; one after the
-    question's deadline is recorded as not answered in time (`late`) and the attempt moves on."""
-    now = now or utcnow()
+async def answering(session: AsyncSession, slug: str, token: str, key: str) -> tuple[QuizCampaign, QuizAttempt]:
+    """The campaign and the attempt a player (by key) answers, in one query; QuizError("not-found") for an unknown
+    campaign or attempt, another player's attempt, or an attempt of another campaign (all look the same)."""
+    found = (await session.execute(
+        select(QuizCampaign, QuizAttempt).join(QuizAttempt, QuizAttempt.campaign_id == QuizCampaign.id)
+        .join(QuizPlayer, QuizPlayer.id == QuizAttempt.player_id)
+        .where(QuizAttempt.token == token, QuizCampaign.slug == slug, QuizPlayer.key == key))).first()
+    if found is None:
+        raise QuizError("not-found", "no such attempt")
+    return found[0], found[1]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An answer weighed against the attempt as read: what to store if the attempt is still where it was."""
+
+    position: int
+    question: dict[str, Any]
+    choice: int  # as stored: -1 when too late
+    correct: bool
+    late: bool
+    seconds: float
+    last: bool
+
+
+def judge(campaign: QuizCampaign, attempt: QuizAttempt, question_id: str, choice: int, now: datetime) -> Judged:
+    """Weigh an answer to the attempt's current question; QuizError when it cannot count (the attempt finished,
+    another question, the campaign closed, no such option). After the question's deadline it is `late`: recorded
+    as not answered in time, and the attempt moves on."""
     asked = current(campaign, attempt)
     if asked is None:
         raise QuizError("answered", "this attempt is finished")
@@ -273,31 +315,48 @@ async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAtt
     if not isinstance(choice, int) or isinstance(choice, bool) or not 0 <= choice < len(q["options"]):
         raise QuizError("invalid", f"choice must be an option's index, 0 to {len(q['options']) - 1}")
     late = asked.deadline is not None and now > asked.deadline + timedelta(seconds=GRACE_SECONDS)
-    correct = not late and choice == q["answer"]
-    elapsed = max(0.0, (now - as_utc(attempt.asked_at)).total_seconds())
-    last = asked.position + 1 == asked.total
-    # the unique (attempt, position) and the answered counter's check let one of many concurrent answers in
-    try:
-        async with session.begin_nested():
-            session.add(QuizAnswer(attempt_id=attempt.id, position=asked.position, question_id=q["id"],
-                                   category=q["category"], choice=-1 if late else choice, correct=correct,
-                                   seconds=elapsed, answered_at=now))
-            moved = await session.execute(
-                update(QuizAttempt).where(QuizAttempt.id == attempt.id, QuizAttempt.answered == asked.position)
-                .values(answered=QuizAttempt.answered + 1, score=QuizAttempt.score + int(correct),
-                        seconds=QuizAttempt.seconds + elapsed, asked_at=now,
-                        finished_at=now if last else None).execution_options(synchronize_session=False))
-            if moved.rowcount != 1:
-                raise IntegrityError("answered meanwhile", None, Exception())
-    except IntegrityError as exc:
-        raise QuizError("answered", "this question was answered already") from exc
-    await session.refresh(attempt)
-    if last:
+    return Judged(asked.position, q, -1 if late else choice, not late and choice == q["answer"], late,
+                  max(0.0, (now - as_utc(attempt.asked_at)).total_seconds()), asked.position + 1 == asked.total)
+
+
+def moved_on(campaign: QuizCampaign, attempt: QuizAttempt, judged: Judged, now: datetime) -> Answered:
+    """The answer as the player hears it, once the attempt (in memory) has moved past the question."""
+    for column, value in (("answered", judged.position + 1), ("score", attempt.score + int(judged.correct)),
+                          ("seconds", attempt.seconds + judged.seconds), ("asked_at", now),
+                          ("finished_at", now if judged.last else None)):
+        set_committed_value(attempt, column, value)  # as stored: nothing for a session to write again
+    q = judged.question
+    return Answered(judged.correct, q["answer"], q["explanation"], q["entry"], attempt.score,
+                    current(campaign, attempt), attempt, judged.late)
+
+
+async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt, question_id: str,
+                 choice: int, *, now: datetime | None = None) -> Answered:
+    """Take the answer to the attempt's current question, once (`judge` says what cannot count); a second answer
+    to it is refused with the score unchanged."""
+    now = now or utcnow()
+    judged = judge(campaign, attempt, question_id, choice, now)
+    # the counter moves only from this position: of many concurrent answers one moves it (PostgreSQL re-checks
+    # the condition after the first commits), the others change nothing and are refused
+    moved = await session.execute(
+        update(QuizAttempt).where(QuizAttempt.id == attempt.id, QuizAttempt.answered == judged.position)
+        .values(answered=QuizAttempt.answered + 1, score=QuizAttempt.score + int(judged.correct),
+                seconds=QuizAttempt.seconds + judged.seconds, asked_at=now,
+                finished_at=now if judged.last else None)
+        .execution_options(synchronize_session=False))
+    if moved.rowcount != 1:
+        raise QuizError("answered", "this question was answered already")
+    q = judged.question
+    session.add(QuizAnswer(attempt_id=attempt.id, position=judged.position, question_id=q["id"],
+                           category=q["category"], choice=judged.choice, correct=judged.correct,
+                           seconds=judged.seconds, answered_at=now))
+    result = moved_on(campaign, attempt, judged, now)
+    if judged.last:
+        await session.flush()
         await _keep_counting(session, campaign, attempt)
         if passed(campaign, attempt) and attempt.certificate is None:
             attempt.certificate = "".join(secrets.choice(CERTIFICATE_ALPHABET) for _ in range(10))
-    return Answered(correct, q["answer"], q["explanation"], q["entry"], attempt.score, current(campaign, attempt),
-                    attempt, late)
+    return result
 
 
 async def _keep_counting(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAttempt) -> None:

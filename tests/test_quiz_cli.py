@@ -15,7 +15,7 @@ def test_campaigns_are_created_listed_opened_closed_and_shown(db_env: dict[str, 
     made = json.loads(run("quiz", "campaign", "create", "--slug", "students-2026", "--name", "2026 学生防非知识竞赛",
                           "--audience", "student", "--questions", "8", "--attempts-per-day", "2",
                           "--start", "2026-12-10T08:00", "--end", "2026-12-20T20:00", "--json", env=db_env).stdout)
-    assert made["state"] == "draft" and made["open"] is False and made["start"] == "2026-12-10T08:00:00+08:00"
+    assert made["state"] == "scheduled" and made["open"] is False and made["start"] == "2026-12-10T08:00:00+08:00"
     again = run("quiz", "campaign", "create", "--slug", "students-2026", "--name", "x", "--audience", "student",
                 env=db_env, check=False)
     assert again.returncode == 2 and again.stderr.strip() == "a campaign 'students-2026' exists already"

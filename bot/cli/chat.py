@@ -50,17 +50,16 @@ def serve() -> None:
             log.info("fangfei serving on http://%s:%s", s.http.host, s.http.port)
 
     async def main() -> None:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from starlette.routing import Route
 
         from bot.channels.telegram import TelegramChannel
         from bot.channels.wechat import WeChatChannel
-        from bot.scheduler import start_scheduler
+        from bot.scheduler import Jobs, start_scheduler
         from bot.tips.alerts import OutboxWorker, start_dispatcher
 
         engine = await open_engine(s)
         outbox: OutboxWorker | None = None
-        scheduler: AsyncIOScheduler | None = None
+        jobs: Jobs | None = None
         routes: list[Route] = []
         wechat = WeChatChannel(engine, s.wechat) if s.wechat.enabled else None  # type: ignore[arg-type]
         if wechat is not None:
@@ -99,11 +98,11 @@ def serve() -> None:
             outbox = start_dispatcher(engine.services,  # type: ignore[attr-defined]
                                       telegram_bot=telegram.app.bot if telegram is not None else None,
                                       wechat_api=wechat.api if wechat is not None else None)
-            scheduler = start_scheduler(engine.services)  # type: ignore[attr-defined]
+            jobs = start_scheduler(engine.services)  # type: ignore[attr-defined]
             await server.serve(sockets=[sock])
         finally:
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
+            if jobs is not None:
+                await jobs.stop()
             if outbox is not None:
                 await outbox.stop()
             if telegram is not None:

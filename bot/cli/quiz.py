@@ -96,12 +96,13 @@ def create(slug: Annotated[str, typer.Option("--slug", help="Stable short name, 
            attempts_per_day: Annotated[int, typer.Option("--attempts-per-day")] = 3,
            seconds_per_question: Annotated[int | None, typer.Option("--seconds-per-question")] = None,
            pass_mark: Annotated[int, typer.Option("--pass-mark", help="Percent right to pass.")] = 60,
-           start: Annotated[str | None, typer.Option("--start")] = None,
-           end: Annotated[str | None, typer.Option("--end")] = None,
+           start: Annotated[str | None, typer.Option("--start", help="It opens by itself at this time.")] = None,
+           end: Annotated[str | None, typer.Option("--end", help="It closes by itself at this time.")] = None,
            township: Annotated[list[str] | None, typer.Option("--township", help="A township code; repeat. "
                                                                                  "None: the whole county.")] = None,
            scoring: Annotated[str, typer.Option("--scoring", help="best or last attempt counts.")] = "best",
-           open_now: Annotated[bool, typer.Option("--open", help="Open it at once (else: open it later).")] = False,
+           open_now: Annotated[bool, typer.Option("--open", help="Open it at once (with --start: at its start; "
+                                                                     "else: open it later by hand).")] = False,
            as_json: JsonOption = False) -> None:
     """Create a campaign."""
     import re
@@ -129,27 +130,28 @@ def create(slug: Annotated[str, typer.Option("--slug", help="Stable short name, 
     print_json(made) if as_json else print(f"{made['slug']}: created ({made['state']})")
 
 
-def _set_state(slug: str, state: str) -> None:
+@campaign_app.command("open")
+def open_(slug: str) -> None:
+    """Open a campaign now (a start still to come moves to now; it closes at its end, if it has one)."""
     from quizzes import campaigns
 
     async def work(session: Any) -> None:
-        campaign = await campaigns.named(session, slug)
-        campaign.state = state
+        campaigns.open_by_hand(await campaigns.named(session, slug))
 
     _run(work)
-    print(f"{slug}: {state}")
-
-
-@campaign_app.command("open")
-def open_(slug: str) -> None:
-    """Open a campaign (players can answer between its start and end, if it has them)."""
-    _set_state(slug, "open")
+    print(f"{slug}: open")
 
 
 @campaign_app.command("close")
 def close(slug: str) -> None:
     """Close a campaign: no new attempts or answers; its results stay."""
-    _set_state(slug, "closed")
+    from quizzes import campaigns
+
+    async def work(session: Any) -> None:
+        (await campaigns.named(session, slug)).state = "closed"
+
+    _run(work)
+    print(f"{slug}: closed")
 
 
 @campaign_app.command("list")

@@ -97,6 +97,21 @@ class Database:
                 raise
             await tx.write_afterwards()
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL: the pool's asyncpg connection itself, for hot statements that run on their own (each one
+        atomic, no BEGIN or COMMIT); SQLAlchemy's layers cost more CPU than such statements."""
+        assert not self.is_sqlite
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            try:
+                yield driver
+            except BaseException:
+                if driver.is_closed():
+                    await conn.invalidate()
+                    await self.engine.dispose(close=False)
+                raise
+
     def serialized(self) -> AbstractAsyncContextManager[object]:
         """Hold around a read-modify-write transaction: a lock on SQLite, nothing on PostgreSQL (row locks)."""
         return self._write_lock if self._write_lock is not None else nullcontext()

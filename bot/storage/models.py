@@ -119,6 +119,16 @@ class ApiToken(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class Lease(Base):
+    """Who leads the periodic jobs that must run in one process only (bot/leader.py), and until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class Tip(Base):
     """A tip (举报线索) in the ledger. The reporter's identity is only ever stored sealed (bot/vault.py):
     `reporter` is a keyed fingerprint of who filed it (to let them, and only them, ask about it)."""
@@ -247,7 +257,8 @@ class QuizCampaign(Base):
     pass_mark: Mapped[int] = mapped_column(Integer, default=60)  # percent of the questions right
     starts_at: Mapped[datetime | None] = mapped_column(default=None)
     ends_at: Mapped[datetime | None] = mapped_column(default=None)
-    state: Mapped[str] = mapped_column(String(8), default="draft")  # draft | open | closed
+    # draft | scheduled (opens by itself at its start) | open | closed
+    state: Mapped[str] = mapped_column(String(16), default="draft")
     townships: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"codes": [...]}; none: the whole county
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from bot.services import Services
 from bot.web.app import BadRequest, read_json
-from quizzes import campaigns
+from quizzes import answering, campaigns
 from quizzes.campaigns import Asked, QuizError
 
 log = logging.getLogger(__name__)
@@ -126,19 +126,14 @@ class QuizApi:
         if ident is None:
             return _error(QuizError("foreign", "no such attempt"))
         services = self.services
+        slug = request.path_params["slug"]
         try:
-            async with services.db.transaction() as session:
-                campaign = await campaigns.named(session, request.path_params["slug"])
-                who = await campaigns.player(session, campaign,
-                                             campaigns.player_key(services.vault, "cookie", ident))
-                attempt = await campaigns.attempt_of(session, request.path_params["attempt"], who)
-                if attempt.campaign_id != campaign.id:
-                    raise QuizError("not-found", "no such attempt")
-                result = await campaigns.answer(session, campaign, attempt, body["question"], body["choice"])
-                finished = result.next is None
-                extra = await _result(session, services, campaign, result.attempt) if finished else {}
-            if finished:  # the player's own result shows in the standings they see next (this process's copy)
-                self._boards.pop(campaign.slug, None)
+            result, extra = await answering.take(
+                services.db, slug, request.path_params["attempt"],
+                campaigns.player_key(services.vault, "cookie", ident), body["question"], body["choice"],
+                lambda session, campaign, attempt, _: _result(session, services, campaign, attempt))
+            if result.next is None:  # the player's own result shows in the standings they see next (this
+                self._boards.pop(slug, None)  # process's copy)
         except QuizError as exc:
             return _error(exc)
         status = 409 if result.late else 200  # too late: recorded as not answered in time, the attempt goes on
