@@ -246,6 +246,19 @@ class SchedulerSettings(BaseModel):
     campaigns_every_seconds: float = Field(20, gt=0)
 
 
+class BroadcastSettings(BaseModel):
+    # the two-person rule: whoever drafts a warning cannot approve it
+    two_person: bool = True
+    # staff names who may approve (until the console brings staff accounts)
+    approvers: list[str] = []
+    # no warning reaches these audiences between quiet_start and quiet_end (China time) unless marked urgent
+    quiet_start: str = Field("21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_audiences: list[str] = ["elderly"]
+    # how often the leader looks for approved warnings whose time has come
+    every_seconds: float = Field(10, gt=0)
+
+
 class TipSettings(BaseModel):
     max_per_day: int = Field(5, ge=1)
     max_text_chars: int = Field(1000, ge=50)
@@ -290,6 +303,7 @@ class Settings(BaseSettings):
     wechat: WeChatSettings = WeChatSettings()
     wecom: WeComSettings = WeComSettings()
     tips: TipSettings = TipSettings()
+    broadcasts: BroadcastSettings = BroadcastSettings()
     outbox: OutboxSettings = OutboxSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     log: LogSettings = LogSettings()

@@ -54,8 +54,8 @@ def serve() -> None:
 
         from bot.channels.telegram import TelegramChannel
         from bot.channels.wechat import WeChatChannel
+        from bot.delivery import OutboxWorker, start_dispatcher
         from bot.scheduler import Jobs, start_scheduler
-        from bot.tips.alerts import OutboxWorker, start_dispatcher
 
         engine = await open_engine(s)
         outbox: OutboxWorker | None = None
