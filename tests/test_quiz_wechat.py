@@ -8,6 +8,7 @@ import logging
 import time
 import types
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,11 +16,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.wechat_api import WeChatApi
+from bot.config import ConfigError, load_settings
 from bot.engine import Engine
 from bot.logs import Redactor
 from bot.services import Services
 from bot.storage.models import QuizPlayer
 from bot.web import wechat_signin
+from bot.web.app import create_app
 from quizzes import campaigns
 from tests.fake_wechat import FakeWeChat
 from tests.quiz_wechat_support import (
@@ -199,3 +202,45 @@ async def test_outside_wechat_or_unconfigured_the_page_is_as_before(
     finally:
         await browser.close()
     assert not fake.authorizations and not fake.calls
+
+
+async def test_the_chat_and_the_page_are_one_player(site: tuple[Services, WeChatApi, Any], fake: FakeWeChat) -> None:
+    """A resident who answered in the Official Account's chat has used one of the day's two attempts on the page."""
+    from bot.channels.wechat import WeChatChannel
+    from tests.test_wechat import wechat_settings as channel_settings
+    from tests.wechat_client import WeChatServer
+
+    services, api, _ = site
+    engine = Engine(services)
+    channel = WeChatChannel(engine, channel_settings(True))
+    app = create_app(engine, channel.routes(), wechat_api=api)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
+        oa = WeChatServer(client, safe=True)
+        for text in ("答题", "1", "3", "2"):  # 老年人, 青山镇, 石桥村
+            reply = await oa.say(fake.resident or "", text)
+        for _ in range(5):
+            reply = await oa.say(fake.resident or "", "1")
+        assert "答完了" in reply
+    await channel.close()
+    browser = WeChatBrowser(app, fake)
+    try:
+        await browser.open(PAGE)
+        assert (await browser.app.post(f"/api/quiz/{SLUG}/attempts", json=START)).status_code == 201
+        assert (await browser.app.post(f"/api/quiz/{SLUG}/attempts", json=START)).status_code == 429
+    finally:
+        await browser.close()
+
+
+def test_sign_in_and_share_card_need_their_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = (Path(__file__).resolve().parent.parent / "config.yaml").read_text(encoding="utf-8")
+    file = tmp_path / "config.yaml"
+    monkeypatch.setenv("FANGFEI_WECHAT__APP_SECRET", "0123456789abcdef0123456789abcdef")
+    file.write_text(config.replace("page_sign_in: false", "page_sign_in: true"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"need wechat\.app_id, FANGFEI_WECHAT__APP_SECRET and http\.public_url"):
+        load_settings(file)
+    monkeypatch.setenv("FANGFEI_WECHAT__APP_ID", "wx5f3c9a1d2b7e4c80")
+    monkeypatch.setenv("FANGFEI_HTTP__PUBLIC_URL", "https://fangfei.example.gov.cn/quiz")
+    with pytest.raises(ConfigError, match="a scheme and host only"):
+        load_settings(file)
+    monkeypatch.setenv("FANGFEI_HTTP__PUBLIC_URL", "https://fangfei.example.gov.cn/")
+    assert load_settings(file).http.public_url == "https://fangfei.example.gov.cn"
