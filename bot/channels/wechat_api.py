@@ -85,7 +85,7 @@ class WeChatApi:
 
         return await self._shared(TOKEN_NAME, fetch, stale)
 
-    async def jsapi_ticket(self, stale: str | None = None) -> str:
+    async def jsapi_ticket(self) -> str:
         """The shared JS-SDK ticket (fetched with the access token; a stale or expired token is refreshed once)."""
         async def fetch() -> tuple[str, int]:
             token = await self.token()
@@ -101,7 +101,7 @@ class WeChatApi:
                 return str(body["ticket"]), int(body.get("expires_in", 7200))
             raise AssertionError("unreachable")
 
-        return await self._shared(TICKET_NAME, fetch, stale)
+        return await self._shared(TICKET_NAME, fetch, None)
 
     async def oauth_openid(self, code: str) -> str:
         """The openid a web sign-in `code` stands for (snsapi_base; a code works once, for 5 minutes)."""
