@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +58,16 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(65536, ge=1024)
+    # the address residents reach this server at (https://fangfei.example.gov.cn), no path: WeChat sign-in's
+    # return address and the share card's link are built on it
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", value.rstrip("/")):
+            raise ValueError("public_url: a scheme and host only, like https://fangfei.example.gov.cn")
+        return value.rstrip("/")
 
 
 class ChatSettings(BaseModel):
@@ -212,6 +223,11 @@ class WeChatSettings(BaseModel):
     app_secret: str = ""
     path: str = "/wechat"
     api_base_url: str = "https://api.weixin.qq.com"
+    oauth_base_url: str = "https://open.weixin.qq.com"
+    # the quiz page inside WeChat (a verified service account, with http.public_url's host as its 网页授权域名 and
+    # JS接口安全域名): sign residents in by their openid (snsapi_base), and set the share card
+    page_sign_in: bool = False
+    page_share: bool = False
     reply_budget_seconds: float = Field(4.0, gt=0, lt=5)
     max_body_bytes: int = Field(65536, ge=1024)
     menu: list[MenuButton] = []
@@ -318,6 +334,10 @@ class Settings(BaseSettings):
                              f"FANGFEI_SECRET_KEY to {KEY_ADVICE}; it seals reporters' identities")
         if self.wechat.safe_mode and not self.wechat.app_id:
             raise ValueError("wechat.app_id: required in safe mode (with wechat.encoding_aes_key)")
+        if (self.wechat.page_sign_in or self.wechat.page_share) and not (
+                self.wechat.app_id and self.wechat.app_secret and self.http.public_url):
+            raise ValueError("wechat.page_sign_in and wechat.page_share need wechat.app_id, "
+                             "FANGFEI_WECHAT__APP_SECRET and http.public_url")
         return self
 
     @classmethod
