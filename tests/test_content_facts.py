@@ -186,3 +186,30 @@ def test_small_loan_companies_may_not_lend_to_students(entries: dict[str, Entry]
 def test_private_fund_minimum_is_one_million(entries: dict[str, Entry]) -> None:
     for eid in ("private-fund-split-shares", "verify-private-fund-registry"):
         assert "100万元" in text(entries[eid]), eid
+
+
+# ---- plain words -------------------------------------------------------------------------------------------
+
+ACTION = re.compile(r"别|不要|停|打 ?\{|举报|报案|报警|核实|问|保存|留证|不碰|不签|查|登记|商量|退回|要退"
+                    r"|只走|只认|交给")
+
+
+def test_every_summary_says_what_to_do(entries: dict[str, Entry]) -> None:
+    """The first reply is the summary: it must end in something the reader can do now."""
+    silent = [f"{e.id}: {e.summary}" for e in entries.values() if not ACTION.search(e.summary)]
+    assert silent == []
+
+
+@pytest.mark.parametrize(("eid", "glossed"), [
+    ("p2p-supply-chain", "“应收账款”（别人欠的货款）"),
+    ("p2p-supply-chain", "保理公司（"),
+    ("p2p-supply-chain", "核心企业（"),
+    ("exchange-spot-platform", "杠杆（"),
+    ("exchange-spot-platform", "“入金”（"),
+    ("private-fund-public-sale", "合格投资者（"),
+    ("crypto-coin-mining", "“静态”（"),
+    ("insurance-fake-agent-surrender", "“飞单”（"),
+    ("soe-fake-central-enterprise", "城投公司（"),
+])
+def test_jargon_has_a_plain_gloss(entries: dict[str, Entry], eid: str, glossed: str) -> None:
+    assert glossed in text(entries[eid])
