@@ -213,3 +213,58 @@ def test_every_summary_says_what_to_do(entries: dict[str, Entry]) -> None:
 ])
 def test_jargon_has_a_plain_gloss(entries: dict[str, Entry], eid: str, glossed: str) -> None:
     assert glossed in text(entries[eid])
+
+
+# ---- what the base lacked (issue 15 §3) --------------------------------------------------------------------
+
+NEW_ENTRIES = {
+    "wealth-livestream-stock-tips": ("wealth-intermediary", "快手上有个股神直播，说跟他买股票保证赚"),
+    "collectibles-appraisal-auction-fee": ("collectibles", "家里有个老花瓶，有人说能拍卖，先要两千块"),
+    "hot-sharing-franchise": ("hot-concept-projects", "共享充电宝投资靠谱吗"),
+    "pension-consumer-travel": ("pension-elderly-care", "买东西返养老金"),
+    "health-fake-kin-companion": ("health-product-sales", "有个年轻人认我妈当干妈"),
+    "campus-task-rebate": ("campus-student", "网上兼职给好评返钱，让我先付款"),
+    "crypto-usdt-brick-laundering": ("crypto-blockchain", "帮别人收款转虚拟币赚手续费"),
+    "hot-solar-loan": ("hot-concept-projects", "免费装太阳能板，要签贷款"),
+    "wealth-chengtou-dingrong": ("wealth-intermediary", "城投公司的理财能买吗"),
+    "campus-private-school-tuition": ("campus-student", "学校让一次性交三年学费"),
+    "wealth-staff-shares-finance": ("wealth-intermediary", "会计帮老板收钱要负责吗"),
+    "legal-prosecution-time-limit": ("legal-consequences", "十年前的集资案还能报吗"),
+    "safe-investing-private-loan-rate": ("safe-investing", "月息三分的借条法院认吗"),
+    "safe-investing-deposit-insurance": ("safe-investing", "银行倒闭存款能赔多少"),
+}
+
+
+@pytest.mark.parametrize("eid", sorted(NEW_ENTRIES))
+def test_new_topics_are_covered_and_found(shared: Services, entries: dict[str, Entry], eid: str) -> None:
+    category, question = NEW_ENTRIES[eid]
+    e = entries[eid]
+    assert e.category == category and len(e.questions) >= 8
+    assert question not in e.questions  # asked in other words than the entry's own samples
+    found = shared.search(question)
+    assert found.matched and found.best is not None and found.best.entry.id == eid, found.hits[:3]
+
+
+def test_deposit_insurance_limit(entries: dict[str, Entry]) -> None:
+    """《存款保险条例》第五条: ¥500,000 per depositor per insured bank, principal and interest together."""
+    e = entries["safe-investing-deposit-insurance"]
+    assert "同一人在同一家银行，本息合计50万元以内全额赔" in e.summary
+    assert "余额宝" in e.body["识别"] and "不在存款保险里" in e.body["识别"]
+    assert "《存款保险条例》第五条" in bases(e)
+
+
+def test_private_loan_rate_is_four_times_lpr_not_24_percent(entries: dict[str, Entry], rules: dict) -> None:
+    e = entries["safe-investing-private-loan-rate"]
+    assert "一年期LPR的4倍" in e.summary
+    assert f"4倍就是一年{4 * rules['rates']['lpr_1y']:.0f}%" in text(e)
+    assert "“年利率24%、36%”已经不用了" in text(e)
+    assert "第二十五条" in bases(e) and "《民法典》第六百八十条" in bases(e)
+
+
+def test_prosecution_time_limits(entries: dict[str, Entry]) -> None:
+    """Criminal Law Art. 87: max < 5 y → 5 y; < 10 y → 10 y; ≥ 10 y → 15 y; life → 20 y. Art. 176 tops out at
+    3 / 10+ years (5 / 15 y limits), Art. 192 at 7 years / life (10 / 20 y)."""
+    e = entries["legal-prosecution-time-limit"]
+    assert "非法吸收公众存款罪，一般是5年，数额巨大的15年" in text(e)
+    assert "集资诈骗罪是10年，数额巨大的20年" in text(e)
+    assert "《刑法》第八十七条" in bases(e) and "《刑法》第八十八条" in bases(e)
