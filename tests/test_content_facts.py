@@ -268,3 +268,16 @@ def test_prosecution_time_limits(entries: dict[str, Entry]) -> None:
     assert "非法吸收公众存款罪，一般是5年，数额巨大的15年" in text(e)
     assert "集资诈骗罪是10年，数额巨大的20年" in text(e)
     assert "《刑法》第八十七条" in bases(e) and "《刑法》第八十八条" in bases(e)
+
+
+# ---- strong lures alone (issue 15 §4, rule values only) ----------------------------------------------------
+
+@pytest.mark.parametrize("offer", ["消费返利", "村里搞合作社，让入股分红", "我妈天天去听课领鸡蛋"])
+def test_a_strong_lure_alone_is_at_least_medium(shared: Services, offer: str) -> None:
+    assert shared.risk.check(offer).level in ("medium", "high")
+
+
+@pytest.mark.parametrize("text", ["商场消费返利，满100返10元代金券", "合作社年底按交售的粮食给社员返还盈余",
+                                  "消费返利是什么"])
+def test_ordinary_rebates_and_questions_stay_low(shared: Services, text: str) -> None:
+    assert not shared.risk.check(text).risky
