@@ -252,6 +252,8 @@ class WeComSettings(BaseModel):
 class OutboxSettings(BaseModel):
     # a message whose send got no answer (it may have arrived) is tried once more after this pause, then given up
     unknown_pause_minutes: float = Field(30, gt=0)
+    # a worker holds the messages it claimed this long; if it dies, another takes them over after it
+    lease_seconds: float = Field(60, ge=2)
 
 
 class SchedulerSettings(BaseModel):

@@ -15,6 +15,7 @@ from bot.broadcasts.segments import is_quiet
 from bot.channels.wechat_api import WeChatApi
 from bot.channels.wecom import WeComRobot
 from bot.outbox import Dispatcher, Sender
+from bot.rate import SharedRate
 from bot.services import Services
 from bot.storage.models import utcnow
 from bot.tips import evidence
@@ -64,6 +65,12 @@ class OutboxWorker:
             senders["fetch-wechat"] = evidence.wechat_fetcher(settings.wechat.api_base_url, wechat_api.token,
                                                               services.db, services.vault, max_bytes,
                                                               http=wechat_api.http)
+        if telegram_bot is not None:  # Telegram counts messages per bot, whichever process sends them
+            shared = SharedRate(services.db, "telegram", settings.telegram.max_messages_per_second)
+            options.setdefault("rates", {"telegram": shared, "warn-telegram": shared})
+        # a warning goes to thousands of residents: several at once, within the shared rate
+        options.setdefault("parallel", {"warn-telegram": 8, "warn-wechat": 8, "warn-notice": 8})
+        options.setdefault("lease_seconds", settings.outbox.lease_seconds)
         options.setdefault("unknown_pause", settings.outbox.unknown_pause_minutes * 60)
         options.setdefault("quiet", lambda: is_quiet(settings.broadcasts, utcnow()))
         self.dispatcher = Dispatcher(services.db, senders, **options)

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.rate import SharedRate
 from bot.storage.database import Database
 from bot.storage.models import Broadcast, OutboxMessage, utcnow
 
@@ -107,29 +108,17 @@ async def enqueue(session: AsyncSession, *, dedup: str, channel: str, target: st
     return (await session.execute(stmt)).first() is not None
 
 
-async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, postgres: bool, chunk: int = 500) -> int:
-    """Add many messages in the caller's transaction, a few hundred to a statement: each row a dict of dedup,
-    channel, target, payload and optionally priority, broadcast_id, quiet. Rows whose dedup key exists are skipped;
-    returns how many were added."""
-    insert = pg_insert if postgres else sqlite_insert
-    now = utcnow()
-    added = 0
-    for start in range(0, len(rows), chunk):
-        values = [{"status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now, "priority": 0,
-                   "broadcast_id": None, "quiet": False, **row} for row in rows[start:start + chunk]]
-        result = await session.execute(insert(TABLE).values(values).on_conflict_do_nothing(index_elements=["dedup"]))
-        added += result.rowcount or 0
-    return added
-
-
 class Dispatcher:
     """`quiet()` says whether quiet hours hold back the rows marked `quiet` right now (they wait, unclaimed)."""
 
     def __init__(self, db: Database, senders: Mapping[str, Sender], *, batch: int = 20, lease_seconds: float = 60.0,
                  base_backoff: float = 2.0, max_backoff: float = 600.0, max_attempts: int = 15,
-                 unknown_pause: float = UNKNOWN_PAUSE, quiet: Callable[[], bool] | None = None) -> None:
+                 unknown_pause: float = UNKNOWN_PAUSE, quiet: Callable[[], bool] | None = None,
+                 rates: Mapping[str, SharedRate] | None = None, parallel: Mapping[str, int] | None = None) -> None:
         self.db, self.senders, self.batch = db, dict(senders), batch
         self.quiet = quiet
+        self.rates = dict(rates or {})  # per channel: a send rate shared with every other process
+        self.parallel = dict(parallel or {})  # per channel: recipients sent to at once (default one)
         self.lease = timedelta(seconds=lease_seconds)
         self.base_backoff, self.max_backoff, self.max_attempts = base_backoff, max_backoff, max_attempts
         self.unknown_pause = unknown_pause
@@ -172,6 +161,9 @@ class Dispatcher:
             log.warning("outbox: message %d (%s) was taken over by another worker; not sent here", row.id, row.channel)
             return
         # give up waiting before the lease lapses, or another worker could send the same row meanwhile
+        rate = self.rates.get(row.channel)
+        if rate is not None:
+            await rate.take()
         budget = (row.lease_until - utcnow()).total_seconds() * 0.9
         try:
             async with asyncio.timeout(budget):
@@ -181,16 +173,21 @@ class Dispatcher:
         except Exception as exc:  # a sender bug or an unexpected transport error: it may have sent the message
             log.debug("outbox: sender for %s raised", row.channel, exc_info=True)
             outcome = Outcome.unknown(f"sender raised {exc.__class__.__name__}")
+        if rate is not None and outcome.kind == "retry" and outcome.after:
+            await rate.hold(outcome.after)  # the platform counts per bot: every process waits
         await self._settle(row, outcome)
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it: the rows of a channel one after another, channels side by side."""
+        """Claim one batch and deliver it: each recipient's rows in order, channels side by side, and within a
+        channel up to `parallel[channel]` recipients at once (one by default)."""
         await self._check_orphans()
         rows = await self.claim()
-        by_channel: dict[str, list[Claimed]] = {}
+        # a channel's shared rate, if it has one, paces all its sends
+        by_target: dict[tuple[str, str], list[Claimed]] = {}
         for row in rows:
-            by_channel.setdefault(row.channel, []).append(row)
-        await asyncio.gather(*(self._deliver_all(batch) for batch in by_channel.values()))
+            by_target.setdefault((row.channel, row.target), []).append(row)
+        rooms = {channel: asyncio.Semaphore(self.parallel.get(channel, 1)) for channel, _ in by_target}
+        await asyncio.gather(*(self._deliver_all(batch, rooms[channel]) for (channel, _), batch in by_target.items()))
         return len(rows)
 
     async def run(self, stop: asyncio.Event, poll: float = 1.0) -> None:
@@ -208,12 +205,13 @@ class Dispatcher:
                     pass
 
     # -- internals ------------------------------------------------------------------------------------------------
-    async def _deliver_all(self, rows: list[Claimed]) -> None:
-        for row in rows:
-            try:
-                await self.deliver(row)
-            except Exception:  # the database failed us: the lease lapses and the row comes back
-                log.exception("outbox: message %d (%s) could not be recorded", row.id, row.channel)
+    async def _deliver_all(self, rows: list[Claimed], room: asyncio.Semaphore) -> None:
+        async with room:
+            for row in rows:
+                try:
+                    await self.deliver(row)
+                except Exception:  # the database failed us: the lease lapses and the row comes back
+                    log.exception("outbox: message %d (%s) could not be recorded", row.id, row.channel)
 
     async def _keep(self, row: Claimed) -> bool:
         """Renew the lease before sending when half of it is gone (a long batch); False if the claim was lost."""

@@ -176,7 +176,7 @@ def test_high_promised_rate_is_a_lure(checker: RiskChecker, text: str) -> None:
     "我在银行买了大额存单，利率两点几",
     "三年期利率百分之二点三八",
     "存了一万块，一年利息两百多",
-    "月息五厘",
+    "月息一厘",  # 1.2 % a year (月息五厘, 6 %, is now above what is safe: test_content_facts)
     "年化百分之三",
     "借给表哥两万，他说一年后还两万二",
     "邻居借了我一万，说一年后还一万",

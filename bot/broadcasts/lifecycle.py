@@ -8,11 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.broadcasts import segments
 from bot.config import Settings
-from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE, enqueue_many
+from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE
 from bot.storage.models import AuditEntry, Broadcast, utcnow
 from bot.tips.ledger import as_utc
 from knowledge import warnings
@@ -121,17 +123,17 @@ async def start(session: AsyncSession, settings: Settings, broadcast: Broadcast,
                                   .values(state="sending", started_at=now))
     if moved.rowcount != 1:
         return 0
-    found = await segments.recipients(session, settings, broadcast)
-    text = f"{broadcast.text}\n\n{UNSUBSCRIBE}"
-    rows = [{"dedup": f"warn:{broadcast.id}:{r.subscriber_id}", "channel": r.route, "target": r.user,
-             "payload": {"text": text, "channel": r.channel}, "priority": PRIORITY, "broadcast_id": broadcast.id,
-             "quiet": segments.held_at_night(settings.broadcasts, broadcast, r)}
-            for r in found if r.route]
-    added = await enqueue_many(session, rows, postgres=session.bind.dialect.name == "postgresql")
-    skipped = segments.summary(found)["skipped"]
+    postgres = session.bind.dialect.name == "postgresql"
+    insert = pg_insert if postgres else sqlite_insert
+    rows = segments.deliveries(settings, broadcast, f"{broadcast.text}\n\n{UNSUBSCRIBE}", priority=PRIORITY,
+                               now=now, postgres=postgres)
+    columns = ["dedup", "channel", "target", "payload", "status", "attempts", "unknowns", "next_attempt_at",
+               "created_at", "priority", "broadcast_id", "quiet"]
+    added = await session.execute(insert(TABLE).from_select(columns, rows).on_conflict_do_nothing())
+    skipped = (await segments.preview(session, settings, broadcast))["skipped"]
     await session.execute(update(Broadcast).where(Broadcast.id == broadcast.id).values(skipped=skipped))
     broadcast.state, broadcast.started_at, broadcast.skipped = "sending", now, skipped
-    return added
+    return added.rowcount or 0
 
 
 async def pause(session: AsyncSession, broadcast: Broadcast, actor: str) -> None:

@@ -1,14 +1,13 @@
-"""Who a warning reaches: the subscribers of its segment (audience × townships/villages × channels), each with the
-route their copy takes, or the reason it cannot go now."""
+"""Who a warning reaches: the subscribers of its segment (audience × townships/villages × channels), the route
+each copy takes (warn-telegram, warn-wechat, warn-notice), or the reason it cannot go now; quiet hours."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import BroadcastSettings, RegionSettings, Settings
@@ -20,16 +19,6 @@ CHANNELS = ("telegram", "wechat", "web", "local")  # resident channels a warning
 NOT_YET = ("wecom", "relay")  # routes of issue 14 still to come
 ROUTES = {"telegram": "warn-telegram", "wechat": "warn-wechat", "notice": "warn-notice"}
 REASONS = {"blocked": "屏蔽了机器人或已取消关注", "telegram-off": "本系统没有接入 Telegram"}
-
-
-@dataclass(frozen=True)
-class Recipient:
-    subscriber_id: int
-    channel: str
-    user: str
-    audience: str
-    route: str | None  # an outbox channel (warn-telegram, warn-wechat, warn-notice), or None with a reason
-    reason: str | None = None
 
 
 def route_of(settings: Settings, channel: str) -> tuple[str | None, str | None]:
@@ -48,32 +37,61 @@ def places(region: RegionSettings, townships: list[str], villages: list[str]) ->
     return towns, spots
 
 
-async def recipients(session: AsyncSession, settings: Settings, broadcast: Broadcast) -> list[Recipient]:
+def members(settings: Settings, broadcast: Broadcast) -> list[ColumnElement[bool]]:
+    """The conditions that pick the broadcast's subscribers (reachable or not)."""
     segment = broadcast.segment or {}
     channels = [c for c in segment.get("channels") or CHANNELS if c in CHANNELS]
-    query = select(Subscriber).where(Subscriber.active.is_(True), Subscriber.channel.in_(channels))
+    where: list[ColumnElement[bool]] = [Subscriber.active.is_(True), Subscriber.channel.in_(channels)]
     if broadcast.audience != "all":
-        query = query.where(Subscriber.audience == broadcast.audience)
-    towns, spots = places(settings.region, segment.get("townships") or [], segment.get("villages") or [])
-    whole_county = not segment.get("townships") and not segment.get("villages")
-    found: list[Recipient] = []
-    for sub in (await session.scalars(query.order_by(Subscriber.id))).all():
-        if not whole_county and sub.township not in towns and (sub.township, sub.village) not in spots:
-            continue
-        route, reason = route_of(settings, sub.channel)
-        if not sub.reachable:
-            route, reason = None, "blocked"
-        found.append(Recipient(sub.id, sub.channel, sub.user_id, sub.audience, route, reason))
-    return found
+        where.append(Subscriber.audience == broadcast.audience)
+    if segment.get("townships") or segment.get("villages"):
+        towns, spots = places(settings.region, segment.get("townships") or [], segment.get("villages") or [])
+        where.append(or_(Subscriber.township.in_(sorted(towns)),
+                         *(and_(Subscriber.township == t, Subscriber.village == v) for t, v in sorted(spots))))
+    return where
 
 
-def summary(found: list[Recipient]) -> dict[str, Any]:
+async def preview(session: AsyncSession, settings: Settings, broadcast: Broadcast) -> dict[str, Any]:
     """How many on each channel and route, and how many cannot be reached now and why."""
-    reachable = [r for r in found if r.route]
-    return {"total": len(found), "reachable": len(reachable),
-            "channels": dict(Counter(r.channel for r in reachable)),
-            "routes": dict(Counter(r.route for r in reachable)),
-            "skipped": dict(Counter(r.reason for r in found if r.reason))}
+    rows = (await session.execute(select(Subscriber.channel, Subscriber.reachable, func.count())
+                                  .where(*members(settings, broadcast))
+                                  .group_by(Subscriber.channel, Subscriber.reachable))).all()
+    channels: Counter[str] = Counter()
+    routes: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    for channel, reachable, count in rows:
+        route, reason = route_of(settings, channel)
+        if not reachable:
+            route, reason = None, "blocked"
+        if route:
+            channels[channel] += count
+            routes[route] += count
+        else:
+            skipped[reason or "unknown"] += count
+    total = sum(channels.values()) + sum(skipped.values())
+    return {"total": total, "reachable": sum(channels.values()), "channels": dict(channels), "routes": dict(routes),
+            "skipped": dict(skipped)}
+
+
+def deliveries(settings: Settings, broadcast: Broadcast, text: str, *, priority: int, now: datetime,
+               postgres: bool) -> Select[Any]:
+    """One outbox row per reachable subscriber, as a SELECT to insert from (the rows never pass through Python):
+    dedup, channel (the route), target, payload, status, attempts, unknowns, next_attempt_at, created_at, priority,
+    broadcast_id, quiet."""
+    telegram, _ = route_of(settings, "telegram")
+    wechat, _ = route_of(settings, "wechat")
+    route = case((Subscriber.channel == "telegram", literal(telegram)),
+                 (Subscriber.channel == "wechat", literal(wechat)), else_=literal(ROUTES["notice"]))
+    quiet = (Subscriber.audience.in_(settings.broadcasts.quiet_audiences) if not broadcast.urgent
+             else literal(False))
+    build = func.json_build_object if postgres else func.json_object
+    where = [*members(settings, broadcast), Subscriber.reachable.is_(True)]
+    if telegram is None:
+        where.append(Subscriber.channel != "telegram")
+    return select(literal(f"warn:{broadcast.id}:") + cast(Subscriber.id, String), route, Subscriber.user_id,
+                  build("text", literal(text), "channel", Subscriber.channel), literal("pending"), literal(0),
+                  literal(0), literal(now), literal(now), literal(priority), literal(broadcast.id), quiet
+                  ).where(*where)
 
 
 def _clock(text: str) -> time:
@@ -88,5 +106,3 @@ def is_quiet(settings: BroadcastSettings, now: datetime) -> bool:
     return start <= local < end if start < end else local >= start or local < end
 
 
-def held_at_night(settings: BroadcastSettings, broadcast: Broadcast, recipient: Recipient) -> bool:
-    return not broadcast.urgent and recipient.audience in settings.quiet_audiences

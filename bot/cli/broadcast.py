@@ -87,8 +87,7 @@ def preview(broadcast_id: Id, as_json: JsonOption = False) -> None:
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         broadcast = await lifecycle.named(session, broadcast_id)
-        found = await segments.recipients(session, s, broadcast)
-        return {**_described(broadcast), **segments.summary(found)}
+        return {**_described(broadcast), **await segments.preview(session, s, broadcast)}
 
     shown = _run(work)
     if as_json:

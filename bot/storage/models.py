@@ -245,6 +245,15 @@ class OutboxMessage(Base):
     quiet: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class RateBucket(Base):
+    """A send rate shared by every process (bot/rate.py): the next free send slot."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot: Mapped[datetime] = mapped_column()
+
+
 class Broadcast(Base):
     """A warning (预警提示) for a segment of subscribers: what it says, whom it is for, who drafted and approved it,
     and where it stands. Its deliveries are outbox rows (`OutboxMessage.broadcast_id`), one per recipient."""

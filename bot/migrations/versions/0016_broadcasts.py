@@ -1,5 +1,5 @@
 """Warning broadcasts: the broadcasts table; outbox rows name the broadcast they deliver and whether quiet hours
-hold them back.
+hold them back; rate_buckets, a send rate shared by every process.
 
 Revision ID: 0016
 Revises: 0013
@@ -32,6 +32,11 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     )
+    op.create_table(
+        "rate_buckets",
+        sa.Column("name", sa.String(32), primary_key=True),
+        sa.Column("next_slot", sa.DateTime(timezone=True), nullable=False),
+    )
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("broadcast_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("quiet", sa.Boolean(), nullable=False, server_default=sa.false()))
@@ -43,4 +48,5 @@ def downgrade() -> None:
         batch.drop_index("ix_outbox_broadcast_id")
         batch.drop_column("quiet")
         batch.drop_column("broadcast_id")
+    op.drop_table("rate_buckets")
     op.drop_table("broadcasts")

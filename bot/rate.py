@@ -1,0 +1,64 @@
+"""A send rate shared by every process on one database: a schedule of send slots in a row (`rate_buckets`).
+
+Platforms count messages per bot, not per process: Telegram takes about 30 a second from one bot, whatever number
+of workers send them. Before each send a worker books the next free slot (one statement in one transaction: the
+slot is `max(next_slot, now)`, and `next_slot` moves on by 1/per_second) and waits for it. Slots are booked back to
+back while there is work, so no capacity is lost to a late wake-up, and in any second at most about `per_second`
+sends leave. A platform's "too many requests, retry after N s" pushes the schedule N seconds on for every process
+(`hold`). A worker killed after booking leaves its slot unused: a gap of 1/per_second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.database import Database
+from bot.storage.models import RateBucket, utcnow
+from bot.tips.ledger import as_utc
+
+
+class SharedRate:
+    def __init__(self, db: Database, name: str, per_second: float) -> None:
+        self.db, self.name = db, name
+        self.step = timedelta(seconds=1 / per_second)
+
+    async def take(self) -> None:
+        """Book the next send slot and wait for it."""
+        while True:
+            try:
+                slot = await self._book(self.step)
+                break
+            except OperationalError:  # SQLite: another process held the write lock too long; book again
+                await asyncio.sleep(0.01)
+        wait = (slot - utcnow()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def hold(self, seconds: float) -> None:
+        """Nobody sends for the next `seconds` (the platform asked us to wait): slots booked already stay, new ones
+        start after the pause."""
+        await self._book(timedelta(seconds=seconds))
+
+    async def _book(self, length: timedelta) -> datetime:
+        """Take the span `length` from the schedule; returns when it starts."""
+        async with self.db.transaction() as session:
+            await self._ensure(session)
+            booked = as_utc(await session.scalar(select(RateBucket.next_slot).where(RateBucket.name == self.name)
+                                                 .with_for_update()))
+            now = utcnow()
+            slot = max(booked, now)
+            await session.execute(update(RateBucket).where(RateBucket.name == self.name)
+                                  .values(next_slot=slot + length))
+            return slot
+
+    async def _ensure(self, session: AsyncSession) -> None:
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        await session.execute(insert(RateBucket).values(name=self.name, next_slot=utcnow())
+                              .on_conflict_do_nothing())

@@ -1,0 +1,109 @@
+"""Warnings sent by several processes at once: one send rate shared by all (the platform counts per bot), and a
+sending process killed mid-run loses nothing and sends at most the copy it had in hand twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import subscribers
+from bot.rate import SharedRate
+from bot.services import Services
+from bot.storage.database import Database
+from bot.storage.models import OutboxMessage
+from tests.fake_telegram import FakeTelegram
+from tests.support import Server
+from tests.test_broadcasts import approved, drafted, progress, with_broadcasts
+
+CHATS = list(range(7100, 7190))
+RATE = 20.0  # messages a second, for both processes together (the fake answers 429 above 30)
+
+
+async def test_a_shared_rate_holds_for_every_pool_and_a_hold_stops_them_all(db_url: str, database: Database) -> None:
+    pools = [Database(db_url), Database(db_url)]  # two processes' connection pools
+    try:
+        rates = [SharedRate(db, "telegram", per_second=40) for db in pools]
+        taken: list[float] = []
+
+        async def sender(rate: SharedRate) -> None:
+            for _ in range(30):
+                await rate.take()
+                taken.append(time.monotonic())
+
+        start = time.monotonic()
+        await asyncio.gather(*(sender(r) for r in rates))
+        elapsed = time.monotonic() - start
+        assert len(taken) == 60
+        assert elapsed >= (60 - 1) / 40 * 0.95  # not faster than the rate, whoever takes
+        gaps = [b - a for a, b in zip(sorted(taken), sorted(taken)[1:], strict=False)]
+        assert sum(g < 1 / 40 * 0.5 for g in gaps) <= 3  # evenly spaced, not in bursts
+        await rates[0].hold(0.5)
+        held = time.monotonic()
+        await rates[1].take()
+        assert time.monotonic() - held >= 0.45  # the other pool waited out the hold
+    finally:
+        for db in pools:
+            await db.close()
+
+
+def _env(db_env: dict[str, str], fake: FakeTelegram) -> dict[str, str]:
+    return {**db_env, "FANGFEI_TELEGRAM__TOKEN": fake.token, "FANGFEI_TELEGRAM__BASE_URL": fake.base_url,
+            "FANGFEI_TELEGRAM__WEBHOOK_SECRET": "broadcast-secret",
+            "FANGFEI_TELEGRAM__MAX_MESSAGES_PER_SECOND": str(RATE), "FANGFEI_OUTBOX__LEASE_SECONDS": "3",
+            "FANGFEI_OUTBOX__UNKNOWN_PAUSE_MINUTES": "0.02"}
+
+
+async def _rows(services: Services, broadcast_id: int) -> list[Any]:
+    async with services.db.session() as session:
+        return list((await session.execute(select(OutboxMessage.status, OutboxMessage.unknowns)
+                                           .where(OutboxMessage.broadcast_id == broadcast_id))).all())
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["both-live", "one-killed"])
+async def test_two_processes_send_one_warning_within_the_shared_rate(db_env: dict[str, str], services: Services,
+                                                                     kill: bool) -> None:
+    services = with_broadcasts(services)
+    async with services.db.transaction() as session:
+        for chat in CHATS:
+            await subscribers.subscribe(session, "telegram", str(chat), "elderly", None, None)
+    with FakeTelegram() as fake:
+        servers = [Server(_env(db_env, fake)) for _ in range(2)]
+        for server in servers:
+            server.env["FANGFEI_TELEGRAM__WEBHOOK_URL"] = f"{server.base}/telegram/webhook"
+            server.start()
+        try:
+            broadcast_id = await drafted(services, audience="elderly", channels=["telegram"], urgent=True)
+            await approved(services, broadcast_id)
+            if kill:
+                await fake.wait_for(lambda: len(fake.sent) >= 25, timeout=30)
+                servers[0].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+                servers[0].proc.wait()  # type: ignore[union-attr]
+            for _ in range(300):
+                if (await progress(services, broadcast_id))["pending"] == 0:
+                    break
+                await asyncio.sleep(0.1)
+            shown = await progress(services, broadcast_id)
+        finally:
+            logs = [s.stop() for s in servers if s.proc and s.proc.poll() is None]
+        copies = {chat: len(fake.texts_to(chat)) for chat in CHATS}
+        rows = await _rows(services, broadcast_id)
+        assert (shown["sent"], shown["pending"], shown["failed"]) == (len(CHATS), 0, 0)
+        assert all(n >= 1 for n in copies.values())  # nothing lost
+        duplicates = sum(n - 1 for n in copies.values())
+        unknown = sum(1 for _, unknowns in rows if unknowns)
+        if kill:
+            assert duplicates <= 1  # at most the copy in the killed process's hand
+            assert unknown <= 20  # the rows it had claimed (one batch), sent again by the other after the pause
+        else:
+            assert duplicates == 0 and unknown == 0
+        # the two processes together kept to the shared rate: Telegram's flood limit was never hit
+        assert [v for v in fake.rate_violations if v["scope"] == "global"] == []
+        async with services.db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == len(CHATS)
+    assert all("Traceback" not in log for log in logs)
+
