@@ -275,6 +275,8 @@ class BroadcastSettings(BaseModel):
     quiet_audiences: list[str] = ["elderly"]
     # how often the leader looks for approved warnings whose time has come
     every_seconds: float = Field(10, gt=0)
+    # a village cadre who has not said "已转发" this long after a warning reached them is reminded once
+    relay_remind_minutes: float = Field(120, gt=0)
 
 
 class TipSettings(BaseModel):

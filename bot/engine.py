@@ -9,6 +9,7 @@ import handlers.ask
 import handlers.check
 import handlers.menu
 import handlers.quiz
+import handlers.relay
 import handlers.report
 import handlers.staff
 import handlers.subscribe  # (importing a handler module registers its actions, flows, keywords and commands)

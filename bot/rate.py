@@ -4,8 +4,9 @@ Platforms count messages per bot, not per process: Telegram takes about 30 a sec
 of workers send them. Before each send a worker books the next free slot (one statement in one transaction: the
 slot is `max(next_slot, now)`, and `next_slot` moves on by 1/per_second) and waits for it. Slots are booked back to
 back while there is work, so no capacity is lost to a late wake-up, and in any second at most about `per_second`
-sends leave. A platform's "too many requests, retry after N s" pushes the schedule N seconds on for every process
-(`hold`). A worker killed after booking leaves its slot unused: a gap of 1/per_second.
+sends leave (set it a little below the platform's limit: a send leaves a few milliseconds after its slot). A
+platform's "too many requests, retry after N s" starts no slot for N seconds, in every process (`hold`). A worker
+killed after booking leaves its slot unused: a gap of 1/per_second.
 """
 
 from __future__ import annotations
@@ -42,18 +43,17 @@ class SharedRate:
             await asyncio.sleep(wait)
 
     async def hold(self, seconds: float) -> None:
-        """Nobody sends for the next `seconds` (the platform asked us to wait): slots booked already stay, new ones
-        start after the pause."""
-        await self._book(timedelta(seconds=seconds))
+        """No new slot starts in the next `seconds` (the platform asked us to wait; several such answers at once
+        do not add up)."""
+        await self._book(timedelta(0), not_before=utcnow() + timedelta(seconds=seconds))
 
-    async def _book(self, length: timedelta) -> datetime:
+    async def _book(self, length: timedelta, not_before: datetime | None = None) -> datetime:
         """Take the span `length` from the schedule; returns when it starts."""
         async with self.db.transaction() as session:
             await self._ensure(session)
             booked = as_utc(await session.scalar(select(RateBucket.next_slot).where(RateBucket.name == self.name)
                                                  .with_for_update()))
-            now = utcnow()
-            slot = max(booked, now)
+            slot = max(booked, not_before or utcnow())
             await session.execute(update(RateBucket).where(RateBucket.name == self.name)
                                   .values(next_slot=slot + length))
             return slot

@@ -16,13 +16,14 @@ from sqlalchemy import func, select
 from telegram import Bot
 
 from bot import subscribers
-from bot.broadcasts import lifecycle, segments
+from bot.broadcasts import lifecycle, relay, segments
 from bot.broadcasts import senders as warning_senders
 from bot.config import Settings
 from bot.engine import Engine
 from bot.outbox import Dispatcher
 from bot.services import Services
 from bot.storage.models import AuditEntry, Broadcast, OutboxMessage, utcnow
+from bot.types import Inbound
 from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
 from tests.support import Server
@@ -72,7 +73,7 @@ async def approved(services: Services, broadcast_id: int, by: str = "李四") ->
 
 async def progress(services: Services, broadcast_id: int) -> dict[str, Any]:
     async with services.db.session() as session:
-        return await lifecycle.progress(session, await lifecycle.named(session, broadcast_id))
+        return await lifecycle.progress(session, services.settings, await lifecycle.named(session, broadcast_id))
 
 
 async def drain(d: Dispatcher) -> None:
@@ -276,6 +277,13 @@ async def test_staff_drive_a_warning_from_the_cli(db_env: dict[str, str], servic
     assert (status["state"], status["pending"], status["total"]) == ("sending", 2, 2)
     listed = json.loads(run("broadcast", "list", "--json", env=env).stdout)
     assert [b["id"] for b in listed] == [made["id"]]
+    cadre = json.loads(run("cadres", "add", "--name", "王村长", "--village", "chengguan-nanguan", "--channel",
+                           "telegram", "--id", "9001", "--json", env=env).stdout)
+    wrong = run("cadres", "add", "--name", "某人", "--village", "nowhere", "--channel", "telegram", "--id", "1",
+                env=env, check=False)
+    assert wrong.returncode == 2 and "not a village code" in wrong.stderr
+    assert "removed" in run("cadres", "remove", str(cadre["id"]), env=env).stdout
+    assert json.loads(run("cadres", "list", "--json", env=env).stdout) == []
     unknown = run("broadcast", "pause", "999", env=env, check=False)
     assert unknown.returncode == 2 and "no broadcast 999" in unknown.stderr
     async with services.db.session() as session:
@@ -311,3 +319,50 @@ async def test_serve_sends_an_approved_warning_at_its_time(db_env: dict[str, str
     finally:
         out = server.stop()
     assert "Traceback" not in out
+
+
+async def test_village_cadres_relay_a_warning_and_the_silent_one_is_reminded_once(
+        services: Services, telegram: FakeTelegram, bot: Bot) -> None:
+    services = with_broadcasts(services, relay_remind_minutes=0.001)
+    engine = Engine(services)
+    async with services.db.transaction() as session:
+        nanguan = await relay.add(session, services.settings, name="王村长", village="chengguan-nanguan",
+                                  channel="telegram", user="9001")
+        await relay.add(session, services.settings, name="李网格员", village="chengguan-nanguan",
+                        channel="telegram", user="9002")
+        await relay.add(session, services.settings, name="河口村干部", village="hekou-hekou",
+                        channel="telegram", user="9003")  # not in this warning's township
+    assert nanguan.id
+    broadcast_id = await drafted(services, townships=["chengguan"], channels=["relay"])
+    await approved(services, broadcast_id)
+    d = dispatcher(services, bot)
+    await drain(d)
+    handed = telegram.messages_to(9001)
+    assert len(handed) == 1 and "【请转发到村里的微信群】" in handed[0]["plain_text"]
+    assert UNSUBSCRIBE not in handed[0]["plain_text"]  # for the village group, not a subscriber
+    button = handed[0]["reply_markup"]["inline_keyboard"][0][0]
+    assert (button["text"], button["callback_data"]) == ("已转发到村群", f"/relayed {broadcast_id}")
+    assert telegram.texts_to(9003) == []
+    shown = await progress(services, broadcast_id)
+    assert shown["skipped"] == {"no-cadre": 2}  # 城关镇's other villages have no cadre
+    nanguan_row = next(r for r in shown["relay"] if r["village"] == "chengguan-nanguan")
+    assert (nanguan_row["cadres"], nanguan_row["relayed"]) == (2, 0)
+
+    # the cadre taps the button (the adapter hands its data over as text); a second tap changes nothing
+    tap = Inbound(channel="telegram", user="9001", chat="9001", text=f"/relayed {broadcast_id}")
+    assert "已转发到村群" in (await engine.handle(tap))[0].text
+    assert "已经记过了" in (await engine.handle(tap))[0].text
+    stranger = Inbound(channel="telegram", user="9555", chat="9555", text=f"已转发 {broadcast_id}")
+    assert "没有找到" in (await engine.handle(stranger))[0].text
+    nanguan_row = next(r for r in (await progress(services, broadcast_id))["relay"]
+                       if r["village"] == "chengguan-nanguan")
+    assert nanguan_row["relayed"] == 1 and nanguan_row["first_relayed_at"]
+
+    # the one who did not say so is reminded, once, however often the leader looks
+    await asyncio.sleep(0.1)
+    for _ in range(3):
+        async with services.db.transaction() as session:
+            await lifecycle.advance(session, services.settings, utcnow())
+    await drain(d)
+    assert len(telegram.texts_to(9002)) == 2 and "还没转发" in telegram.texts_to(9002)[1]
+    assert len(telegram.texts_to(9001)) == 1

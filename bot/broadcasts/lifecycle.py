@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.broadcasts import segments
+from bot.broadcasts import relay, segments
 from bot.config import Settings
 from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE
 from bot.storage.models import AuditEntry, Broadcast, utcnow
@@ -82,9 +82,10 @@ async def create(session: AsyncSession, settings: Settings, *, text: str, templa
     later = [c for c in channels if c in segments.NOT_YET]
     if later:
         raise BroadcastError(f"channels {', '.join(later)}: not available yet")
-    wrong = [c for c in channels if c not in segments.CHANNELS]
+    known = (*segments.CHANNELS, "relay")
+    wrong = [c for c in channels if c not in known]
     if wrong or not channels:
-        raise BroadcastError(f"channels: some of {', '.join(segments.CHANNELS)}")
+        raise BroadcastError(f"channels: some of {', '.join(known)}")
     if not drafted_by.strip():
         raise BroadcastError("--as: the drafter's name")
     made = Broadcast(text=text, template=template, audience=audience, urgent=urgent, send_at=send_at,
@@ -131,6 +132,10 @@ async def start(session: AsyncSession, settings: Settings, broadcast: Broadcast,
                "created_at", "priority", "broadcast_id", "quiet"]
     added = await session.execute(insert(TABLE).from_select(columns, rows).on_conflict_do_nothing())
     skipped = (await segments.preview(session, settings, broadcast))["skipped"]
+    if "relay" in (broadcast.segment or {}).get("channels", []):
+        handed = await relay.queue(session, settings, broadcast, now, postgres)
+        if handed["no-cadre"]:
+            skipped["no-cadre"] = handed["no-cadre"]  # villages no one can relay to
     await session.execute(update(Broadcast).where(Broadcast.id == broadcast.id).values(skipped=skipped))
     broadcast.state, broadcast.started_at, broadcast.skipped = "sending", now, skipped
     return added.rowcount or 0
@@ -186,8 +191,8 @@ async def retry_failed(session: AsyncSession, broadcast: Broadcast, actor: str) 
     return again.rowcount or 0, int(left or 0)
 
 
-async def progress(session: AsyncSession, broadcast: Broadcast) -> dict[str, Any]:
-    """Counts of its copies by status, and by route and status."""
+async def progress(session: AsyncSession, settings: Settings, broadcast: Broadcast) -> dict[str, Any]:
+    """Counts of its copies by status, by route and status, and the village relay's coverage."""
     rows = (await session.execute(select(TABLE.c.channel, TABLE.c.status, func.count())
                                   .where(TABLE.c.broadcast_id == broadcast.id)
                                   .group_by(TABLE.c.channel, TABLE.c.status))).all()
@@ -197,8 +202,10 @@ async def progress(session: AsyncSession, broadcast: Broadcast) -> dict[str, Any
         totals[status] = totals.get(status, 0) + count
         routes.setdefault(route, {})[status] = count
     skipped = sum((broadcast.skipped or {}).values())
+    relays = (await relay.coverage(session, settings, broadcast)
+              if "relay" in (broadcast.segment or {}).get("channels", []) else [])
     return {"id": broadcast.id, "state": broadcast.state, "total": sum(totals.values()) + skipped, **totals,
-            "skipped": broadcast.skipped or {}, "routes": routes}
+            "skipped": broadcast.skipped or {}, "routes": routes, "relay": relays}
 
 
 async def advance(session: AsyncSession, settings: Settings, now: datetime) -> int:
@@ -215,4 +222,5 @@ async def advance(session: AsyncSession, settings: Settings, now: datetime) -> i
     waiting = select(TABLE.c.id).where(TABLE.c.broadcast_id == Broadcast.id, TABLE.c.status == PENDING).exists()
     finished = await session.execute(update(Broadcast).where(Broadcast.state == "sending", ~waiting)
                                      .values(state="done", finished_at=now))
-    return changed + (finished.rowcount or 0)
+    reminded = await relay.remind_due(session, settings, now, session.bind.dialect.name == "postgresql")
+    return changed + (finished.rowcount or 0) + reminded

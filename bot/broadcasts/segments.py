@@ -16,9 +16,10 @@ from bot.tips.ledger import CHINA, as_utc
 
 AUDIENCES = ("elderly", "student", "other", "all")
 CHANNELS = ("telegram", "wechat", "web", "local")  # resident channels a warning can reach today
-NOT_YET = ("wecom", "relay")  # routes of issue 14 still to come
+NOT_YET = ("wecom",)  # routes of issue 14 still to come (the village relay: bot/broadcasts/relay.py)
 ROUTES = {"telegram": "warn-telegram", "wechat": "warn-wechat", "notice": "warn-notice"}
-REASONS = {"blocked": "屏蔽了机器人或已取消关注", "telegram-off": "本系统没有接入 Telegram"}
+REASONS = {"blocked": "屏蔽了机器人或已取消关注", "telegram-off": "本系统没有接入 Telegram",
+           "no-cadre": "村里没有登记转发的村干部（村数）"}
 
 
 def route_of(settings: Settings, channel: str) -> tuple[str | None, str | None]:

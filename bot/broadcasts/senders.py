@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 from telegram.error import Forbidden, TelegramError
 
@@ -27,7 +27,9 @@ from bot.vault import Vault
 def telegram(bot: Bot, db: Database) -> Sender:
     async def send(target: str, payload: dict[str, Any]) -> Outcome:
         try:
-            await bot.send_message(int(target), payload["text"][: MessageLimit.MAX_TEXT_LENGTH])
+            buttons = [InlineKeyboardButton(label, callback_data=data) for label, data in payload.get("buttons") or []]
+            await bot.send_message(int(target), payload["text"][: MessageLimit.MAX_TEXT_LENGTH],
+                                   reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None)
         except Forbidden as exc:
             async with db.transaction() as session:
                 await subscribers.mark_unreachable(session, "telegram", target)

@@ -4,6 +4,7 @@ failed copies, and follow their progress. Times are ISO 8601; without an offset,
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -23,7 +24,8 @@ AsOption = Annotated[str, typer.Option("--as", help="Your name (kept in the audi
 Id = Annotated[int, typer.Argument(help="The broadcast's id.")]
 
 
-def _run(work: Any) -> Any:
+def in_transaction(work: Any) -> Any:
+    """Run a coroutine function of (session) in one transaction; a BroadcastError is one line, exit 2."""
     from bot.broadcasts.lifecycle import BroadcastError
 
     return transact(work, BroadcastError)
@@ -47,7 +49,8 @@ def create(text: Annotated[str | None, typer.Option("--text", help="The warning,
            audience: Annotated[str, typer.Option("--audience", help="elderly, student, other or all.")] = "all",
            township: Annotated[list[str] | None, typer.Option("--township", help="A township code; repeat.")] = None,
            village: Annotated[list[str] | None, typer.Option("--village", help="A village code; repeat.")] = None,
-           channels: Annotated[str, typer.Option("--channels", help="Comma-separated: telegram, wechat, web, local.")]
+           channels: Annotated[str, typer.Option("--channels", help="Comma-separated: telegram, wechat, web, local, "
+                                                                "relay (village cadres forward it to village groups).")]
            = "telegram,wechat,web,local",
            company: Annotated[str | None, typer.Option("--company", help="For templates that name one.")] = None,
            at: Annotated[str | None, typer.Option("--at", help="Send at this time once approved (default: at "
@@ -73,7 +76,7 @@ def create(text: Annotated[str | None, typer.Option("--text", help="The warning,
                                       channels=[c.strip() for c in channels.split(",") if c.strip()])
         return _described(made)
 
-    made = _run(work)
+    made = in_transaction(work)
     print_json(made) if as_json else print(f"broadcast {made['id']}: drafted; approve it with "
                                            f"`fangfei broadcast approve {made['id']} --as NAME`")
 
@@ -89,7 +92,7 @@ def preview(broadcast_id: Id, as_json: JsonOption = False) -> None:
         broadcast = await lifecycle.named(session, broadcast_id)
         return {**_described(broadcast), **await segments.preview(session, s, broadcast)}
 
-    shown = _run(work)
+    shown = in_transaction(work)
     if as_json:
         print_json(shown)
         return
@@ -110,7 +113,7 @@ def _step(name: str, verb: str) -> None:
             await getattr(lifecycle, name)(session, broadcast, actor)
             return broadcast.state
 
-        print(f"broadcast {broadcast_id}: {_run(work)}")
+        print(f"broadcast {broadcast_id}: {in_transaction(work)}")
 
     command.__doc__ = verb
     app.command(name)(command)
@@ -132,7 +135,7 @@ def approve(broadcast_id: Id, approver: AsOption = "") -> None:
         broadcast = await lifecycle.approve(session, s, await lifecycle.named(session, broadcast_id), approver)
         return broadcast.state
 
-    state = _run(work)
+    state = in_transaction(work)
     print(f"broadcast {broadcast_id}: {state}" + (" (sent by `fangfei serve`)" if state == "sending" else ""))
 
 
@@ -144,7 +147,7 @@ def retry_failed(broadcast_id: Id, actor: AsOption = "staff") -> None:
     async def work(session: AsyncSession) -> tuple[int, int]:
         return await lifecycle.retry_failed(session, await lifecycle.named(session, broadcast_id), actor)
 
-    again, left = _run(work)
+    again, left = in_transaction(work)
     print(f"broadcast {broadcast_id}: {again} queued again" + (f", {left} left alone (they may have arrived)"
                                                                 if left else ""))
 
@@ -152,10 +155,12 @@ def retry_failed(broadcast_id: Id, actor: AsOption = "staff") -> None:
 def _progress(broadcast_id: int) -> dict[str, Any]:
     from bot.broadcasts import lifecycle
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        return await lifecycle.progress(session, await lifecycle.named(session, broadcast_id))
+    s = settings()
 
-    return _run(work)
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return await lifecycle.progress(session, s, await lifecycle.named(session, broadcast_id))
+
+    return in_transaction(work)
 
 
 @app.command("status")
@@ -186,6 +191,17 @@ def status(broadcast_id: Id, as_json: JsonOption = False,
         table.add_row(route, *(str(counts.get(k, 0)) for k in ("sent", "failed", "unreachable", "pending",
                                                                 "cancelled")))
     console.print(table)
+    if shown["relay"]:
+        relays = Table("village", "cadres", "relayed", "first relayed (China time)")
+        for r in shown["relay"]:
+            relays.add_row(r["name"], str(r["cadres"]), str(r["relayed"]), _china(r["first_relayed_at"]) or "-")
+        console.print(relays)
+
+
+def _china(moment: str | None) -> str | None:
+    from bot.tips.ledger import CHINA
+
+    return datetime.fromisoformat(moment).astimezone(CHINA).strftime("%m-%d %H:%M") if moment else None
 
 
 @app.command("list")
@@ -198,7 +214,7 @@ def listing(as_json: JsonOption = False) -> None:
     async def work(session: AsyncSession) -> list[dict[str, Any]]:
         return [_described(b) for b in await session.scalars(select(Broadcast).order_by(Broadcast.id.desc()))]
 
-    rows = _run(work)
+    rows = in_transaction(work)
     if as_json:
         print_json(rows)
         return

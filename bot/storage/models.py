@@ -245,6 +245,37 @@ class OutboxMessage(Base):
     quiet: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class Cadre(Base):
+    """A village cadre or grid worker who relays warnings into the village's own WeChat groups (no bot can post
+    there), reachable on a platform by their own account (a staff contact, not a resident)."""
+
+    __tablename__ = "cadres"
+    __table_args__ = (UniqueConstraint("channel", "user_id", "village", name="uq_cadre"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    village: Mapped[str] = mapped_column(String(64))  # a village code of config.yaml region
+    channel: Mapped[str] = mapped_column(String(16))  # telegram | wechat
+    user_id: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Relay(Base):
+    """A warning handed to one cadre to forward into their village's groups, and whether and when they did."""
+
+    __tablename__ = "relays"
+    __table_args__ = (UniqueConstraint("broadcast_id", "cadre_id", name="uq_relay"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    cadre_id: Mapped[int] = mapped_column(ForeignKey("cadres.id", ondelete="CASCADE"))
+    village: Mapped[str] = mapped_column(String(64))
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    relayed_at: Mapped[datetime | None] = mapped_column(default=None)
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class RateBucket(Base):
     """A send rate shared by every process (bot/rate.py): the next free send slot."""
 

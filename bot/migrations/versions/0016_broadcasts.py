@@ -1,5 +1,6 @@
 """Warning broadcasts: the broadcasts table; outbox rows name the broadcast they deliver and whether quiet hours
-hold them back; rate_buckets, a send rate shared by every process.
+hold them back; rate_buckets, a send rate shared by every process; cadres who relay warnings into village groups,
+and their relays.
 
 Revision ID: 0016
 Revises: 0013
@@ -37,6 +38,28 @@ def upgrade() -> None:
         sa.Column("name", sa.String(32), primary_key=True),
         sa.Column("next_slot", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "cadres",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("village", sa.String(64), nullable=False),
+        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("channel", "user_id", "village", name="uq_cadre"),
+    )
+    op.create_table(
+        "relays",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("broadcast_id", sa.Integer(), sa.ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("cadre_id", sa.Integer(), sa.ForeignKey("cadres.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("village", sa.String(64), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("relayed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("broadcast_id", "cadre_id", name="uq_relay"),
+    )
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("broadcast_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("quiet", sa.Boolean(), nullable=False, server_default=sa.false()))
@@ -48,5 +71,7 @@ def downgrade() -> None:
         batch.drop_index("ix_outbox_broadcast_id")
         batch.drop_column("quiet")
         batch.drop_column("broadcast_id")
+    op.drop_table("relays")
+    op.drop_table("cadres")
     op.drop_table("rate_buckets")
     op.drop_table("broadcasts")
