@@ -23,7 +23,7 @@ from quizzes import campaigns, group_rounds
 from tests.fake_telegram import FakeTelegram
 
 GROUP = -1001777000001
-ADMIN, MEMBER, WANG, LI = 3001, 3002, 3003, 3004
+ADMIN, MEMBER, WANG, LI, ZHAO = 3001, 3002, 3003, 3004, 3005
 OPEN = 5  # Telegram's shortest open_period
 QUIZ = GroupQuizSettings(open_seconds=OPEN, pause_seconds=2, questions=2, step_every_seconds=0.2,
                          schedule_every_seconds=3600, claim_seconds=1, notice_seconds=30, daily_at="00:00")
@@ -148,6 +148,7 @@ async def test_an_admins_round_posts_quiz_polls_one_at_a_time_scores_answers_onc
     assert await answers(services) == 2
     assert polls(fake)[1]["time"] - first["time"] >= OPEN  # the next poll once the first has closed
 
+    fake.poll_answer(ZHAO, [right], pid, first_name="赵大", late=True)  # to the closed first poll, held up on its way
     second = polls(fake)[1]
     pid2, right2 = second["poll"]["id"], drawn[1]["answer"]
     fake.poll_answer(LI, [right2], pid2, first_name="李四")
@@ -155,6 +156,7 @@ async def test_an_admins_round_posts_quiz_polls_one_at_a_time_scores_answers_onc
     await until(lambda: any("排行榜：" in t for t in texts(fake)))
     board = texts(fake)[-1]
     assert board.splitlines()[0] == f"「{(await the_round(services)).title}」答题结束！一共 2 题，2 人参加。"
+    assert "赵" not in board
     lines = board.splitlines()
     assert lines[2].startswith("1. 王*明  答对 2 题") and lines[3].startswith("2. 李*  答对 1 题"), board
     assert "王小明" not in board and "李四" not in board
