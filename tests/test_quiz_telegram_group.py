@@ -196,11 +196,13 @@ async def test_a_429_on_send_poll_is_waited_out_and_the_poll_is_posted_exactly_o
         services: Services, fake: FakeTelegram) -> None:
     running = await serving(services, fake, send_retries=1)
     try:
-        fake.fail("sendPoll", 429, times=1, retry_after=1)  # PTB's rate limiter waits and tries again
+        # PTB's rate limiter waits and tries again, the claim on the step held meanwhile (the wait outlasts it)
+        fake.fail("sendPoll", 429, times=1, retry_after=2)
         quiz(fake)
         await until(lambda: len(polls(fake)) == 1)
+        await asyncio.sleep(1)
         tries = fake.calls_to("sendPoll")
-        assert [c["status"] for c in tries] == [429, 200] and tries[1]["time"] - tries[0]["time"] >= 1
+        assert [c["status"] for c in tries] == [429, 200] and tries[1]["time"] - tries[0]["time"] >= 2
         fake.fail("sendPoll", 429, times=2, retry_after=1)  # beyond the limiter's retries: the job tries later
         await until(lambda: len(polls(fake)) == 2)
         await until(lambda: any("答题结束" in t for t in texts(fake)))
@@ -314,3 +316,29 @@ def test_texts_are_fitted_to_telegrams_poll_limits() -> None:
     assert group_rounds.fit("问" * 400, 288) == "问" * 287 + "…"
     assert group_rounds.fit("一\n二\n三\n四", 200, 2) == "一\n二\n三 四"
     assert group_rounds.fit("短", 100) == "短"
+
+
+async def test_an_admin_picks_the_groups_questions_and_a_word_it_does_not_know_gets_the_usage(
+        served: Bot, fake: FakeTelegram, services: Services) -> None:
+    quiz(fake, text="/quiz 帮助")
+    await until(lambda: len(texts(fake)) == 1)
+    assert texts(fake)[0].startswith("群答题的用法") and "/quiz on" in texts(fake)[0]
+    quiz(fake, text="/quiz 学生")
+    await posted(fake, services, 1)
+    started = await the_round(services)
+    assert started.audience == "student" and started.campaign_id is None
+    assert {q["id"].split("-")[0] for q in started.drawn["questions"]} <= {"student", "general"}
+    assert "这是练习赛" in texts(fake)[-1]
+
+
+async def test_a_poll_refused_for_good_stops_the_round(served: Bot, fake: FakeTelegram, services: Services) -> None:
+    fake.fail("sendPoll", 403, times=None, description="Forbidden: bot can't send polls to this chat")
+    quiz(fake)
+    await until(lambda: len(fake.calls_to("sendPoll")) == 1)
+    await until(lambda: the_round(services))
+    await asyncio.sleep(1)
+    stopped = await the_round(services)
+    assert stopped.state == "stopped" and len(fake.calls_to("sendPoll")) == 1 and polls(fake) == []
+    fake.clear_failures()
+    quiz(fake)  # the group can start a new round
+    await posted(fake, services, 1)
