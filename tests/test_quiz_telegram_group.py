@@ -21,6 +21,7 @@ from bot.storage.database import Database
 from bot.storage.models import GroupQuizAnswer, GroupQuizPoll, GroupQuizRound, utcnow
 from quizzes import campaigns, group_rounds
 from tests.fake_telegram import FakeTelegram
+from tests.support import Server
 
 GROUP = -1001777000001
 ADMIN, MEMBER, WANG, LI, ZHAO = 3001, 3002, 3003, 3004, 3005
@@ -342,3 +343,23 @@ async def test_a_poll_refused_for_good_stops_the_round(served: Bot, fake: FakeTe
     fake.clear_failures()
     quiz(fake)  # the group can start a new round
     await posted(fake, services, 1)
+
+
+async def test_fangfei_serve_steps_a_groups_round_to_its_leaderboard(fake: FakeTelegram,
+                                                                     db_env: dict[str, str]) -> None:
+    """The real `serve` process: the poll after the first and the leaderboard come from its leader-only job."""
+    srv = Server({**db_env, "FANGFEI_TELEGRAM__TOKEN": fake.token, "FANGFEI_TELEGRAM__BASE_URL": fake.base_url,
+                  "FANGFEI_GROUP_QUIZ__OPEN_SECONDS": str(OPEN), "FANGFEI_GROUP_QUIZ__PAUSE_SECONDS": "2",
+                  "FANGFEI_GROUP_QUIZ__QUESTIONS": "2", "FANGFEI_GROUP_QUIZ__STEP_EVERY_SECONDS": "0.5"})
+    await asyncio.to_thread(srv.start)
+    try:
+        await fake.wait_for(lambda: fake.calls_to("getUpdates"), timeout=20)
+        quiz(fake)
+        await until(lambda: len(polls(fake)) == 1)
+        fake.poll_answer(WANG, list(range(len(polls(fake)[0]["poll"]["options"])))[:1], first_name="王小明")
+        await until(lambda: len(polls(fake)) == 2)
+        await until(lambda: any("答题结束" in t for t in texts(fake)))
+    finally:
+        log = await asyncio.to_thread(srv.stop)
+    assert "group quiz: round 1 started (admin, 2 questions)" in log and "王" not in log and str(WANG) not in log
+    assert any(t.startswith("「防范非法集资知识练习」答题结束") for t in texts(fake))
