@@ -28,6 +28,7 @@ WHO = {"老年人": "elderly", "学生": "student", "其他": "other"}
 LABEL = {v: k for k, v in WHO.items()}
 ON, OFF = ("on", "开", "开启"), ("off", "关", "关闭")
 TOP = 10
+ADMIN_SECONDS = 60.0  # how long a member's admin status, once asked, is taken as known
 PRACTICE_TITLE = "防范非法集资知识练习"
 
 NOT_ADMIN = "群答题要由群管理员发起。想自己答题，请私聊我，发“答题”。"
@@ -76,6 +77,7 @@ class GroupHost:
         self.services, self.talk = services, talk
         self.settings = services.settings.group_quiz
         self._noticed: dict[tuple[str, str], float] = {}  # (group, refusal) → when this process last said it
+        self._admins: dict[tuple[str, str], tuple[bool, float]] = {}  # (group, member) → (admin?, when asked)
 
     # -- what group members do -------------------------------------------------------------------------------
     async def command(self, chat: str, user: str, args: str, key: str, admin: bool | None = None) -> None:
@@ -85,9 +87,11 @@ class GroupHost:
         async with db.transaction() as session:
             if not await inbox.record(session, key, postgres=not db.is_sqlite):
                 return
+        if not self.services.limits.message(self.talk.channel, user):
+            return  # over the per-user message limit: not read (the engine's rule for every message)
         if admin is None:
             try:
-                admin = await self.talk.is_admin(chat, user)
+                admin = await self._is_admin(chat, user)
             except SendFailed:
                 await self._notice(chat, CANNOT_CHECK)
                 return
@@ -108,6 +112,19 @@ class GroupHost:
             await self._say(chat, USAGE)
         else:
             await self.start(chat)
+
+    async def _is_admin(self, chat: str, user: str) -> bool:
+        """Asked of the platform at most once in ADMIN_SECONDS per member (requests about a group count towards
+        its 20 a minute in the rate limiter: a member repeating /quiz must not hold up the polls)."""
+        moment, key = time.monotonic(), (chat, user)
+        known = self._admins.get(key)
+        if known is not None and moment - known[1] < ADMIN_SECONDS:
+            return known[0]
+        if len(self._admins) > 10_000:
+            self._admins.clear()
+        answer = await self.talk.is_admin(chat, user)
+        self._admins[key] = (answer, moment)
+        return answer
 
     async def answer(self, poll_id: str, user: str, name: str, options: list[int],
                      now: datetime | None = None) -> bool:
