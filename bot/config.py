@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +58,16 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(65536, ge=1024)
+    # the address residents reach this server at (https://fangfei.example.gov.cn), no path: WeChat sign-in's
+    # return address and the share card's link are built on it
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", value.rstrip("/")):
+            raise ValueError("public_url: a scheme and host only, like https://fangfei.example.gov.cn")
+        return value.rstrip("/")
 
 
 class ChatSettings(BaseModel):
@@ -212,6 +223,11 @@ class WeChatSettings(BaseModel):
     app_secret: str = ""
     path: str = "/wechat"
     api_base_url: str = "https://api.weixin.qq.com"
+    oauth_base_url: str = "https://open.weixin.qq.com"
+    # the quiz page inside WeChat (a verified service account, with http.public_url's host as its 网页授权域名 and
+    # JS接口安全域名): sign residents in by their openid (snsapi_base), and set the share card
+    page_sign_in: bool = False
+    page_share: bool = False
     reply_budget_seconds: float = Field(4.0, gt=0, lt=5)
     max_body_bytes: int = Field(65536, ge=1024)
     menu: list[MenuButton] = []
@@ -247,7 +263,7 @@ class SchedulerSettings(BaseModel):
 
 
 class GroupQuizSettings(BaseModel):
-    """Quiz rounds in group chats (quizzes/group_host.py): native quiz polls, one at a time."""
+    """Quiz rounds in group chats (handlers/group_quiz.py): native quiz polls, one at a time."""
 
     # how long each poll stays open (Telegram's open_period: 5 to 600 seconds)
     open_seconds: int = Field(30, ge=5, le=600)
@@ -266,6 +282,19 @@ class GroupQuizSettings(BaseModel):
     claim_seconds: float = Field(120, ge=1)
     # a refusal (not an admin, a round running) is said at most once in this many seconds per group
     notice_seconds: float = Field(30, ge=0)
+
+
+class BroadcastSettings(BaseModel):
+    # the two-person rule: whoever drafts a warning cannot approve it
+    two_person: bool = True
+    # staff names who may approve (until the console brings staff accounts)
+    approvers: list[str] = []
+    # no warning reaches these audiences between quiet_start and quiet_end (China time) unless marked urgent
+    quiet_start: str = Field("21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_audiences: list[str] = ["elderly"]
+    # how often the leader looks for approved warnings whose time has come
+    every_seconds: float = Field(10, gt=0)
 
 
 class TipSettings(BaseModel):
@@ -312,6 +341,7 @@ class Settings(BaseSettings):
     wechat: WeChatSettings = WeChatSettings()
     wecom: WeComSettings = WeComSettings()
     tips: TipSettings = TipSettings()
+    broadcasts: BroadcastSettings = BroadcastSettings()
     outbox: OutboxSettings = OutboxSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     group_quiz: GroupQuizSettings = GroupQuizSettings()
@@ -327,6 +357,10 @@ class Settings(BaseSettings):
                              f"FANGFEI_SECRET_KEY to {KEY_ADVICE}; it seals reporters' identities")
         if self.wechat.safe_mode and not self.wechat.app_id:
             raise ValueError("wechat.app_id: required in safe mode (with wechat.encoding_aes_key)")
+        if (self.wechat.page_sign_in or self.wechat.page_share) and not (
+                self.wechat.app_id and self.wechat.app_secret and self.http.public_url):
+            raise ValueError("wechat.page_sign_in and wechat.page_share need wechat.app_id, "
+                             "FANGFEI_WECHAT__APP_SECRET and http.public_url")
         return self
 
     @classmethod

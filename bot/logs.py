@@ -2,7 +2,7 @@
 
 `install` puts a `Redactor` on the root logger's handlers (set up by the CLI), so it sees every record that is
 printed, from any logger. It replaces each configured secret value, and as a safety net the shapes secrets take in
-URLs (a Telegram token after /bot, an access_token= or key= in a query string), with `[redacted]`.
+URLs (a Telegram token after /bot, an access_token=, key= or code= in a query string), with `[redacted]`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MIN_SECRET_CHARS = 4  # shorter values would redact ordinary words; no real toke
 PATTERNS = (
     (re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),  # .../bot123456:ABC-def/getMe, /file/bot...
     (re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}"), REDACTED),  # a Telegram token anywhere else
-    (re.compile(r"([?&](?:access_token|key|secret)=)[^&#\s'\"]+"), rf"\1{REDACTED}"),  # WeChat API, WeCom robot
+    (re.compile(r"([?&](?:access_token|key|secret|code)=)[^&#\s'\"]+"), rf"\1{REDACTED}"),  # WeChat API, WeCom robot
 )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -30,11 +30,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.database import Database
-from bot.storage.models import OutboxMessage, utcnow
+from bot.storage.models import Broadcast, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 TABLE = OutboxMessage.__table__
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+UNREACHABLE = "unreachable"  # the platform will not take it for this recipient (blocked the bot, window closed)
+HELD, CANCELLED = "held", "cancelled"  # a paused or cancelled broadcast's rows (bot/broadcasts/)
 ORPHAN_CHECK_SECONDS = 60.0
 MAX_ERROR = 200
 UNKNOWN_PAUSE = 1800.0  # seconds before the one more try of a message whose outcome is unknown
@@ -49,7 +51,7 @@ class Outcome:
     """What a sender made of one message: sent, not sent but worth another try later, failed for good, or unknown
     (the request went out and no answer came: the message may have arrived)."""
 
-    kind: Literal["sent", "retry", "failed", "unknown"]
+    kind: Literal["sent", "retry", "failed", "unknown", "unreachable"]
     error: str = ""
     after: float | None = None  # for a retry: wait at least this long (a platform's retry_after)
 
@@ -68,6 +70,11 @@ class Outcome:
     @classmethod
     def unknown(cls, error: str) -> Outcome:
         return cls("unknown", error)
+
+    @classmethod
+    def unreachable(cls, error: str) -> Outcome:
+        """Not delivered, and no retry would change that for now (the resident blocked the bot, a window closed)."""
+        return cls("unreachable", error)
 
 
 class Sender(Protocol):
@@ -100,11 +107,29 @@ async def enqueue(session: AsyncSession, *, dedup: str, channel: str, target: st
     return (await session.execute(stmt)).first() is not None
 
 
+async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, postgres: bool, chunk: int = 500) -> int:
+    """Add many messages in the caller's transaction, a few hundred to a statement: each row a dict of dedup,
+    channel, target, payload and optionally priority, broadcast_id, quiet. Rows whose dedup key exists are skipped;
+    returns how many were added."""
+    insert = pg_insert if postgres else sqlite_insert
+    now = utcnow()
+    added = 0
+    for start in range(0, len(rows), chunk):
+        values = [{"status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now, "priority": 0,
+                   "broadcast_id": None, "quiet": False, **row} for row in rows[start:start + chunk]]
+        result = await session.execute(insert(TABLE).values(values).on_conflict_do_nothing(index_elements=["dedup"]))
+        added += result.rowcount or 0
+    return added
+
+
 class Dispatcher:
+    """`quiet()` says whether quiet hours hold back the rows marked `quiet` right now (they wait, unclaimed)."""
+
     def __init__(self, db: Database, senders: Mapping[str, Sender], *, batch: int = 20, lease_seconds: float = 60.0,
                  base_backoff: float = 2.0, max_backoff: float = 600.0, max_attempts: int = 15,
-                 unknown_pause: float = UNKNOWN_PAUSE) -> None:
+                 unknown_pause: float = UNKNOWN_PAUSE, quiet: Callable[[], bool] | None = None) -> None:
         self.db, self.senders, self.batch = db, dict(senders), batch
+        self.quiet = quiet
         self.lease = timedelta(seconds=lease_seconds)
         self.base_backoff, self.max_backoff, self.max_attempts = base_backoff, max_backoff, max_attempts
         self.unknown_pause = unknown_pause
@@ -123,6 +148,10 @@ class Dispatcher:
                       TABLE.c.channel.in_(sorted(self.senders)))
                .order_by(TABLE.c.priority.desc(), TABLE.c.next_attempt_at, TABLE.c.id).limit(self.batch)
                .with_for_update(skip_locked=True))  # PostgreSQL only; SQLite renders no FOR UPDATE
+        stopped = select(Broadcast.id).where(Broadcast.state.in_(("paused", "cancelled")))
+        due = due.where(TABLE.c.broadcast_id.is_(None) | TABLE.c.broadcast_id.not_in(stopped.scalar_subquery()))
+        if self.quiet is not None and self.quiet():
+            due = due.where(TABLE.c.quiet.is_(False))
         stmt = (update(TABLE).where(TABLE.c.id.in_(due.scalar_subquery()))
                 .values(lease_until=lease_until, attempts=TABLE.c.attempts + 1)
                 .returning(TABLE.c.id, TABLE.c.dedup, TABLE.c.channel, TABLE.c.target, TABLE.c.payload,
@@ -212,6 +241,9 @@ class Dispatcher:
             values = self._unknown(row, outcome.error, "no answer")
             if values["status"] == PENDING:
                 values["next_attempt_at"] = now + timedelta(seconds=self.unknown_pause)
+        elif outcome.kind == "unreachable":
+            values = {"status": UNREACHABLE, "lease_until": None, "last_error": error}
+            log.info("outbox: message %d (%s) not deliverable to its recipient now: %s", row.id, row.channel, error)
         elif outcome.kind == "failed" or row.attempts >= self.max_attempts:
             values = {"status": FAILED, "lease_until": None, "last_error": error}
             log.error("outbox: message %d (%s, %s) failed for good after %d attempt(s): %s", row.id, row.channel,

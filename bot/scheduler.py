@@ -1,9 +1,9 @@
 """Periodic jobs (APScheduler 3, in the serving process).
 
 Most jobs are safe to run in several processes at once (they queue outbox rows with dedup keys, or delete what is
-past its time) and run everywhere. Jobs that must happen once (a campaign opening on time) run only in the process
-holding the scheduler lease (bot/leader.py); the lease is renewed at a third of its length, so a killed leader is
-replaced within `scheduler.lease_seconds`.
+past its time) and run everywhere. Jobs that must happen once (campaigns opening and closing, warnings going out at
+their time) run only in the process holding the scheduler lease (bot/leader.py); the lease is renewed at a third of
+its length, so a killed leader is replaced within `scheduler.lease_seconds`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.broadcasts import lifecycle as broadcasts
 from bot.leader import Lease
 from bot.services import Services, forget_gaps
 from bot.storage import conversations, inbox
@@ -39,6 +40,12 @@ async def forget_old_records(services: Services) -> int:
         return (await inbox.prune(session)
                 + await conversations.forget_idle(session, settings.chat.retention_days)
                 + await forget_gaps(session, settings.search.gaps_retention_days))
+
+
+async def advance_broadcasts(services: Services) -> int:
+    """Send warnings whose time has come, tidy cancelled ones, mark finished ones done (bot/broadcasts/)."""
+    async with services.db.transaction() as session:
+        return await broadcasts.advance(session, services.settings, utcnow())
 
 
 @dataclass
@@ -98,5 +105,7 @@ def start_scheduler(services: Services, groups: Sequence[GroupHost] = ()) -> Job
                           id=f"group-quiz-steps-{host.talk.channel}", next_run_time=utcnow(), **once)
         scheduler.add_job(led(lease, host.schedule_due), "interval", seconds=quiz.schedule_every_seconds,
                           id=f"group-quiz-daily-{host.talk.channel}", **once)
+    scheduler.add_job(led(lease, advance_broadcasts), "interval", seconds=services.settings.broadcasts.every_seconds,
+                      args=[services], id="advance-broadcasts", next_run_time=utcnow(), **once)
     scheduler.start()
     return Jobs(scheduler, lease)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from telegram import Bot
 
 from bot.config import Settings, load_settings
@@ -22,7 +24,29 @@ from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
 from tests.support import FANGFEI, Server
 
-PG_URL = os.environ.get("FANGFEI_TEST_DATABASE_URL")
+
+def _worker_database(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets a database of its own on the server (`test_gw0`, …), made when missing:
+    the tests empty their tables, so workers must not share one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    main = make_url(url)
+    name = f"{main.database}_{worker}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(main.set(drivername="postgresql").render_as_string(False))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return main.set(database=name).render_as_string(False)
+
+
+PG_URL = _worker_database(os.environ.get("FANGFEI_TEST_DATABASE_URL"))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET_KEY = "test-only-secret-key"

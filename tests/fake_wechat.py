@@ -46,7 +46,16 @@ FakeWeChat (Official Account, ``https://api.weixin.qq.com``), reference:
   ``POST /cgi-bin/message/custom/send?access_token=T`` (text/news/image/voice/video/... loosely, news at most one
   article -> 45008), ``POST /cgi-bin/message/custom/typing`` (``command`` Typing/CancelTyping, inside the window),
   ``POST /cgi-bin/menu/create``, ``GET /cgi-bin/menu/get`` (46003 when there is none), ``GET /cgi-bin/menu/delete``,
-  ``GET /cgi-bin/media/get?access_token=T&media_id=M`` (temporary media, see below).
+  ``GET /cgi-bin/media/get?access_token=T&media_id=M`` (temporary media, see below),
+  ``GET /cgi-bin/ticket/getticket?access_token=T&type=jsapi`` (a new JS-SDK ticket each call, earlier ones valid
+  until they expire; ``tickets_issued``, ``jsapi_ticket``, ``ticket_valid(t)``, ``expire_tickets()``).
+* Web sign-in: ``GET /connect/oauth2/authorize`` (what ``open.weixin.qq.com`` does in WeChat's browser; point the
+  client's OAuth base at ``api_base_url``): 302 back to ``redirect_uri`` with ``code`` and ``state`` for the user in
+  ``resident`` (None: no code, as when a user refuses); a wrong appid, scope, response_type, state (> 128 or not
+  alphanumeric) or a redirect host other than ``oauth_domain`` ends on an error page and is a violation; recorded in
+  ``authorizations``. ``GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code`` answers the
+  openid; a code works once (40163 "code been used") for 5 minutes (40029 "invalid code"). ``issue_code(openid)``
+  makes a code directly.
   Token errors: missing 41001, unknown or superseded 40001, expired 42001.  Credentials: wrong appid 40013, wrong
   secret 40125, wrong grant_type 40002.
 * Customer-service window: ``user_wrote(openid, at=None, *, window=None, quota=None)`` opens (or renews, resetting
@@ -180,7 +189,10 @@ ERRMSGS: dict[int, str] = {
     40054: "invalid sub button url domain",
     40055: "invalid button url domain",
     40058: "invalid Request Parameter",
+    40029: "invalid code",
+    40097: "invalid args",
     40125: "invalid appsecret",
+    40163: "code been used",
     41001: "access_token missing",
     41002: "appid missing",
     41004: "appsecret missing",
@@ -476,6 +488,13 @@ class FakeWeChat(_FakeBase):
         self.menu: dict[str, Any] | None = None
         self.token_requests = 0
         self.tokens_issued: list[str] = []
+        self.ticket_lifetime = TOKEN_LIFETIME
+        self.tickets_issued: list[str] = []
+        self.authorizations: list[dict[str, Any]] = []
+        self.resident: str | None = None  # who "is" in WeChat's browser for the authorize page
+        self.oauth_domain: str | None = None  # the account's 网页授权域名 (None: any host)
+        self._tickets: dict[str, float] = {}  # ticket -> expires at
+        self._codes: dict[str, dict[str, Any]] = {}
 
         self._tokens: dict[str, _Token] = {}
         self._current: dict[str, str] = {}  # kind -> token
@@ -493,6 +512,9 @@ class FakeWeChat(_FakeBase):
             "/cgi-bin/menu/delete": ("GET", self._api_menu_delete, True),
             "/cgi-bin/media/get": ("GET", self._api_media_get, True),
             VIDEO_CDN_PATH: ("GET", self._cdn_video, False),
+            "/cgi-bin/ticket/getticket": ("GET", self._api_getticket, True),
+            "/sns/oauth2/access_token": ("GET", self._api_oauth_token, False),
+            "/connect/oauth2/authorize": ("GET", self._authorize_page, False),
         }
 
     @property
@@ -777,6 +799,89 @@ class FakeWeChat(_FakeBase):
         if media is None or not media.video:
             return Response("Not Found", status_code=404, media_type="text/plain")
         return Response(media.data, media_type=media.content_type)
+
+    # ---------------------------------------------------------------------------------------------- web pages
+
+    def _api_getticket(self, request: Request, body: Any) -> dict[str, Any]:
+        if request.query_params.get("type") not in ("jsapi", "wx_card"):
+            raise WxError(40097, "invalid args", violation="bad_ticket_type")
+        with self._lock:
+            now = self.now()
+            value = f"{len(self.tickets_issued) + 1:03d}_{secrets.token_urlsafe(60)}"
+            self._tickets[value] = now + self.ticket_lifetime
+            self.tickets_issued.append(value)
+        return {"errcode": 0, "errmsg": "ok", "ticket": value, "expires_in": self.ticket_lifetime}
+
+    @property
+    def jsapi_ticket(self) -> str | None:
+        """The newest ticket, if it has not expired."""
+        with self._lock:
+            if not self.tickets_issued or self._tickets[self.tickets_issued[-1]] <= self.now():
+                return None
+            return self.tickets_issued[-1]
+
+    def ticket_valid(self, ticket: str) -> bool:
+        with self._lock:
+            return self._tickets.get(ticket, 0) > self.now()
+
+    def expire_tickets(self) -> None:
+        with self._lock:
+            for ticket in self._tickets:
+                self._tickets[ticket] = self.now()
+
+    def issue_code(self, openid: str, scope: str = "snsapi_base") -> str:
+        """A web sign-in code for ``openid``, as WeChat puts on the redirect (5 minutes, once)."""
+        code = secrets.token_hex(16)
+        with self._lock:
+            self._codes[code] = {"openid": openid, "scope": scope, "issued": self.now(), "used": False}
+        return code
+
+    def _authorize_page(self, request: Request, body: Any) -> Response:
+        """WeChat's authorize page in its browser: back to redirect_uri with a code for ``resident`` (snsapi_base
+        asks nothing). A wrong appid, scope or redirect domain ends on WeChat's error page, as in WeChat."""
+        q = request.query_params
+        redirect, state, scope = q.get("redirect_uri", ""), q.get("state", ""), q.get("scope", "")
+        with self._lock:
+            self.authorizations.append({"query": dict(q), "user_agent": request.headers.get("user-agent", ""),
+                                        "time": self.now()})
+        problem = self._authorize_problem(q.get("appid"), redirect, scope, q.get("response_type"), state)
+        if problem:
+            self._record_violation("/connect/oauth2/authorize", WxError(10003, f"{problem} 参数错误",
+                                                                        violation="bad_authorize"), dict(q))
+            return Response(f"<html><body>{problem} 参数错误</body></html>", status_code=200, media_type="text/html")
+        joiner = "&" if "?" in redirect else "?"
+        code = f"code={self.issue_code(self.resident, scope)}&" if self.resident else ""  # None: nobody allowed it
+        return Response(status_code=302, headers={"Location": f"{redirect}{joiner}{code}state={state}"})
+
+    def _authorize_problem(self, appid: str | None, redirect: str, scope: str, response_type: str | None,
+                           state: str) -> str:
+        host = redirect.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].split(":", 1)[0]
+        if appid != self.appid:
+            return "appid"
+        if scope not in ("snsapi_base", "snsapi_userinfo"):
+            return "scope"
+        if not redirect.startswith(("http://", "https://")) or (self.oauth_domain not in (None, host)):
+            return "redirect_uri"
+        if response_type != "code":
+            return "response_type"
+        if len(state) > 128 or (state and not state.isalnum()):
+            return "state"
+        return ""
+
+    def _api_oauth_token(self, request: Request, body: Any) -> dict[str, Any]:
+        q = request.query_params
+        if q.get("grant_type") != "authorization_code":
+            raise WxError(40002)
+        self._check_credentials(q.get("appid"), q.get("secret"), "client_credential")
+        with self._lock:
+            issued = self._codes.get(q.get("code") or "")
+            if issued is None or self.now() > issued["issued"] + 300:
+                raise WxError(40029, "invalid code")
+            if issued["used"]:
+                raise WxError(40163, "code been used")
+            issued["used"] = True
+        return {"access_token": secrets.token_urlsafe(48), "expires_in": 7200,
+                "refresh_token": secrets.token_urlsafe(48), "openid": issued["openid"], "scope": issued["scope"]}
 
     # ---------------------------------------------------------------------------------------------- failures
 

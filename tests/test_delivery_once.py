@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from bot import delivery
 from bot.channels.telegram import TelegramChannel
 from bot.channels.wecom import WeComRobot
 from bot.config import OutboxSettings, Settings, TelegramSettings, WeComSettings
@@ -168,7 +169,7 @@ async def deliver(engine: Engine, services: Services, settings: Settings, until:
     """Run the outbox worker (with the Telegram bot as the running channel has it) until the rows satisfy `until`."""
     channel = TelegramChannel(engine, settings.telegram)
     await channel.app.initialize()
-    worker = alerts.start_dispatcher(dataclasses.replace(services, settings=settings), telegram_bot=channel.app.bot,
+    worker = delivery.start_dispatcher(dataclasses.replace(services, settings=settings), telegram_bot=channel.app.bot,
                                      poll=0.05)
     try:
         return await rows_when(services, until, within)
@@ -287,7 +288,7 @@ async def test_a_refused_connection_is_retried_and_the_alert_delivered_once(
     await channel.app.initialize()  # getMe went through; from now on the relays refuse connections for a while
     await to_wecom.stop()
     await to_telegram.stop()
-    worker = alerts.start_dispatcher(dataclasses.replace(services, settings=settings), telegram_bot=channel.app.bot,
+    worker = delivery.start_dispatcher(dataclasses.replace(services, settings=settings), telegram_bot=channel.app.bot,
                                      poll=0.05)
     try:
         await asyncio.sleep(0.3)

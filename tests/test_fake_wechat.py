@@ -452,6 +452,47 @@ def test_wechatpy_client_speaks_the_same_wire_format() -> None:
         fake.assert_no_violations()
 
 
+def test_web_sign_in_and_jsapi_ticket_in_wechatpys_wire_format() -> None:
+    from wechatpy import WeChatClient
+    from wechatpy.exceptions import WeChatOAuthException
+    from wechatpy.oauth import WeChatOAuth
+
+    with FakeWeChat() as fake:
+        fake.resident = USER
+        oauth = WeChatOAuth(fake.appid, fake.secret, "https://quiz.example/back?next=/quiz/a", state="abc123")
+        oauth.OAUTH_BASE_URL, oauth.API_BASE_URL = f"{fake.api_base_url}/connect/", f"{fake.api_base_url}/"
+        back = httpx.get(oauth.authorize_url.split("#")[0])
+        assert back.status_code == 302 and back.headers["location"].startswith(
+            "https://quiz.example/back?next=/quiz/a&code=")
+        code = httpx.URL(back.headers["location"]).params["code"]
+        assert back.headers["location"].endswith("&state=abc123")
+        assert oauth.fetch_access_token(code)["openid"] == USER
+        with pytest.raises(WeChatOAuthException) as used:
+            oauth.fetch_access_token(code)
+        assert used.value.errcode == 40163
+        late = fake.issue_code(OTHER)
+        fake.advance(301)
+        with pytest.raises(WeChatOAuthException) as expired:
+            oauth.fetch_access_token(late)
+        assert expired.value.errcode == 40029
+        fake.resident = None  # nobody allowed it: back without a code
+        assert "code=" not in httpx.get(oauth.authorize_url.split("#")[0]).headers["location"]
+        fake.assert_no_violations()
+        wrong = WeChatOAuth("wx0000000000000000", fake.secret, "https://quiz.example/back")
+        wrong.OAUTH_BASE_URL = f"{fake.api_base_url}/connect/"
+        assert httpx.get(wrong.authorize_url.split("#")[0]).status_code == 200  # WeChat's error page
+        assert [v["kind"] for v in fake.violations] == ["bad_authorize"]
+
+        token = httpx.post(f"{fake.api_base_url}/cgi-bin/stable_token", json={
+            "grant_type": "client_credential", "appid": fake.appid, "secret": fake.secret}).json()["access_token"]
+        client = WeChatClient(fake.appid, fake.secret, access_token=token, auto_retry=False, timeout=5)
+        client.API_BASE_URL = f"{fake.api_base_url}/cgi-bin/"
+        ticket = client.jsapi.get_ticket()
+        assert ticket["ticket"] == fake.jsapi_ticket and ticket["expires_in"] == 7200
+        fake.expire_tickets()
+        assert fake.jsapi_ticket is None and not fake.ticket_valid(ticket["ticket"])
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # WeCom group robot
 # --------------------------------------------------------------------------------------------------------------------

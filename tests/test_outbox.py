@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from telegram import Bot
 
+from bot import delivery
 from bot.channels.wechat_api import WeChatApi
 from bot.channels.wecom import WeComRobot
 from bot.config import Settings, TelegramSettings, TipSettings, WeChatSettings, WeComSettings
@@ -311,9 +312,10 @@ async def test_the_background_worker_sends_what_the_settings_allow(
         services: Services, staff_settings: Settings, bot: Bot, telegram: FakeTelegram,
         robot: FakeWeComRobot) -> None:
     configured = dataclasses.replace(services, settings=staff_settings)
-    worker = alerts.start_dispatcher(configured, telegram_bot=bot, poll=0.05)
+    worker = delivery.start_dispatcher(configured, telegram_bot=bot, poll=0.05)
     try:
-        assert sorted(worker.dispatcher.senders) == ["fetch-telegram", "telegram", "wecom"]  # no WeChat here
+        assert sorted(worker.dispatcher.senders) == ["fetch-telegram", "telegram", "warn-notice", "warn-telegram",
+                                                     "wecom"]  # no WeChat here
         tip = await file_tip(services, staff_settings)
         [message] = await telegram.wait_sent(1, chat_id=STAFF_CHAT)
         [card] = await robot.wait_received(1)

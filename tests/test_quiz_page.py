@@ -39,8 +39,7 @@ BANK = [Q(f"elderly-{i:03d}", "elderly", f"cat-{i % 4}", f"第{i}题：有人说
           ("能", "不能", "不知道"), "能", f"讲解{i}：拿不准就打{{hotline}}问。") for i in range(1, 21)]
 
 
-@pytest.fixture
-def site(settings: Settings, shared: Services) -> Iterator[str]:
+def start_site(settings: Settings, shared: Services, port: int = 0) -> ThreadedServer:
     """The real app under uvicorn in a thread, its database and campaigns made in the server's own event loop."""
     db = Database(settings.database.url)
     services = Services(settings=settings, db=db, kb=shared.kb, index=shared.index, risk=shared.risk,
@@ -63,8 +62,14 @@ def site(settings: Settings, shared: Services) -> Iterator[str]:
                                    seconds_per_question=5, open_now=True)
             await campaigns.create(session, slug="later", name="还没开始的答题", audience="student")
 
-    server = ThreadedServer(create_app(Engine(services)), on_start=prepare, on_stop=db.close)
+    server = ThreadedServer(create_app(Engine(services)), port=port, on_start=prepare, on_stop=db.close)
     server.start(timeout=60)
+    return server
+
+
+@pytest.fixture
+def site(settings: Settings, shared: Services) -> Iterator[str]:
+    server = start_site(settings, shared)
     yield server.url
     server.stop()
 

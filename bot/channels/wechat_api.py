@@ -1,19 +1,23 @@
 """WeChat Official Account API over our own async HTTP client (wechatpy has no asyncio client).
 
-The access token comes from the `stable_token` endpoint and is cached in the database, so every process shares
-one. Network and server errors are retried with backoff; an expired token is refreshed once; quota and window
-errors (45015, 45047 …) are returned to the caller to be recorded, never retried blindly.
-"""
+The access token comes from the `stable_token` endpoint and the JS-SDK ticket from `getticket`; both are cached
+in the database (`api_tokens`), so every process shares one. Network and server errors are retried with backoff;
+an expired token is refreshed once; quota and window errors (45015, 45047 …) are returned to the caller to be
+recorded, never retried blindly."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import WeChatSettings
 from bot.storage.database import Database
@@ -21,6 +25,9 @@ from bot.storage.models import ApiToken
 
 log = logging.getLogger(__name__)
 TOKEN_NAME = "wechat"
+TICKET_NAME = "wechat-jsapi"
+REFRESH_MARGIN = timedelta(minutes=5)  # a credential with less left is replaced before it is used
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 TOKEN_ERRORS = {40001, 40014, 42001}
 NO_RETRY = {45015, 45047, 43004, 40003}  # outside the 48-hour window, over quota, unfollowed, unknown user
 
@@ -40,7 +47,7 @@ class WeChatApi:
     def __init__(self, settings: WeChatSettings, db: Database, retries: int = 2, timeout: float = 5.0) -> None:
         self.settings, self.db, self.retries = settings, db, retries
         self.http = httpx.AsyncClient(base_url=settings.api_base_url, timeout=timeout)
-        self._refresh = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}  # one refresh at a time per credential in this process
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -56,7 +63,7 @@ class WeChatApi:
     async def call(self, path: str, payload: dict[str, Any]) -> ApiResult:
         token = await self.token()
         for refreshed in (False, True):
-            body = await self._post(path, payload, params={"access_token": token})
+            body = await self._request("POST", path, json=payload, params={"access_token": token})
             code = int(body.get("errcode", 0))
             if code in TOKEN_ERRORS and not refreshed:
                 token = await self.token(force=True, stale=token)
@@ -68,41 +75,107 @@ class WeChatApi:
 
     async def token(self, force: bool = False, stale: str | None = None) -> str:
         """The shared access token; `force` replaces `stale` unless another process already did."""
-        async with self._refresh:
-            async with self.db.session() as session:
-                row = await session.get(ApiToken, TOKEN_NAME)
-                now = datetime.now(UTC)
-                if row is not None and row.value != stale and _aware(row.expires_at) > now + timedelta(minutes=5):
-                    return row.value
-                body = await self._post("/cgi-bin/stable_token", {
-                    "grant_type": "client_credential", "appid": self.settings.app_id,
-                    "secret": self.settings.app_secret, "force_refresh": force})
-                if "access_token" not in body:
-                    raise WeChatApiError(f"stable_token refused: errcode {body.get('errcode')}")
-                expires = now + timedelta(seconds=int(body.get("expires_in", 7200)))
-                if row is None:
-                    session.add(ApiToken(name=TOKEN_NAME, value=body["access_token"], expires_at=expires))
-                else:
-                    row.value, row.expires_at = body["access_token"], expires
-                await session.commit()
-                return str(body["access_token"])
+        async def fetch() -> tuple[str, int]:
+            body = await self._request("POST", "/cgi-bin/stable_token", json={
+                "grant_type": "client_credential", "appid": self.settings.app_id,
+                "secret": self.settings.app_secret, "force_refresh": force})
+            if "access_token" not in body:
+                raise WeChatApiError(f"stable_token refused: errcode {body.get('errcode')}")
+            return str(body["access_token"]), int(body.get("expires_in", 7200))
 
-    async def _post(self, path: str, payload: dict[str, Any], params: dict[str, str] | None = None
-                    ) -> dict[str, Any]:
-        for attempt in range(self.retries + 1):
+        return await self._shared(TOKEN_NAME, fetch, stale)
+
+    async def jsapi_ticket(self) -> str:
+        """The shared JS-SDK ticket (fetched with the access token; a stale or expired token is refreshed once)."""
+        async def fetch() -> tuple[str, int]:
+            token = await self.token()
+            for refreshed in (False, True):
+                body = await self._request("GET", "/cgi-bin/ticket/getticket",
+                                           params={"access_token": token, "type": "jsapi"})
+                code = int(body.get("errcode", 0))
+                if code in TOKEN_ERRORS and not refreshed:
+                    token = await self.token(force=True, stale=token)
+                    continue
+                if code or "ticket" not in body:
+                    raise WeChatApiError(f"getticket refused: errcode {code}")
+                return str(body["ticket"]), int(body.get("expires_in", 7200))
+            raise AssertionError("unreachable")
+
+        return await self._shared(TICKET_NAME, fetch, None)
+
+    async def oauth_openid(self, code: str) -> str:
+        """The openid a web sign-in `code` stands for (snsapi_base; a code works once, for 5 minutes)."""
+        body = await self._request("GET", "/sns/oauth2/access_token", retries=1, params={
+            "appid": self.settings.app_id, "secret": self.settings.app_secret, "code": code,
+            "grant_type": "authorization_code"})
+        openid = body.get("openid")
+        if body.get("errcode") or not isinstance(openid, str) or not openid:
+            raise WeChatApiError(f"oauth2/access_token refused: errcode {body.get('errcode')}")
+        return openid
+
+    async def _shared(self, name: str, fetch: Callable[[], Awaitable[tuple[str, int]]], stale: str | None) -> str:
+        """A credential every process shares through `api_tokens`: the stored one while it has over
+        REFRESH_MARGIN left and is not `stale`, else a new one from `fetch` (value, seconds), stored. One fetch
+        at a time per process; on PostgreSQL the row is held during the fetch, so other processes wait for it
+        instead of fetching too (on SQLite, normally one process, they may fetch twice)."""
+        async with self.db.session() as session:
+            row = await session.get(ApiToken, name)
+            if _fresh(row, stale):
+                return row.value  # type: ignore[union-attr]
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            if self.db.is_sqlite:
+                async with self.db.session() as session:
+                    row = await session.get(ApiToken, name)
+                    if _fresh(row, stale):
+                        return row.value  # type: ignore[union-attr]
+                value, seconds = await fetch()
+                async with self.db.transaction() as session:
+                    await _store(session, name, value, seconds)
+                return value
+            async with self.db.session() as session, session.begin():
+                await session.execute(pg_insert(ApiToken).values(name=name, value="", expires_at=EPOCH)
+                                      .on_conflict_do_nothing())
+                row = await session.scalar(select(ApiToken).where(ApiToken.name == name).with_for_update()
+                                           .execution_options(populate_existing=True))
+                if _fresh(row, stale):
+                    return row.value  # type: ignore[union-attr]
+                value, seconds = await fetch()
+                await _store(session, name, value, seconds)
+            return value
+
+    async def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None,
+                       params: dict[str, str] | None = None, retries: int | None = None) -> dict[str, Any]:
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             try:
-                res = await self.http.post(path, json=payload, params=params)
+                res = await self.http.request(method, path, json=json, params=params)
                 if res.status_code >= 500:
                     raise httpx.HTTPStatusError("server error", request=res.request, response=res)
                 body = res.json()
-                if body.get("errcode") == -1 and attempt < self.retries:  # "system busy": worth another try
+                if body.get("errcode") == -1 and attempt < retries:  # "system busy": worth another try
                     raise httpx.HTTPStatusError("system busy", request=res.request, response=res)
                 return body if isinstance(body, dict) else {}
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                if attempt == self.retries:
+                if attempt == retries:
                     raise WeChatApiError(f"{path}: {exc.__class__.__name__}") from exc
                 await asyncio.sleep(0.3 * 2 ** attempt)
+            except ValueError as exc:  # not JSON (a proxy's error page)
+                raise WeChatApiError(f"{path}: the answer is not JSON") from exc
         raise AssertionError("unreachable")
+
+
+def _fresh(row: ApiToken | None, stale: str | None) -> bool:
+    return (row is not None and bool(row.value) and row.value != stale
+            and _aware(row.expires_at) > datetime.now(UTC) + REFRESH_MARGIN)
+
+
+async def _store(session: AsyncSession, name: str, value: str, seconds: int) -> None:
+    expires = datetime.now(UTC) + timedelta(seconds=seconds)
+    row = await session.get(ApiToken, name)
+    if row is None:
+        session.add(ApiToken(name=name, value=value, expires_at=expires))
+    else:
+        row.value, row.expires_at = value, expires
 
 
 def _aware(moment: datetime) -> datetime:

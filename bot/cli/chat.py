@@ -54,8 +54,8 @@ def serve() -> None:
 
         from bot.channels.telegram import TelegramChannel
         from bot.channels.wechat import WeChatChannel
+        from bot.delivery import OutboxWorker, start_dispatcher
         from bot.scheduler import Jobs, start_scheduler
-        from bot.tips.alerts import OutboxWorker, start_dispatcher
 
         engine = await open_engine(s)
         outbox: OutboxWorker | None = None
@@ -74,7 +74,8 @@ def serve() -> None:
                 routes.append(Route(s.telegram.webhook_path, telegram.webhook, methods=["POST"]))
         else:
             log.info("telegram: off (no token; set FANGFEI_TELEGRAM__TOKEN to turn it on)")
-        server = Server(uvicorn.Config(create_app(engine, routes), host=s.http.host,  # type: ignore[arg-type]
+        server = Server(uvicorn.Config(create_app(engine, routes,  # type: ignore[arg-type]
+                                                  wechat.api if wechat is not None else None), host=s.http.host,
                                        port=s.http.port, log_level=s.log.level.lower(), access_log=False,
                                        # uvicorn's records go to our handler (and its redaction), not its own
                                        log_config=None,

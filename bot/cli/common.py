@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +17,8 @@ from bot import logs
 from bot.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from bot.services import Services
     from bot.storage.database import Database
     from bot.vault import Vault
@@ -119,6 +123,42 @@ async def open_ledger(s: Settings) -> Database:
         say_error("The database schema is not up to date: run `fangfei db upgrade` first.")
         raise typer.Exit(2)
     return db
+
+
+def transact(work: Callable[[AsyncSession], Awaitable[Any]], *errors: type[Exception]) -> Any:
+    """Run a coroutine function of (session) in one transaction of the configured database; one of `errors` (an
+    exception with a `message` for staff) is one line and exit 2."""
+    import asyncio
+
+    s = settings()
+
+    async def main() -> Any:
+        db = await open_ledger(s)
+        try:
+            async with db.transaction() as session:
+                return await work(session)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except errors as exc:
+        say_error(getattr(exc, "message", str(exc)))
+        raise typer.Exit(2) from exc
+
+
+def when(text: str | None, label: str) -> datetime | None:
+    """An ISO 8601 time given on the command line (China time without an offset); a bad one is one line, exit 2."""
+    from bot.tips.ledger import CHINA
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        say_error(f"{label}: {text!r} is not an ISO date and time (e.g. 2026-12-10T08:00)")
+        raise typer.Exit(2) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
 
 
 def probe_sqlite(s: Settings) -> None:

@@ -69,20 +69,28 @@ def check(text: Annotated[str | None, typer.Argument()] = None,
 
 @kb_app.command("check")
 def kb_check(directory: Annotated[Path | None, typer.Option("--dir", help="Entries folder (default: the bundled "
-                                                             "knowledge base).")] = None) -> None:
-    """Validate every entry; print `file: entry: field: problem` lines and exit 1 on any problem."""
-    from knowledge import schema
+                                                             "knowledge base).")] = None,
+             warnings_dir: Annotated[Path | None, typer.Option("--warnings-dir", help="Warning templates folder "
+                                                               "(default: the bundled knowledge/warnings).")] = None
+             ) -> None:
+    """Validate every entry and warning template; print `file: id: field: problem` lines and exit 1 on any."""
+    from knowledge import schema, warnings
 
     s = settings()
     if directory is not None:
         existing(directory, "--dir: ", folder=True)
-    kb, problems = schema.load(directory or schema.ENTRIES_DIR, region_keys=set(s.region.placeholders()))
+    if warnings_dir is not None:
+        existing(warnings_dir, "--warnings-dir: ", folder=True)
+    keys = set(s.region.placeholders())
+    kb, problems = schema.load(directory or schema.ENTRIES_DIR, region_keys=keys)
+    templates, template_problems = warnings.load(warnings_dir or warnings.WARNINGS_DIR, region_keys=keys)
+    problems += template_problems
     for p in problems:
         print(p)
     if problems:
-        say_error(f"{len(problems)} problem(s) in {len(kb.entries)} loaded entries.")
+        say_error(f"{len(problems)} problem(s) in {len(kb.entries)} loaded entries and {len(templates)} templates.")
         raise typer.Exit(1)
-    print(f"ok: {len(kb.entries)} entries in {len(kb.categories)} categories")
+    print(f"ok: {len(kb.entries)} entries in {len(kb.categories)} categories, {len(templates)} warning templates")
 
 
 @kb_app.command("gaps")

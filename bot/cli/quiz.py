@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from bot.cli.common import console, existing, open_ledger, print_json, say_error, settings
+from bot.cli.common import console, existing, print_json, say_error, settings, transact, when
 
 if TYPE_CHECKING:
     from bot.storage.models import QuizCampaign
@@ -39,19 +38,6 @@ def check(directory: Annotated[Path | None, typer.Option("--dir", help="Banks fo
     print(f"ok: {len(questions)} questions ({', '.join(f'{n} {a}' for a, n in by_audience.items())})")
 
 
-def _when(text: str | None, label: str) -> datetime | None:
-    from bot.tips.ledger import CHINA
-
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        say_error(f"{label}: {text!r} is not an ISO date and time (e.g. 2026-12-10T08:00)")
-        raise typer.Exit(2) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
-
-
 def _described(campaign: QuizCampaign) -> dict[str, Any]:
     from bot.tips.ledger import CHINA, as_utc
     from quizzes import campaigns
@@ -71,21 +57,7 @@ def _run(work: Any) -> Any:
     """Run a coroutine function of (session) in one transaction; a QuizError is one line, exit 2."""
     from quizzes.campaigns import QuizError
 
-    s = settings()
-
-    async def main() -> Any:
-        db = await open_ledger(s)
-        try:
-            async with db.transaction() as session:
-                return await work(session)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except QuizError as exc:
-        say_error(exc.message)
-        raise typer.Exit(2) from exc
+    return transact(work, QuizError)
 
 
 @campaign_app.command("create")
@@ -117,7 +89,7 @@ def create(slug: Annotated[str, typer.Option("--slug", help="Stable short name, 
     if unknown:
         say_error(f"--township: not a township code of config.yaml: {', '.join(unknown)}")
         raise typer.Exit(2)
-    starts, ends = _when(start, "--start"), _when(end, "--end")
+    starts, ends = when(start, "--start"), when(end, "--end")
 
     async def work(session: Any) -> dict[str, Any]:
         made = await campaigns.create(session, slug=slug, name=name, audience=audience, questions=questions,

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -239,6 +251,35 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # a warning broadcast's delivery (bot/broadcasts/); NULL for alerts and notices
+    broadcast_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    # held back during quiet hours (a non-urgent warning to elderly residents)
+    quiet: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Broadcast(Base):
+    """A warning (预警提示) for a segment of subscribers: what it says, whom it is for, who drafted and approved it,
+    and where it stands. Its deliveries are outbox rows (`OutboxMessage.broadcast_id`), one per recipient."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)  # as residents read it, before the unsubscribe line
+    template: Mapped[str | None] = mapped_column(String(64), default=None)
+    audience: Mapped[str] = mapped_column(String(16))  # elderly | student | other | all
+    # {"townships": [codes], "villages": [codes], "channels": [names]}; no township or village: the whole county
+    segment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    send_at: Mapped[datetime | None] = mapped_column(default=None)
+    # draft | approved (waits for send_at) | sending | paused | done | cancelled
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    drafted_by: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    # residents of the segment left out when it was sent, by reason ({"blocked": 3, "no-route:wecom": 1})
+    skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class QuizCampaign(Base):

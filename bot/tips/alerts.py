@@ -8,8 +8,6 @@ reporter's user id stays sealed in the outbox row and is opened by the sender ju
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from functools import cache
 from typing import Any
@@ -23,12 +21,11 @@ from bot.channels.telegram_errors import delivery_outcome
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.channels.wecom import WeComRobot
 from bot.config import Settings
-from bot.outbox import Dispatcher, Outcome, Sender, enqueue
-from bot.services import Services
+from bot.outbox import Outcome, Sender, enqueue
 from bot.storage import conversations
 from bot.storage.database import Database
 from bot.storage.models import Tip
-from bot.tips import evidence, ledger
+from bot.tips import ledger
 from bot.vault import SealError, Vault
 from knowledge.schema import load_taxonomy
 
@@ -38,7 +35,7 @@ QUEUED_CHANNELS = ("telegram", "wechat")  # reporters on these can be messaged; 
 WECHAT_NOTICE_INSTEAD = {45015, 45047, 43004}  # window closed, quota used up, unfollowed: they see it next time
 WECHAT_GIVE_UP = {40003, 44004, 45002}  # unknown user, empty or too long text: trying again changes nothing
 WECHAT_MAX_TEXT = 2048  # bytes
-STOP_WAIT = 10.0  # seconds a stopping worker gives the message in hand
+
 MARKDOWN_SAFE = str.maketrans({"*": "＊", "`": "｀", "[": "［", "]": "］", "<": "＜", ">": "＞", "#": "＃"})
 
 
@@ -153,24 +150,29 @@ def wechat_sender(api: WeChatApi, db: Database, vault: Vault) -> Sender:
             openid = vault.open(target) if payload.get("sealed") else target
         except SealError:
             return Outcome.failed("target cannot be read")
-        text = _cut_bytes(payload["text"], WECHAT_MAX_TEXT)
-        try:
-            result = await api.send_text(openid, text)
-        except WeChatApiError as exc:
-            return Outcome.retry(str(exc))
-        if result.ok:
-            return Outcome.sent()
-        if result.errcode in WECHAT_NOTICE_INSTEAD:
-            async with db.transaction() as session:
-                await conversations.leave_notice(session, vault, "wechat", openid, payload["text"],
-                                                 postgres=not db.is_sqlite)
-            log.info("wechat: customer-service message refused (errcode %d); left as a notice", result.errcode)
-            return Outcome.sent()
-        if result.errcode in WECHAT_GIVE_UP:
-            return Outcome.failed(f"errcode {result.errcode}")
-        return Outcome.retry(f"errcode {result.errcode}")
+        return await wechat_text(api, db, vault, openid, payload["text"], noticed=Outcome.sent())
 
     return send
+
+
+async def wechat_text(api: WeChatApi, db: Database, vault: Vault, openid: str, text: str, *,
+                      noticed: Outcome) -> Outcome:
+    """Send a customer-service text; when WeChat will not take one for this user now (window closed, quota used
+    up, unfollowed) leave it as a notice for their next message and return `noticed`."""
+    try:
+        result = await api.send_text(openid, _cut_bytes(text, WECHAT_MAX_TEXT))
+    except WeChatApiError as exc:
+        return Outcome.retry(str(exc))
+    if result.ok:
+        return Outcome.sent()
+    if result.errcode in WECHAT_NOTICE_INSTEAD:
+        async with db.transaction() as session:
+            await conversations.leave_notice(session, vault, "wechat", openid, text, postgres=not db.is_sqlite)
+        log.info("wechat: customer-service message refused (errcode %d); left as a notice", result.errcode)
+        return noticed
+    if result.errcode in WECHAT_GIVE_UP:
+        return Outcome.failed(f"errcode {result.errcode}")
+    return Outcome.retry(f"errcode {result.errcode}")
 
 
 def _cut(text: str, limit: int) -> str:
@@ -180,66 +182,3 @@ def _cut(text: str, limit: int) -> str:
 def _cut_bytes(text: str, limit: int) -> str:
     raw = text.encode()
     return text if len(raw) <= limit else raw[: limit - 3].decode(errors="ignore") + "…"
-
-
-# -- the background worker --------------------------------------------------------------------------------------------
-class OutboxWorker:
-    """`Dispatcher.run` in the background, with every sender this deployment can use.
-
-    Telegram needs the running bot (`TelegramChannel.app.bot`); the WeCom robot and the WeChat API are built from
-    the settings unless given, and then closed by `stop()`.
-    """
-
-    def __init__(self, services: Services, *, telegram_bot: Bot | None = None, wechat_api: WeChatApi | None = None,
-                 wecom_robot: WeComRobot | None = None, poll: float = 1.0, **options: Any) -> None:
-        settings = services.settings
-        self._owned: list[WeComRobot | WeChatApi] = []
-        senders: dict[str, Sender] = {}
-        if telegram_bot is not None:
-            senders["telegram"] = telegram_sender(telegram_bot, services.vault)
-        if wecom_robot is None and settings.wecom.robot_webhook_url:
-            wecom = settings.wecom
-            wecom_robot = WeComRobot(wecom.robot_webhook_url, wecom.max_per_minute, timeout=wecom.read_timeout,
-                                     connect_timeout=wecom.connect_timeout)
-            self._owned.append(wecom_robot)
-        if wecom_robot is not None:
-            senders["wecom"] = wecom_sender(wecom_robot)
-        if wechat_api is None and can_message(settings, "wechat"):
-            wechat_api = WeChatApi(settings.wechat, services.db)
-            self._owned.append(wechat_api)
-        if wechat_api is not None:
-            senders["wechat"] = wechat_sender(wechat_api, services.db, services.vault)
-        # evidence files, fetched from the platform and kept sealed (bot/tips/evidence.py)
-        max_bytes = int(settings.tips.max_file_mb * 1024 * 1024)
-        if telegram_bot is not None:
-            senders["fetch-telegram"] = evidence.telegram_fetcher(telegram_bot, services.db, services.vault, max_bytes)
-        if wechat_api is not None:
-            senders["fetch-wechat"] = evidence.wechat_fetcher(settings.wechat.api_base_url, wechat_api.token,
-                                                              services.db, services.vault, max_bytes,
-                                                              http=wechat_api.http)
-        options.setdefault("unknown_pause", settings.outbox.unknown_pause_minutes * 60)
-        self.dispatcher = Dispatcher(services.db, senders, **options)
-        self.poll = poll
-        self.stopping = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self.dispatcher.run(self.stopping, self.poll), name="outbox")
-        log.info("outbox: dispatching (%s)", ", ".join(sorted(self.dispatcher.senders)) or "no senders")
-
-    async def stop(self) -> None:
-        """Finish the message in hand (for up to STOP_WAIT seconds), then close the clients this worker made."""
-        self.stopping.set()
-        if self.task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self.task, STOP_WAIT)
-        for client in self._owned:
-            await client.close()
-
-
-def start_dispatcher(services: Services, *, telegram_bot: Bot | None = None, wechat_api: WeChatApi | None = None,
-                     **options: Any) -> OutboxWorker:
-    """Build the worker and start it on the running event loop; `await worker.stop()` at shutdown."""
-    worker = OutboxWorker(services, telegram_bot=telegram_bot, wechat_api=wechat_api, **options)
-    worker.start()
-    return worker

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text as sql
 from starlette.applications import Starlette
@@ -20,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.engine import Engine
 from bot.types import Inbound
 from handlers.menu import SLOW_DOWN
+
+if TYPE_CHECKING:
+    from bot.channels.wechat_api import WeChatApi
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -119,12 +123,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
-    """The HTTP app; `channels` are the webhook routes of the messaging channels that are on."""
+def create_app(engine: Engine, channels: Sequence[Route] = (), wechat_api: WeChatApi | None = None) -> Starlette:
+    """The HTTP app; `channels` are the webhook routes of the messaging channels that are on. The quiz page's
+    WeChat sign-in and share card use `wechat_api` (the WeChat channel's), or one of their own that the app
+    closes when it stops."""
+    from bot.channels.wechat_api import WeChatApi
     from bot.web.quiz_api import QuizApi  # (it reads the request helpers above)
     from bot.web.quiz_page import QuizPage
 
     settings = engine.services.settings
+    owned: WeChatApi | None = None
+    if wechat_api is None and (settings.wechat.page_sign_in or settings.wechat.page_share):
+        wechat_api = owned = WeChatApi(settings.wechat, engine.services.db)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        if owned is not None:
+            await owned.close()
 
     async def healthz(_: Request) -> Response:
         try:
@@ -167,8 +183,8 @@ def create_app(engine: Engine, channels: Sequence[Route] = ()) -> Starlette:
         Route("/", page),
         Route("/api/chat", api_chat, methods=["POST"]),
         *QuizApi(engine.services).routes(),
-        *QuizPage(engine.services).routes(),
+        *QuizPage(engine.services, wechat_api).routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ])
+    ], lifespan=lifespan)
     app.add_middleware(SecurityHeaders)
     return app

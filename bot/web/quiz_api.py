@@ -1,15 +1,13 @@
 """The quiz page's JSON API (README, "Quiz campaigns"): translates HTTP to quizzes/campaigns.py and back.
 
-The player is never taken from a body: it is a signed cookie this server issued (set on the first visit), so a
-request can only ever answer its own attempts.
+The player is never taken from a body: it is a signed cookie this server issued (bot/web/quiz_player.py: the
+WeChat sign-in's, or one set on the first visit), so a request can only ever answer its own attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -19,12 +17,11 @@ from starlette.routing import Route
 
 from bot.services import Services
 from bot.web.app import BadRequest, read_json
+from bot.web.quiz_player import Players
 from quizzes import answering, campaigns
 from quizzes.campaigns import Asked, QuizError
 
 log = logging.getLogger(__name__)
-COOKIE = "ff_quiz"
-COOKIE_DAYS = 365
 BOARD_SECONDS = 5.0  # how old a leaderboard served may be
 MAX_BOARDS = 1000
 STATUS = {"not-found": 404, "closed": 409, "limit": 429, "region": 400, "answered": 409, "foreign": 404,
@@ -44,32 +41,13 @@ class QuizApi:
         # slug → (computed at, standings): a county's campaign page is opened by thousands at once
         self._boards: dict[str, tuple[float, dict[str, Any]]] = {}
         self._computing: dict[str, asyncio.Lock] = {}
+        self.players = Players(services.vault)
 
     def routes(self) -> list[Route]:
         return [Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
                 Route("/api/quiz/{slug}/attempts", self.start, methods=["POST"]),
                 Route("/api/quiz/{slug}/attempts/{attempt}/answers", self.answer, methods=["POST"]),
                 Route("/api/quiz/{slug}/leaderboard", self.leaderboard, methods=["GET"])]
-
-    # -- the player's cookie ---------------------------------------------------------------------------------------
-    def _sign(self, ident: str) -> str:
-        return self.services.vault.fingerprint("quiz-cookie", ident)[:32]
-
-    def cookie_player(self, request: Request) -> str | None:
-        """The player id in a cookie we signed, or None."""
-        ident, _, signature = request.cookies.get(COOKIE, "").partition(".")
-        if ident and signature and hmac.compare_digest(signature, self._sign(ident)):
-            return ident
-        return None
-
-    def _with_cookie(self, response: Response, request: Request, ident: str) -> Response:
-        if self.cookie_player(request) != ident:
-            response.set_cookie(COOKIE, f"{ident}.{self._sign(ident)}", max_age=COOKIE_DAYS * 86400, httponly=True,
-                                samesite="lax", secure=request.url.scheme == "https", path="/")
-        return response
-
-    def _ident(self, request: Request) -> str:
-        return self.cookie_player(request) or secrets.token_urlsafe(16)
 
     # -- endpoints ---------------------------------------------------------------------------------------------------
     async def campaign(self, request: Request) -> Response:
@@ -94,25 +72,23 @@ class QuizApi:
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or len(name) > 32 or not name.isprintable()):
             return JSONResponse({"error": '"name" must be printable text of at most 32 characters'}, status_code=400)
-        ident = self._ident(request)
+        me = self.players.of(request)
         services = self.services
         try:
             async with services.db.transaction() as session:
                 campaign = await campaigns.named(session, request.path_params["slug"])
                 if not campaigns.is_open(campaign):
                     raise QuizError("closed", "this campaign is not open")
-                who = await campaigns.player(session, campaign,
-                                             campaigns.player_key(services.vault, "cookie", ident),
-                                             region=body["region"], name=name,
+                who = await campaigns.player(session, campaign, me.key, region=body["region"], name=name,
                                              region_settings=services.settings.region)
                 attempt = await campaigns.start(session, campaign, who, services.quiz_questions, "web",
                                                 services.fill)
                 asked = campaigns.current(campaign, attempt)
                 token, total = attempt.token, len(attempt.drawn["questions"])
         except QuizError as exc:
-            return self._with_cookie(_error(exc), request, ident)
-        return self._with_cookie(JSONResponse({"attempt": token, "total": total, "question": question_json(asked)},
-                                              status_code=201), request, ident)
+            return self.players.remember(_error(exc), request, me)
+        return self.players.remember(JSONResponse({"attempt": token, "total": total,
+                                                   "question": question_json(asked)}, status_code=201), request, me)
 
     async def answer(self, request: Request) -> Response:
         try:
@@ -122,15 +98,14 @@ class QuizApi:
         if not isinstance(body, dict) or not isinstance(body.get("question"), str) \
                 or type(body.get("choice")) is not int:
             return JSONResponse({"error": 'body must be {"question": "<id>", "choice": <index>}'}, status_code=400)
-        ident = self.cookie_player(request)
-        if ident is None:
+        me = self.players.known(request)
+        if me is None:
             return _error(QuizError("foreign", "no such attempt"))
         services = self.services
         slug = request.path_params["slug"]
         try:
             result, extra = await answering.take(
-                services.db, slug, request.path_params["attempt"],
-                campaigns.player_key(services.vault, "cookie", ident), body["question"], body["choice"],
+                services.db, slug, request.path_params["attempt"], me.key, body["question"], body["choice"],
                 lambda session, campaign, attempt, _: _result(session, services, campaign, attempt))
             if result.next is None:  # the player's own result shows in the standings they see next (this
                 self._boards.pop(slug, None)  # process's copy)

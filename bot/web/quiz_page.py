@@ -2,7 +2,9 @@
 certificate page and picture anyone can check by the certificate's code.
 
 The page is rendered here (campaign, region picker); its script (static/quiz.js) plays through the JSON API of
-bot/web/quiz_api.py. Nothing here asks for a phone number, and nothing offers anything for sharing.
+bot/web/quiz_api.py. Inside WeChat, when configured, a resident is signed in first (bot/web/wechat_signin.py) and the
+page sets its share card (bot/web/wechat_share.py). Nothing here asks for a phone number, and nothing offers
+anything for sharing.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.channels.wechat_api import WeChatApi
 from bot.services import Services
 from bot.web.app import templates
+from bot.web.quiz_player import Players
+from bot.web.wechat_share import WeChatShare
+from bot.web.wechat_signin import FAILED, MARK, PAGE, WeChatSignIn, in_wechat
 from quizzes import campaigns
 from quizzes.campaigns import Certificate, Region
 
@@ -32,24 +38,34 @@ NOT_FOUND_CERTIFICATE = "没有找到这张证书。请核对证书编号，编�
 
 
 class QuizPage:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, wechat_api: WeChatApi | None = None) -> None:
         self.services = services
+        wechat = services.settings.wechat
+        self.signin = (WeChatSignIn(services, wechat_api, Players(services.vault))
+                       if wechat.page_sign_in and wechat_api is not None else None)
+        self.share = WeChatShare(services, wechat_api) if wechat.page_share and wechat_api is not None else None
 
     def routes(self) -> list[Route]:
         return [Route("/quiz/{slug}", self.page, methods=["GET"]),
                 Route("/quiz/{slug}/certificate/{code}.png", self.picture, methods=["GET"]),  # before the page
-                Route("/quiz/{slug}/certificate/{code}", self.certificate, methods=["GET"])]
+                Route("/quiz/{slug}/certificate/{code}", self.certificate, methods=["GET"]),
+                *(self.signin.routes() if self.signin else ()), *(self.share.routes() if self.share else ())]
 
     async def page(self, request: Request) -> Response:
         async with self.services.db.session() as session:
             campaign = await campaigns.find(session, request.path_params["slug"])
         if campaign is None:
             return _not_found(request, NOT_FOUND_CAMPAIGN, "../")
+        is_open = campaigns.is_open(campaign)
+        if is_open and self.signin is not None and self.signin.wanted(request) and PAGE.fullmatch(request.url.path):
+            return self.signin.start(request.url.path)
         places = campaigns.regions(self.services.settings.region, campaign)
+        wechat = in_wechat(request) and (self.signin or self.share) is not None
         return templates.TemplateResponse(request, "quiz.html", {
-            "root": "../", "campaign": campaign, "open": campaigns.is_open(campaign),
+            "root": "../", "campaign": campaign, "open": is_open,
             "townships": _townships(self.services, places), "schools": [p for p in places if p.kind == "school"],
-            **_facts(self.services)})
+            "signin_failed": self.signin is not None and request.query_params.get(MARK) == FAILED,
+            "wechat_script": wechat, "share": wechat and self.share is not None, **_facts(self.services)})
 
     async def _certificate(self, request: Request) -> Certificate | None:
         async with self.services.db.session() as session:

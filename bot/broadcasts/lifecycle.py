@@ -1,0 +1,216 @@
+"""A warning's life: drafted, approved by a second person, sent (now or at its time), paused, resumed, cancelled,
+its failed copies retried; every step in the audit log. Sending writes one outbox row per recipient (its dedup key
+`warn:<broadcast>:<subscriber>` makes a second copy impossible); the outbox's dispatcher delivers them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.broadcasts import segments
+from bot.config import Settings
+from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE, enqueue_many
+from bot.storage.models import AuditEntry, Broadcast, utcnow
+from bot.tips.ledger import as_utc
+from knowledge import warnings
+
+UNSUBSCRIBE = "回复“退订”，不再接收提醒。"
+TEXT_MAX = 500
+PRIORITY = -1  # behind staff alerts and reporters' notices
+LIVE = ("approved", "sending", "paused")
+
+
+class BroadcastError(Exception):
+    """Something staff asked that cannot be done, in one line for them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _audit(session: AsyncSession, actor: str, action: str, broadcast: Broadcast) -> None:
+    session.add(AuditEntry(actor=actor[:64], action=action, subject=f"broadcast:{broadcast.id}"))
+
+
+async def named(session: AsyncSession, broadcast_id: int) -> Broadcast:
+    found = await session.get(Broadcast, broadcast_id, with_for_update=True)
+    if found is None:
+        raise BroadcastError(f"no broadcast {broadcast_id}")
+    return found
+
+
+def compose(settings: Settings, *, text: str | None, template: str | None, township: str | None,
+            company: str | None) -> str:
+    """The warning's text: given, or a template filled in (`knowledge/warnings/`)."""
+    if bool(text) == bool(template):
+        raise BroadcastError("give either a text or a template")
+    if text is not None:
+        text = text.strip()
+        if not text:
+            raise BroadcastError("the text is empty")
+        if len(text) > TEXT_MAX:
+            raise BroadcastError(f"the text has {len(text)} characters; at most {TEXT_MAX}")
+        return text
+    region = settings.region
+    templates, _ = warnings.load(region_keys=set(region.placeholders()))
+    found = templates.get(template or "")
+    if found is None:
+        raise BroadcastError(f"no template {template!r} (see knowledge/warnings/)")
+    name = next((t.name for t in region.townships if t.code == township), None)
+    try:
+        return warnings.render(found, region.placeholders(), {"township": name, "company": company})
+    except warnings.MissingField as exc:
+        flags = ", ".join(f"--{n}" for n in exc.names)
+        raise BroadcastError(f"template {found.id} needs {flags}") from exc
+
+
+async def create(session: AsyncSession, settings: Settings, *, text: str, template: str | None, audience: str,
+                 townships: list[str], villages: list[str], channels: list[str], send_at: datetime | None,
+                 urgent: bool, drafted_by: str) -> Broadcast:
+    if audience not in segments.AUDIENCES:
+        raise BroadcastError(f"audience: one of {', '.join(segments.AUDIENCES)}")
+    region = settings.region
+    unknown = [c for c in townships if c not in {t.code for t in region.townships}]
+    unknown += [c for c in villages if c not in {v.code for t in region.townships for v in t.villages}]
+    if unknown:
+        raise BroadcastError(f"not a township or village code of config.yaml: {', '.join(unknown)}")
+    later = [c for c in channels if c in segments.NOT_YET]
+    if later:
+        raise BroadcastError(f"channels {', '.join(later)}: not available yet")
+    wrong = [c for c in channels if c not in segments.CHANNELS]
+    if wrong or not channels:
+        raise BroadcastError(f"channels: some of {', '.join(segments.CHANNELS)}")
+    if not drafted_by.strip():
+        raise BroadcastError("--as: the drafter's name")
+    made = Broadcast(text=text, template=template, audience=audience, urgent=urgent, send_at=send_at,
+                     segment={"townships": townships, "villages": villages, "channels": channels},
+                     drafted_by=drafted_by.strip(), skipped={}, state="draft")
+    session.add(made)
+    await session.flush()
+    _audit(session, made.drafted_by, "broadcast-draft", made)
+    return made
+
+
+async def approve(session: AsyncSession, settings: Settings, broadcast: Broadcast, approver: str,
+                  now: datetime | None = None) -> Broadcast:
+    """The second person's yes: sent at once, or at its time by `serve`."""
+    rules = settings.broadcasts
+    approver = approver.strip()
+    if broadcast.state != "draft":
+        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}, not a draft")
+    if rules.two_person and approver == broadcast.drafted_by:
+        raise BroadcastError("the drafter cannot approve their own warning: another approver must")
+    if approver not in rules.approvers:
+        raise BroadcastError(f"{approver!r} is not an approver (config.yaml broadcasts.approvers)")
+    broadcast.state, broadcast.approved_by = "approved", approver
+    _audit(session, approver, "broadcast-approve", broadcast)
+    now = now or utcnow()
+    if broadcast.send_at is None or as_utc(broadcast.send_at) <= now:
+        await start(session, settings, broadcast, now)
+    return broadcast
+
+
+async def start(session: AsyncSession, settings: Settings, broadcast: Broadcast, now: datetime) -> int:
+    """Write one outbox row per reachable recipient (once: the state moves from approved in the same transaction,
+    and the dedup keys refuse a second copy); returns how many were added."""
+    moved = await session.execute(update(Broadcast).where(Broadcast.id == broadcast.id,
+                                                          Broadcast.state == "approved")
+                                  .values(state="sending", started_at=now))
+    if moved.rowcount != 1:
+        return 0
+    found = await segments.recipients(session, settings, broadcast)
+    text = f"{broadcast.text}\n\n{UNSUBSCRIBE}"
+    rows = [{"dedup": f"warn:{broadcast.id}:{r.subscriber_id}", "channel": r.route, "target": r.user,
+             "payload": {"text": text, "channel": r.channel}, "priority": PRIORITY, "broadcast_id": broadcast.id,
+             "quiet": segments.held_at_night(settings.broadcasts, broadcast, r)}
+            for r in found if r.route]
+    added = await enqueue_many(session, rows, postgres=session.bind.dialect.name == "postgresql")
+    skipped = segments.summary(found)["skipped"]
+    await session.execute(update(Broadcast).where(Broadcast.id == broadcast.id).values(skipped=skipped))
+    broadcast.state, broadcast.started_at, broadcast.skipped = "sending", now, skipped
+    return added
+
+
+async def pause(session: AsyncSession, broadcast: Broadcast, actor: str) -> None:
+    """No more copies leave (the dispatcher skips a paused broadcast's rows; those already in hand finish)."""
+    if broadcast.state not in ("approved", "sending"):
+        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}: nothing to pause")
+    broadcast.segment = {**broadcast.segment, "paused_from": broadcast.state}
+    broadcast.state = "paused"
+    _audit(session, actor, "broadcast-pause", broadcast)
+
+
+async def resume(session: AsyncSession, broadcast: Broadcast, actor: str) -> None:
+    if broadcast.state != "paused":
+        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}, not paused")
+    segment = dict(broadcast.segment)
+    broadcast.state = segment.pop("paused_from", "sending")
+    broadcast.segment = segment
+    _audit(session, actor, "broadcast-resume", broadcast)
+
+
+async def cancel(session: AsyncSession, broadcast: Broadcast, actor: str) -> int:
+    """Stop it for good: copies not yet sent are cancelled (those in hand finish); returns how many."""
+    if broadcast.state in ("done", "cancelled"):
+        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state} already")
+    broadcast.state, broadcast.finished_at = "cancelled", utcnow()
+    _audit(session, actor, "broadcast-cancel", broadcast)
+    return await sweep_cancelled(session, broadcast.id)
+
+
+async def sweep_cancelled(session: AsyncSession, broadcast_id: int) -> int:
+    result = await session.execute(update(TABLE).where(TABLE.c.broadcast_id == broadcast_id,
+                                                       TABLE.c.status == PENDING, TABLE.c.lease_until.is_(None))
+                                   .values(status=CANCELLED))
+    return result.rowcount or 0
+
+
+async def retry_failed(session: AsyncSession, broadcast: Broadcast, actor: str) -> tuple[int, int]:
+    """Send the failed copies again: those the platform refused. A copy given up after an unknown outcome may have
+    arrived, and is left alone. Returns (queued again, left alone)."""
+    if broadcast.state not in ("sending", "done"):
+        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}: nothing to retry")
+    failed = (TABLE.c.broadcast_id == broadcast.id, TABLE.c.status == FAILED)
+    again = await session.execute(update(TABLE).where(*failed, TABLE.c.unknowns == 0)
+                                  .values(status=PENDING, attempts=0, next_attempt_at=utcnow(), last_error=None,
+                                          lease_until=None))
+    left = await session.scalar(select(func.count()).select_from(TABLE).where(*failed))
+    if again.rowcount:
+        broadcast.state, broadcast.finished_at = "sending", None
+    _audit(session, actor, "broadcast-retry", broadcast)
+    return again.rowcount or 0, int(left or 0)
+
+
+async def progress(session: AsyncSession, broadcast: Broadcast) -> dict[str, Any]:
+    """Counts of its copies by status, and by route and status."""
+    rows = (await session.execute(select(TABLE.c.channel, TABLE.c.status, func.count())
+                                  .where(TABLE.c.broadcast_id == broadcast.id)
+                                  .group_by(TABLE.c.channel, TABLE.c.status))).all()
+    totals = {s: 0 for s in (SENT, FAILED, UNREACHABLE, PENDING, CANCELLED)}
+    routes: dict[str, dict[str, int]] = {}
+    for route, status, count in rows:
+        totals[status] = totals.get(status, 0) + count
+        routes.setdefault(route, {})[status] = count
+    skipped = sum((broadcast.skipped or {}).values())
+    return {"id": broadcast.id, "state": broadcast.state, "total": sum(totals.values()) + skipped, **totals,
+            "skipped": broadcast.skipped or {}, "routes": routes}
+
+
+async def advance(session: AsyncSession, settings: Settings, now: datetime) -> int:
+    """The leader's round: send approved warnings whose time has come, tidy cancelled ones, and mark done those with
+    nothing left to send. Returns how many changed."""
+    changed = 0
+    due = await session.scalars(select(Broadcast).where(Broadcast.state == "approved", Broadcast.send_at <= now)
+                                .with_for_update())
+    for broadcast in due.all():
+        await start(session, settings, broadcast, now)
+        changed += 1
+    for broadcast_id in (await session.scalars(select(Broadcast.id).where(Broadcast.state == "cancelled"))).all():
+        changed += bool(await sweep_cancelled(session, broadcast_id))
+    waiting = select(TABLE.c.id).where(TABLE.c.broadcast_id == Broadcast.id, TABLE.c.status == PENDING).exists()
+    finished = await session.execute(update(Broadcast).where(Broadcast.state == "sending", ~waiting)
+                                     .values(state="done", finished_at=now))
+    return changed + (finished.rowcount or 0)

@@ -1,0 +1,46 @@
+"""Warning broadcasts: the broadcasts table; outbox rows name the broadcast they deliver and whether quiet hours
+hold them back.
+
+Revision ID: 0016
+Revises: 0014
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "broadcasts",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("template", sa.String(64), nullable=True),
+        sa.Column("audience", sa.String(16), nullable=False),
+        sa.Column("segment", sa.JSON(), nullable=False),
+        sa.Column("urgent", sa.Boolean(), nullable=False),
+        sa.Column("send_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("drafted_by", sa.String(64), nullable=False),
+        sa.Column("approved_by", sa.String(64), nullable=True),
+        sa.Column("skipped", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("broadcast_id", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("quiet", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.create_index("ix_outbox_broadcast_id", ["broadcast_id"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_index("ix_outbox_broadcast_id")
+        batch.drop_column("quiet")
+        batch.drop_column("broadcast_id")
+    op.drop_table("broadcasts")
