@@ -247,7 +247,7 @@ class SchedulerSettings(BaseModel):
 
 
 class GroupQuizSettings(BaseModel):
-    """Quiz rounds in group chats (quizzes/group_host.py): native quiz polls, one at a time."""
+    """Quiz rounds in group chats (handlers/group_quiz.py): native quiz polls, one at a time."""
 
     # how long each poll stays open (Telegram's open_period: 5 to 600 seconds)
     open_seconds: int = Field(30, ge=5, le=600)
