@@ -264,6 +264,28 @@ class SchedulerSettings(BaseModel):
     campaigns_every_seconds: float = Field(20, gt=0)
 
 
+class GroupQuizSettings(BaseModel):
+    """Quiz rounds in group chats (handlers/group_quiz.py): native quiz polls, one at a time."""
+
+    # how long each poll stays open (Telegram's open_period: 5 to 600 seconds)
+    open_seconds: int = Field(30, ge=5, le=600)
+    # after a poll closes, before the next poll (or the leaderboard): late-arriving answers still count
+    pause_seconds: float = Field(3, ge=2, le=600)
+    # questions of a practice round (no campaign open); a campaign's round takes its count, at most max_questions
+    questions: int = Field(5, ge=1, le=15)
+    max_questions: int = Field(10, ge=1, le=15)
+    # how often the leading process posts what is due
+    step_every_seconds: float = Field(2, gt=0)
+    # groups that opted in (`/quiz on`) get a round by themselves each day at this China time while a campaign
+    # for their audience is open
+    daily_at: str = Field("20:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    schedule_every_seconds: float = Field(60, gt=0)
+    # a process posting a poll holds it this long; a process killed mid-post is replaced after it
+    claim_seconds: float = Field(120, ge=1)
+    # a refusal (not an admin, a round running) is said at most once in this many seconds per group
+    notice_seconds: float = Field(30, ge=0)
+
+
 class BroadcastSettings(BaseModel):
     # the two-person rule: whoever drafts a warning cannot approve it
     two_person: bool = True
@@ -326,6 +348,7 @@ class Settings(BaseSettings):
     broadcasts: BroadcastSettings = BroadcastSettings()
     outbox: OutboxSettings = OutboxSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    group_quiz: GroupQuizSettings = GroupQuizSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

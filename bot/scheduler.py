@@ -9,9 +9,9 @@ its length, so a killed leader is replaced within `scheduler.lease_seconds`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,10 +23,13 @@ from bot.storage.models import utcnow
 from bot.tips.drafts import drop_expired, remind_abandoned
 from quizzes.schedule import open_and_close_due
 
+if TYPE_CHECKING:
+    from handlers.group_quiz import GroupHost
+
 log = logging.getLogger(__name__)
 DRAFT_SCAN_MINUTES = 5
 PRUNE_MINUTES = 60
-Job = Callable[[Services], Awaitable[Any]]
+Job = Callable[..., Awaitable[Any]]
 
 
 async def forget_old_records(services: Services) -> int:
@@ -63,9 +66,9 @@ class Jobs:
 def led(lease: Lease, job: Job) -> Job:
     """The job, run only while this process holds the lease."""
 
-    async def run(services: Services) -> Any:
+    async def run(*args: Any) -> Any:
         if await lease.hold():
-            return await job(services)
+            return await job(*args)
         return None
 
     run.__name__ = f"led_{job.__name__}"
@@ -79,8 +82,8 @@ async def keep_lease(lease: Lease) -> None:
         log.warning("leader: could not renew the lease (%s)", exc.__class__.__name__)
 
 
-def start_scheduler(services: Services) -> Jobs:
-    """Start the jobs on the running event loop."""
+def start_scheduler(services: Services, groups: Sequence[GroupHost] = ()) -> Jobs:
+    """Start the jobs on the running event loop; `groups`: the channels' hosts of group quiz rounds."""
     settings = services.settings.scheduler
     lease = Lease(services.db, "scheduler", settings.lease_seconds)
     scheduler = AsyncIOScheduler(timezone="UTC")
@@ -96,6 +99,12 @@ def start_scheduler(services: Services) -> Jobs:
     # leader only
     scheduler.add_job(led(lease, open_and_close_due), "interval", seconds=settings.campaigns_every_seconds,
                       args=[services], id="open-and-close-campaigns", next_run_time=utcnow(), **once)
+    quiz = services.settings.group_quiz
+    for host in groups:  # the next poll of each group's round when it is due; the daily rounds
+        scheduler.add_job(led(lease, host.step_due), "interval", seconds=quiz.step_every_seconds,
+                          id=f"group-quiz-steps-{host.talk.channel}", next_run_time=utcnow(), **once)
+        scheduler.add_job(led(lease, host.schedule_due), "interval", seconds=quiz.schedule_every_seconds,
+                          id=f"group-quiz-daily-{host.talk.channel}", **once)
     scheduler.add_job(led(lease, advance_broadcasts), "interval", seconds=services.settings.broadcasts.every_seconds,
                       args=[services], id="advance-broadcasts", next_run_time=utcnow(), **once)
     scheduler.start()

@@ -220,6 +220,15 @@ def draw(bank: Sequence[QuestionLike], count: int, rng: random.Random) -> list[Q
     return chosen
 
 
+def frozen(q: QuestionLike, rng: random.Random, fill: Callable[[str], str]) -> dict[str, Any]:
+    """A drawn question as kept with an attempt or a round: texts filled in, options in a random order."""
+    order = list(range(len(q.options)))
+    rng.shuffle(order)
+    return {"id": q.id, "text": fill(q.question), "options": [fill(q.options[i]) for i in order],
+            "answer": order.index(q.options.index(q.answer)), "explanation": fill(q.explanation),
+            "category": q.category, "entry": q.entry}
+
+
 def bank_for(campaign: QuizCampaign, questions: Sequence[QuestionLike]) -> list[QuestionLike]:
     return [q for q in questions if q.audience in BANKS_FOR[campaign.audience]]
 
@@ -238,14 +247,7 @@ async def start(session: AsyncSession, campaign: QuizCampaign, who: QuizPlayer, 
     if today >= campaign.attempts_per_day:
         raise QuizError("limit", f"{campaign.attempts_per_day} attempts a day: come back tomorrow")
     rng = rng or random.SystemRandom()
-    drawn = []
-    for q in draw(bank_for(campaign, bank), campaign.questions, rng):
-        order = list(range(len(q.options)))
-        rng.shuffle(order)
-        options = [fill(q.options[i]) for i in order]
-        drawn.append({"id": q.id, "text": fill(q.question), "options": options,
-                      "answer": order.index(q.options.index(q.answer)), "explanation": fill(q.explanation),
-                      "category": q.category, "entry": q.entry})
+    drawn = [frozen(q, rng, fill) for q in draw(bank_for(campaign, bank), campaign.questions, rng)]
     if not drawn:
         raise QuizError("closed", "this campaign has no questions")
     attempt = QuizAttempt(token=secrets.token_urlsafe(12), campaign_id=campaign.id, player_id=who.id,

@@ -52,9 +52,12 @@ Reference:
   ``callback(user_id, data, message_id=None, chat_id=None, chat_type="private", ...)``,
   ``press(chat_id, button_text, user_id=None)``,
   ``my_chat_member(chat_id, chat_type, old_status, new_status, user_id=None, *, title, first_name, queue)``,
-  ``poll_answer(user_id, option_ids, poll_id=None, ...)``, ``queue(update)`` (any hand-made update dict).
+  ``poll_answer(user_id, option_ids, poll_id=None, *, first_name, last_name, late, queue)`` (a poll sent with
+  ``open_period`` closes by itself; ``late=True`` delivers a vote to a closed poll, held up on its way),
+  ``queue(update)`` (any hand-made update dict).
 * Failures: ``fail(method, status, times=1, retry_after=None, chat_id=None, description=None)``,
-  ``clear_failures()``, ``set_bot_status(chat_id, status)``; ``add_chat(...)``, ``add_file(file_id, content)``.
+  ``clear_failures()``, ``set_bot_status(chat_id, status)``, ``set_member_status(chat_id, user_id, status)`` (what
+  getChatMember and getChatAdministrators answer); ``add_chat(...)``, ``add_file(file_id, content)``.
 * Records: ``sent`` (dicts: method, chat_id, message_id, text as sent, plain_text after parsing, caption,
   parse_mode, reply_markup as Python, time, params), ``calls`` (method, params, status, description, time),
   ``violations``, ``rate_violations``, ``injected``, ``callback_answers``, ``chat_actions``, ``deleted``,
@@ -920,6 +923,7 @@ class FakeTelegram(Waiting):
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._bot_status: dict[int, str] = {}
+        self._member_status: dict[tuple[int, int], str] = {}
         self._message_ids: dict[int, int] = {}
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._callbacks: dict[str, dict[str, Any]] = {}
@@ -955,6 +959,7 @@ class FakeTelegram(Waiting):
             "sendchataction": self._api_send_chat_action,
             "getchat": self._api_get_chat,
             "getchatmember": self._api_get_chat_member,
+            "getchatadministrators": self._api_get_chat_administrators,
             "leavechat": self._api_leave_chat,
             "getfile": self._api_get_file,
             "close": lambda p: True,
@@ -1188,6 +1193,15 @@ class FakeTelegram(Waiting):
             raise ValueError(f"unknown status {status!r}")
         with self._lock:
             self._bot_status[chat_id] = status
+
+    def set_member_status(self, chat_id: int, user_id: int, status: str, *, first_name: str = "Tester") -> None:
+        """A user's membership in a group, as getChatMember and getChatAdministrators answer (default: member)."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        with self._lock:
+            if user_id not in self._users:
+                self._user(user_id, first_name, None, None, "zh-hans")
+            self._member_status[(chat_id, user_id)] = status
 
     def _resolve_chat(self, p: dict[str, Any], key: str = "chat_id", *, sending: bool = True) -> dict[str, Any]:
         raw = p.get(key)
@@ -1638,6 +1652,9 @@ class FakeTelegram(Waiting):
             if poll_type == "quiz":
                 if not correct_ids or not all(isinstance(c, int) and 0 <= c < len(texts) for c in correct_ids):
                     raise ApiError(400, "Bad Request: wrong correct option id specified", violation="poll_invalid")
+            open_period = _p_int(p, "open_period")
+            if open_period is not None and not 5 <= open_period <= 2628000:
+                raise ApiError(400, "Bad Request: wrong open period specified", violation="poll_invalid")
             explanation = _p_str(p, "explanation")
             if explanation is not None and (len(explanation) > 200 or explanation.count("\n") > 2):
                 raise ApiError(400, "Bad Request: poll explanation must be at most 200 characters and 2 line feeds",
@@ -1659,8 +1676,13 @@ class FakeTelegram(Waiting):
                 poll["correct_option_ids"] = list(correct_ids)  # Bot API 9.6 (correct_option_id is gone)
             if explanation:
                 poll["explanation"] = explanation
+            closes = None
+            if open_period is not None:
+                closes = time.time() + open_period
+                poll.update(open_period=open_period, close_date=int(closes))
             message = self._bot_message(chat, poll=poll, reply_markup=_inline_only(markup))
-            self._polls[poll_id] = {"poll": poll, "chat_id": chat["id"], "message_id": message["message_id"]}
+            self._polls[poll_id] = {"poll": poll, "chat_id": chat["id"], "message_id": message["message_id"],
+                                    "closes": closes}
             self._record_sent("sendPoll", chat["id"], message, p, text=question, plain_text=question,
                               reply_markup=markup, poll=copy.deepcopy(poll))
             return message
@@ -1798,7 +1820,18 @@ class FakeTelegram(Waiting):
             user = self._users.get(user_id or 0)
             if user is None:
                 raise ApiError(400, "Bad Request: user not found")
-            return _member(user, "member")
+            return _member(user, self._member_status.get((chat["id"], user["id"]), "member"))
+
+    def _api_get_chat_administrators(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            chat = self._resolve_chat(p, sending=False)
+            if chat["type"] == "private":
+                raise ApiError(400, "Bad Request: there are no administrators in the private chat")
+            found = [_member(self._users[u], status) for (c, u), status in self._member_status.items()
+                     if c == chat["id"] and status in ("creator", "administrator")]
+            if self._bot_status.get(chat["id"]) in ("creator", "administrator"):
+                found.append(_member(self.bot_user, self._bot_status[chat["id"]]))
+            return found
 
     def _api_leave_chat(self, p: dict[str, Any]) -> bool:
         with self._lock:
@@ -2090,10 +2123,13 @@ class FakeTelegram(Waiting):
         return self._emit(update, queue)
 
     def poll_answer(self, user_id: int, option_ids: list[int], poll_id: str | None = None, *,
-                    first_name: str = "Tester", queue: bool = True) -> dict[str, Any]:
+                    first_name: str = "Tester", last_name: str | None = None, late: bool = False,
+                    queue: bool = True) -> dict[str, Any]:
         """A user's vote in a poll (default: the bot's latest poll); ``option_ids=[]`` retracts the vote.
 
-        Raises ValueError where Telegram would never send the update (anonymous poll, bad option ids).
+        Raises ValueError where Telegram would never send the update (anonymous poll, bad option ids, a closed
+        poll: one whose ``open_period`` has passed or that was stopped). ``late=True`` builds the update for a closed
+        poll all the same: a vote cast in time whose delivery was held up.
         """
         with self._lock:
             if poll_id is None:
@@ -2105,7 +2141,9 @@ class FakeTelegram(Waiting):
                 poll = entry["poll"]
                 if poll["is_anonymous"]:
                     raise ValueError("Telegram sends no poll_answer for anonymous polls (send with is_anonymous=False)")
-                if poll["is_closed"]:
+                if entry["closes"] is not None and time.time() >= entry["closes"]:
+                    poll["is_closed"] = True
+                if poll["is_closed"] and not late:
                     raise ValueError("the poll is closed")
                 if any(not 0 <= o < len(poll["options"]) for o in option_ids):
                     raise ValueError(f"option ids {option_ids} out of range")
@@ -2114,7 +2152,7 @@ class FakeTelegram(Waiting):
                 for o in option_ids:
                     poll["options"][o]["voter_count"] += 1
                 poll["total_voter_count"] += 1 if option_ids else 0
-            user = self._user(user_id, first_name, None, None, "zh-hans")
+            user = self._user(user_id, first_name, last_name, None, "zh-hans")
             update = {"update_id": self._take_update_id(), "poll_answer": {
                 "poll_id": poll_id, "user": user, "option_ids": list(option_ids),
                 "option_persistent_ids": [str(o) for o in option_ids],

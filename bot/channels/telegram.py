@@ -36,18 +36,22 @@ from telegram.ext import (
     BaseUpdateProcessor,
     CallbackQueryHandler,
     ChatMemberHandler,
+    CommandHandler,
     ContextTypes,
     MessageHandler,
+    PollAnswerHandler,
     filters,
 )
 
 from bot.channels.telegram_errors import never_sent
+from bot.channels.telegram_groups import TelegramGroupTalk
 from bot.config import TelegramSettings
 from bot.engine import Engine
 from bot.storage import inbox
 from bot.types import Inbound, Media, Reply
 from bot.web.app import BadRequest as RefusedRequest
 from bot.web.app import read_body
+from handlers.group_quiz import GroupHost
 from handlers.menu import COMMANDS
 
 log = logging.getLogger(__name__)
@@ -97,7 +101,10 @@ class PerChatOrder(BaseUpdateProcessor):
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        key = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else 0
+        key = 0
+        if isinstance(update, Update):  # a poll answer has no chat: in order with its voter's other updates
+            who = update.effective_chat or update.effective_user
+            key = who.id if who else 0
         async with self.locks[key]:
             await coroutine
 
@@ -143,6 +150,11 @@ class TelegramChannel:
         if settings.webhook_url:
             builder = builder.updater(None)
         self.app = builder.build()
+        # quiz rounds in groups: /quiz (also /quiz@ourbot) from a group, and the members' votes in its polls
+        self.groups = GroupHost(engine.services, TelegramGroupTalk(self.app.bot))
+        self.app.add_handler(CommandHandler("quiz", self.on_group_quiz,
+                                            filters.ChatType.GROUPS & filters.UpdateType.MESSAGE))
+        self.app.add_handler(PollAnswerHandler(self.on_poll_answer))
         self.app.add_handler(ChatMemberHandler(self.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
         self.app.add_handler(CallbackQueryHandler(self.on_button))
         # new messages only: an edit of an earlier message is not a new answer to the current question
@@ -252,6 +264,21 @@ class TelegramChannel:
                 await self.engine.left_group(CHANNEL, str(chat.id), chat.title or "")
         elif chat.type == ChatType.PRIVATE and status in GONE:
             await self.engine.unreachable(CHANNEL, str(chat.id))
+
+    async def on_group_quiz(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or message.from_user is None:
+            return
+        # an anonymous administrator writes as the group itself
+        anonymous_admin = message.sender_chat is not None and message.sender_chat.id == message.chat.id
+        await self.groups.command(str(message.chat.id), str(message.from_user.id), " ".join(context.args or []),
+                                  self._key(update), admin=True if anonymous_admin else None)
+
+    async def on_poll_answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        answer = update.poll_answer
+        if answer is None or answer.user is None:  # a vote on behalf of a chat: nobody to rank
+            return
+        await self.groups.answer(answer.poll_id, str(answer.user.id), answer.user.full_name, list(answer.option_ids))
 
     def _key(self, update: Update) -> str:
         """The update's exactly-once key: Telegram numbers updates per bot."""

@@ -99,7 +99,8 @@ def serve() -> None:
             outbox = start_dispatcher(engine.services,  # type: ignore[attr-defined]
                                       telegram_bot=telegram.app.bot if telegram is not None else None,
                                       wechat_api=wechat.api if wechat is not None else None)
-            jobs = start_scheduler(engine.services)  # type: ignore[attr-defined]
+            jobs = start_scheduler(engine.services,  # type: ignore[attr-defined]
+                                   groups=[telegram.groups] if telegram is not None else [])
             await server.serve(sockets=[sock])
         finally:
             if jobs is not None:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -393,3 +405,87 @@ class QuizAnswer(Base):
     correct: Mapped[bool] = mapped_column(Boolean)
     seconds: Mapped[float] = mapped_column(default=0.0)
     answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+RUNNING = text("state = 'running'")
+
+
+class GroupQuizRound(Base):
+    """A quiz round in a group chat: the questions drawn and frozen with it, the step it has reached (the index of
+    the next poll to post; the number of questions: the leaderboard) and when that step is due. `claimed_until`
+    marks a process posting the step; `unknowns` counts posts of it whose outcome is unknown (quizzes/group_rounds.py).
+    One running round per group: the partial unique index refuses a second."""
+
+    __tablename__ = "group_quiz_rounds"
+    __table_args__ = (Index("uq_group_quiz_running", "channel", "chat_id", unique=True, sqlite_where=RUNNING,
+                            postgresql_where=RUNNING),
+                      Index("ix_group_quiz_rounds_due", "state", "due_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(128))  # the group's id (a group, not a person)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("quiz_campaigns.id", ondelete="SET NULL"),
+                                                    default=None)  # None: a practice round
+    audience: Mapped[str] = mapped_column(String(16))  # elderly | student | other
+    title: Mapped[str] = mapped_column(String(200))
+    drawn: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"questions": [{id, text, options, answer, …}]}
+    open_seconds: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(16), default="admin")  # admin (/quiz) | schedule
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running | finished | stopped
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    unknowns: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class GroupQuizPoll(Base):
+    """A posted quiz poll: the platform's poll id names the round and the question, so answers are scored from here
+    (not from memory) after any restart."""
+
+    __tablename__ = "group_quiz_polls"
+
+    poll_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("group_quiz_rounds.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 0-based index into the round's drawn questions
+    correct: Mapped[int] = mapped_column(Integer)  # the right option's index, as posted
+    message_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    posted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closes_at: Mapped[datetime] = mapped_column()
+
+
+class GroupQuizAnswer(Base):
+    """One group member's answer to one poll, stored once: `player` is a keyed fingerprint of their platform id
+    (never the id), `name` only ever masked (王*明) for the leaderboard."""
+
+    __tablename__ = "group_quiz_answers"
+    __table_args__ = (UniqueConstraint("poll_id", "player", name="uq_group_quiz_answer"),
+                      Index("ix_group_quiz_answers_round", "round_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    poll_id: Mapped[str] = mapped_column(ForeignKey("group_quiz_polls.poll_id", ondelete="CASCADE"))
+    round_id: Mapped[int] = mapped_column(ForeignKey("group_quiz_rounds.id", ondelete="CASCADE"))
+    player: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(32))
+    choice: Mapped[int] = mapped_column(Integer)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    seconds: Mapped[float] = mapped_column(default=0.0)  # from the poll's posting to the answer
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupQuizGroup(Base):
+    """A group's quiz settings, kept by its admins (`/quiz on|off`, `/quiz 老年人|学生|其他`): the audience its
+    rounds are drawn for, and whether a round is posted by itself each day while a campaign is open."""
+
+    __tablename__ = "group_quiz_groups"
+    __table_args__ = (UniqueConstraint("channel", "chat_id", name="uq_group_quiz_group"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    audience: Mapped[str] = mapped_column(String(16), default="other")
+    scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_day: Mapped[str | None] = mapped_column(String(10), default=None)  # China date of the last scheduled round
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

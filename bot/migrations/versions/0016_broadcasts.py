@@ -3,14 +3,14 @@ hold them back; rate_buckets, a send rate shared by every process; cadres who re
 and their relays.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
