@@ -8,15 +8,17 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 from telegram import Bot
 
 from bot import subscribers
-from bot.broadcasts import lifecycle, relay, segments
+from bot.broadcasts import lifecycle, relay, report, segments
 from bot.broadcasts import senders as warning_senders
 from bot.config import Settings
 from bot.engine import Engine
@@ -254,8 +256,22 @@ async def test_a_blocked_resident_is_unreachable_and_retry_resends_only_refused_
     for chat in (7003, 7004, 7005):
         assert len(telegram.texts_to(chat)) == 1
 
+    # the report: villages with what reached them, the copy that did not with the reason, nobody's id in full
+    async with services.db.session() as session:
+        book = await report.build(session, services.settings, await session.get(Broadcast, broadcast_id))
+    sheets = {sheet.title: [[c.value for c in row] for row in sheet.iter_rows()] for sheet in book.worksheets}
+    assert list(sheets) == ["概况", "渠道", "村", "未送达"]
+    assert ["城关镇", "南关村", 0, 0, 1, "", "", ""] in sheets["村"]
+    assert ["城关镇", "东街社区", 1, 0, 0, "", "", ""] in sheets["村"]
+    assert sheets["未送达"][1][:3] == ["warn-telegram", "****", "暂时送不到"] and "blocked" in sheets["未送达"][1][3]
+    assert report.masked("o6_bmjrPTlm6_2sgVt7hMZOPfL2M") == "o6************************2M"
+    assert ["warn-telegram", 4, 0, 1, 0, 0] in sheets["渠道"]
+    cells = " ".join(str(v) for rows in sheets.values() for row in rows for v in row)
+    assert all(str(chat) not in cells for chat, *_ in PEOPLE)
 
-async def test_staff_drive_a_warning_from_the_cli(db_env: dict[str, str], services: Services) -> None:
+
+async def test_staff_drive_a_warning_from_the_cli(db_env: dict[str, str], services: Services,
+                                                 tmp_path: Path) -> None:
     async with services.db.transaction() as session:
         for chat, audience, township, village in PEOPLE:
             await subscribers.subscribe(session, "web", f"w{chat}", audience, township, village)
@@ -275,6 +291,8 @@ async def test_staff_drive_a_warning_from_the_cli(db_env: dict[str, str], servic
     assert "sending" in run("broadcast", "approve", str(made["id"]), "--as", "李四", env=env).stdout
     status = json.loads(run("broadcast", "status", str(made["id"]), "--json", env=env).stdout)
     assert (status["state"], status["pending"], status["total"]) == ("sending", 2, 2)
+    assert "written" in run("broadcast", "report", str(made["id"]), "--xlsx", str(tmp_path / "r.xlsx"), env=env).stdout
+    assert load_workbook(tmp_path / "r.xlsx").sheetnames == ["概况", "渠道", "村", "未送达"]
     listed = json.loads(run("broadcast", "list", "--json", env=env).stdout)
     assert [b["id"] for b in listed] == [made["id"]]
     cadre = json.loads(run("cadres", "add", "--name", "王村长", "--village", "chengguan-nanguan", "--channel",

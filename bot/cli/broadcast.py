@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -202,6 +203,27 @@ def _china(moment: str | None) -> str | None:
     from bot.tips.ledger import CHINA
 
     return datetime.fromisoformat(moment).astimezone(CHINA).strftime("%m-%d %H:%M") if moment else None
+
+
+@app.command("report")
+def report(broadcast_id: Id, xlsx: Annotated[Path, typer.Option("--xlsx", help="The spreadsheet to write.")]) -> None:
+    """The warning as a spreadsheet: summary, routes, villages (reached and relayed), copies not delivered and why
+    (recipients masked)."""
+    from bot import spreadsheets
+    from bot.broadcasts import lifecycle
+    from bot.broadcasts import report as broadcast_report
+
+    s = settings()
+
+    async def work(session: AsyncSession) -> None:
+        book = await broadcast_report.build(session, s, await lifecycle.named(session, broadcast_id))
+        try:
+            spreadsheets.save(book, xlsx)
+        except OSError as exc:
+            raise lifecycle.BroadcastError(f"cannot write {xlsx}: {exc.strerror or exc}") from exc
+
+    in_transaction(work)
+    print(f"broadcast {broadcast_id}: written to {xlsx}")
 
 
 @app.command("list")
