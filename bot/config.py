@@ -299,6 +299,9 @@ class BroadcastSettings(BaseModel):
     every_seconds: float = Field(10, gt=0)
     # a village cadre who has not said "已转发" this long after a warning reached them is reminded once
     relay_remind_minutes: float = Field(120, gt=0)
+    # township staff groups' WeCom robots, by township code: {"chengguan": "https://qyapi.weixin.qq.com/…key=…"};
+    # the URLs hold keys, so give them in FANGFEI_BROADCASTS__TOWNSHIP_ROBOTS (JSON), not in this file
+    township_robots: dict[str, str] = {}
 
 
 class TipSettings(BaseModel):

@@ -54,9 +54,17 @@ class OutboxWorker:
         # warning broadcasts go through the same outbox (bot/broadcasts/)
         senders["warn-notice"] = warning_senders.notice(services.db, services.vault)
         if telegram_bot is not None:
-            senders["warn-telegram"] = warning_senders.telegram(telegram_bot, services.db)
+            senders["warn-telegram"] = senders["relay-telegram"] = warning_senders.telegram(telegram_bot, services.db)
         if wechat_api is not None:
-            senders["warn-wechat"] = warning_senders.wechat(wechat_api, services.db, services.vault)
+            senders["warn-wechat"] = senders["relay-wechat"] = warning_senders.wechat(wechat_api, services.db,
+                                                                                       services.vault)
+        if settings.broadcasts.township_robots:  # township staff groups, each robot keeping its own 20 a minute
+            wecom = settings.wecom
+            robots = {code: WeComRobot(url, wecom.max_per_minute, timeout=wecom.read_timeout,
+                                       connect_timeout=wecom.connect_timeout)
+                      for code, url in settings.broadcasts.township_robots.items() if url}
+            self._owned += robots.values()
+            senders["warn-wecom"] = warning_senders.wecom(robots)
         # evidence files, fetched from the platform and kept sealed (bot/tips/evidence.py)
         max_bytes = int(settings.tips.max_file_mb * 1024 * 1024)
         if telegram_bot is not None:
@@ -67,9 +75,9 @@ class OutboxWorker:
                                                               http=wechat_api.http)
         if telegram_bot is not None:  # Telegram counts messages per bot, whichever process sends them
             shared = SharedRate(services.db, "telegram", settings.telegram.max_messages_per_second)
-            options.setdefault("rates", {"telegram": shared, "warn-telegram": shared})
+            options.setdefault("rates", {"telegram": shared, "warn-telegram": shared, "relay-telegram": shared})
         # a warning goes to thousands of residents: several at once, within the shared rate
-        options.setdefault("parallel", {"warn-telegram": 8, "warn-wechat": 8, "warn-notice": 8})
+        options.setdefault("parallel", {"warn-telegram": 8, "warn-wechat": 8, "warn-notice": 8, "warn-wecom": 8})
         options.setdefault("lease_seconds", settings.outbox.lease_seconds)
         options.setdefault("unknown_pause", settings.outbox.unknown_pause_minutes * 60)
         options.setdefault("quiet", lambda: is_quiet(settings.broadcasts, utcnow()))

@@ -97,13 +97,14 @@ class Claimed:
 
 
 async def enqueue(session: AsyncSession, *, dedup: str, channel: str, target: str, payload: dict[str, Any],
-                  postgres: bool, priority: int = 0) -> bool:
+                  postgres: bool, priority: int = 0, broadcast_id: int | None = None) -> bool:
     """Add a message in the caller's transaction; False when a message with this dedup key already exists. Due
-    rows of a higher `priority` are sent first."""
+    rows of a higher `priority` are sent first; a broadcast's rows stop while it is paused or cancelled."""
     insert = pg_insert if postgres else sqlite_insert
     now = utcnow()
     stmt = (insert(TABLE).values(dedup=dedup, channel=channel, target=target, payload=payload, status=PENDING,
-                                 attempts=0, next_attempt_at=now, created_at=now, priority=priority)
+                                 attempts=0, next_attempt_at=now, created_at=now, priority=priority,
+                                 broadcast_id=broadcast_id)
             .on_conflict_do_nothing(index_elements=["dedup"]).returning(TABLE.c.id))
     return (await session.execute(stmt)).first() is not None
 

@@ -20,14 +20,16 @@ from telegram import Bot
 from bot import subscribers
 from bot.broadcasts import lifecycle, relay, report, segments
 from bot.broadcasts import senders as warning_senders
+from bot.channels.wecom import WeComRobot
 from bot.config import Settings
 from bot.engine import Engine
-from bot.outbox import Dispatcher
+from bot.outbox import Dispatcher, Sender
 from bot.services import Services
 from bot.storage.models import AuditEntry, Broadcast, OutboxMessage, utcnow
 from bot.types import Inbound
 from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
+from tests.fake_wechat import FakeWeComRobot
 from tests.support import Server
 from tests.test_cli import run
 from tests.test_web_chat import WebUser
@@ -52,9 +54,11 @@ async def subscribe_people(services: Services) -> None:
             await subscribers.subscribe(session, "telegram", str(chat), audience, township, village)
 
 
-def dispatcher(services: Services, bot: Bot, *, quiet: bool = False, batch: int = 50) -> Dispatcher:
-    senders = {"warn-telegram": warning_senders.telegram(bot, services.db),
-               "warn-notice": warning_senders.notice(services.db, services.vault)}
+def dispatcher(services: Services, bot: Bot, *, quiet: bool = False, batch: int = 50,
+               extra: dict[str, Sender] | None = None) -> Dispatcher:
+    to_telegram = warning_senders.telegram(bot, services.db)
+    senders = {"warn-telegram": to_telegram, "relay-telegram": to_telegram,
+               "warn-notice": warning_senders.notice(services.db, services.vault), **(extra or {})}
     return Dispatcher(services.db, senders, batch=batch, base_backoff=0.01, quiet=lambda: quiet)
 
 
@@ -149,6 +153,8 @@ async def test_each_subscriber_of_the_segment_gets_one_copy_on_their_channel(
 async def test_the_drafter_cannot_approve_and_every_step_is_audited(services: Services) -> None:
     services = with_broadcasts(services)
     broadcast_id = await drafted(services)
+    async with services.db.transaction() as session:
+        await lifecycle.edit(session, await lifecycle.named(session, broadcast_id), "张三", text="【防非提醒】改过的。")
     for approver, refusal in (("张三", "drafter cannot approve"), ("赵六", "not an approver")):
         with pytest.raises(lifecycle.BroadcastError, match=refusal):
             await approved(services, broadcast_id, by=approver)
@@ -160,6 +166,9 @@ async def test_the_drafter_cannot_approve_and_every_step_is_audited(services: Se
     await approved(services, broadcast_id, by="王五")
     with pytest.raises(lifecycle.BroadcastError, match="not a draft"):
         await approved(services, broadcast_id, by="李四")
+    with pytest.raises(lifecycle.BroadcastError, match="only a draft can be edited"):
+        async with services.db.transaction() as session:
+            await lifecycle.edit(session, await lifecycle.named(session, broadcast_id), "张三", text="改过的")
     async with services.db.transaction() as session:
         broadcast = await lifecycle.named(session, broadcast_id)
         await lifecycle.pause(session, broadcast, "王五")
@@ -169,7 +178,8 @@ async def test_the_drafter_cannot_approve_and_every_step_is_audited(services: Se
         trail = (await session.execute(select(AuditEntry.actor, AuditEntry.action)
                                        .where(AuditEntry.subject == f"broadcast:{broadcast_id}")
                                        .order_by(AuditEntry.id))).all()
-    assert [tuple(t) for t in trail] == [("张三", "broadcast-draft"), ("王五", "broadcast-approve"),
+    assert [tuple(t) for t in trail] == [("张三", "broadcast-draft"), ("张三", "broadcast-edit"),
+                                         ("王五", "broadcast-approve"),
                                          ("王五", "broadcast-pause"), ("王五", "broadcast-resume"),
                                          ("李四", "broadcast-cancel")]
 
@@ -284,7 +294,10 @@ async def test_staff_drive_a_warning_from_the_cli(db_env: dict[str, str], servic
     missing = run("broadcast", "create", "--template", "pension-seminar-township", "--as", "张三", env=env,
                   check=False)
     assert missing.returncode == 2 and "needs --company, --township" in missing.stderr
+    assert "edited" in run("broadcast", "edit", str(made["id"]), "--template", "pension-seminar-township",
+                           "--township", "chengguan", "--company", "福寿养老", "--as", "张三", env=env).stdout
     preview = json.loads(run("broadcast", "preview", str(made["id"]), "--json", env=env).stdout)
+    assert "“福寿养老”" in preview["text"]
     assert (preview["total"], preview["routes"]) == (2, {"warn-notice": 2})
     refused = run("broadcast", "approve", str(made["id"]), "--as", "张三", env=env, check=False)
     assert refused.returncode == 2 and "drafter cannot approve" in refused.stderr and "Traceback" not in refused.stderr
@@ -384,3 +397,26 @@ async def test_village_cadres_relay_a_warning_and_the_silent_one_is_reminded_onc
     await drain(d)
     assert len(telegram.texts_to(9002)) == 2 and "还没转发" in telegram.texts_to(9002)[1]
     assert len(telegram.texts_to(9001)) == 1
+
+
+async def test_township_staff_groups_get_it_through_their_wecom_robot(services: Services, telegram: FakeTelegram,
+                                                                       bot: Bot) -> None:
+    with FakeWeComRobot() as fake:
+        services = with_broadcasts(services, township_robots={"chengguan": fake.url})
+        robot = WeComRobot(fake.url)
+        try:
+            broadcast_id = await drafted(services, channels=["wecom"])  # the whole county: three townships
+            async with services.db.session() as session:
+                preview = await segments.preview(session, services.settings,
+                                                 await session.get(Broadcast, broadcast_id))
+            assert (preview["routes"], preview["skipped"]) == ({"warn-wecom": 1}, {"no-robot": 2})  # 河口乡, 青山镇
+            await approved(services, broadcast_id)
+            d = dispatcher(services, bot, extra={"warn-wecom": warning_senders.wecom({"chengguan": robot})})
+            await drain(d)
+            await drain(d)
+        finally:
+            await robot.close()
+        texts = [m["content"] for m in fake.received]
+        assert texts == ["【预警提示·请转告各村】\n【防非提醒】有人办讲座让老人交钱。请不要交钱。"]
+        shown = await progress(services, broadcast_id)
+        assert (shown["routes"], shown["skipped"]) == ({"warn-wecom": {"sent": 1}}, {"no-robot": 2})

@@ -314,8 +314,8 @@ async def test_the_background_worker_sends_what_the_settings_allow(
     configured = dataclasses.replace(services, settings=staff_settings)
     worker = delivery.start_dispatcher(configured, telegram_bot=bot, poll=0.05)
     try:
-        assert sorted(worker.dispatcher.senders) == ["fetch-telegram", "telegram", "warn-notice", "warn-telegram",
-                                                     "wecom"]  # no WeChat here
+        assert sorted(worker.dispatcher.senders) == ["fetch-telegram", "relay-telegram", "telegram", "warn-notice",
+                                                     "warn-telegram", "wecom"]  # no WeChat here
         tip = await file_tip(services, staff_settings)
         [message] = await telegram.wait_sent(1, chat_id=STAFF_CHAT)
         [card] = await robot.wait_received(1)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.broadcasts import relay, segments
 from bot.config import Settings
-from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE
+from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE, enqueue
 from bot.storage.models import AuditEntry, Broadcast, utcnow
 from bot.tips.ledger import as_utc
 from knowledge import warnings
@@ -79,10 +79,7 @@ async def create(session: AsyncSession, settings: Settings, *, text: str, templa
     unknown += [c for c in villages if c not in {v.code for t in region.townships for v in t.villages}]
     if unknown:
         raise BroadcastError(f"not a township or village code of config.yaml: {', '.join(unknown)}")
-    later = [c for c in channels if c in segments.NOT_YET]
-    if later:
-        raise BroadcastError(f"channels {', '.join(later)}: not available yet")
-    known = (*segments.CHANNELS, "relay")
+    known = (*segments.CHANNELS, *segments.STAFF_ROUTES)
     wrong = [c for c in channels if c not in known]
     if wrong or not channels:
         raise BroadcastError(f"channels: some of {', '.join(known)}")
@@ -95,6 +92,20 @@ async def create(session: AsyncSession, settings: Settings, *, text: str, templa
     await session.flush()
     _audit(session, made.drafted_by, "broadcast-draft", made)
     return made
+
+
+async def edit(session: AsyncSession, broadcast: Broadcast, actor: str, *, text: str | None = None,
+               template: str | None = None, urgent: bool | None = None, send_at: datetime | None = None) -> None:
+    """Change a draft (only a draft: what was approved is what goes out); the edit is in the audit log."""
+    if broadcast.state != "draft":
+        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}: only a draft can be edited")
+    if text is not None:
+        broadcast.text, broadcast.template = text, template
+    if urgent is not None:
+        broadcast.urgent = urgent
+    if send_at is not None:
+        broadcast.send_at = send_at
+    _audit(session, actor, "broadcast-edit", broadcast)
 
 
 async def approve(session: AsyncSession, settings: Settings, broadcast: Broadcast, approver: str,
@@ -132,6 +143,12 @@ async def start(session: AsyncSession, settings: Settings, broadcast: Broadcast,
                "created_at", "priority", "broadcast_id", "quiet"]
     added = await session.execute(insert(TABLE).from_select(columns, rows).on_conflict_do_nothing())
     skipped = (await segments.preview(session, settings, broadcast))["skipped"]
+    if "wecom" in (broadcast.segment or {}).get("channels", []):
+        robots = segments.township_robots(settings, broadcast)
+        for code in robots["with"]:
+            await enqueue(session, dedup=f"warn-wecom:{broadcast.id}:{code}", channel=segments.ROUTES["wecom"],
+                          target=code, payload={"text": f"【预警提示·请转告各村】\n{broadcast.text}"},
+                          postgres=postgres, priority=PRIORITY, broadcast_id=broadcast.id)
     if "relay" in (broadcast.segment or {}).get("channels", []):
         handed = await relay.queue(session, settings, broadcast, now, postgres)
         if handed["no-cadre"]:

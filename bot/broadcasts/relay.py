@@ -18,7 +18,7 @@ from bot.storage.models import Broadcast, Cadre, Relay
 from bot.tips.ledger import as_utc
 
 CHANNELS = ("telegram", "wechat")
-ROUTES = {"telegram": "warn-telegram", "wechat": "warn-wechat"}
+ROUTES = {"telegram": "relay-telegram", "wechat": "relay-wechat"}  # sent like warnings, counted apart
 DONE = "已转发到村群"
 REPLY = re.compile(r"^\s*(?:/relayed|已转发(?:到村群)?)\s*(\d{1,9})\s*$")
 
@@ -49,7 +49,7 @@ async def queue(session: AsyncSession, settings: Settings, broadcast: Broadcast,
     for cadre in cadres:
         if not await enqueue(session, dedup=f"relay:{broadcast.id}:{cadre.id}", channel=ROUTES[cadre.channel],
                              target=cadre.user_id, payload=_message(broadcast, cadre.channel), postgres=postgres,
-                             priority=1):
+                             priority=1, broadcast_id=broadcast.id):
             continue
         session.add(Relay(broadcast_id=broadcast.id, cadre_id=cadre.id, village=cadre.village, queued_at=now))
     covered = {c.village for c in cadres}
@@ -86,7 +86,8 @@ async def remind_due(session: AsyncSession, settings: Settings, now: datetime, p
         if cadre.channel == "telegram":
             payload["buttons"] = [[DONE, f"/relayed {relay.broadcast_id}"]]
         await enqueue(session, dedup=f"relay-remind:{relay.broadcast_id}:{cadre.id}", channel=ROUTES[cadre.channel],
-                      target=cadre.user_id, payload=payload, postgres=postgres, priority=1)
+                      target=cadre.user_id, payload=payload, postgres=postgres, priority=1,
+                      broadcast_id=relay.broadcast_id)
     return len(due)
 
 

@@ -15,11 +15,11 @@ from bot.storage.models import Broadcast, Subscriber
 from bot.tips.ledger import CHINA, as_utc
 
 AUDIENCES = ("elderly", "student", "other", "all")
-CHANNELS = ("telegram", "wechat", "web", "local")  # resident channels a warning can reach today
-NOT_YET = ("wecom",)  # routes of issue 14 still to come (the village relay: bot/broadcasts/relay.py)
-ROUTES = {"telegram": "warn-telegram", "wechat": "warn-wechat", "notice": "warn-notice"}
+CHANNELS = ("telegram", "wechat", "web", "local")  # residents' channels
+STAFF_ROUTES = ("wecom", "relay")  # township staff groups' WeCom robots; village cadres (bot/broadcasts/relay.py)
+ROUTES = {"telegram": "warn-telegram", "wechat": "warn-wechat", "notice": "warn-notice", "wecom": "warn-wecom"}
 REASONS = {"blocked": "屏蔽了机器人或已取消关注", "telegram-off": "本系统没有接入 Telegram",
-           "no-cadre": "村里没有登记转发的村干部（村数）"}
+           "no-cadre": "村里没有登记转发的村干部（村数）", "no-robot": "乡镇工作群没有配置企业微信机器人（乡镇数）"}
 
 
 def route_of(settings: Settings, channel: str) -> tuple[str | None, str | None]:
@@ -69,9 +69,26 @@ async def preview(session: AsyncSession, settings: Settings, broadcast: Broadcas
             routes[route] += count
         else:
             skipped[reason or "unknown"] += count
+    if "wecom" in (broadcast.segment or {}).get("channels", []):
+        robots = township_robots(settings, broadcast)
+        if robots["with"]:
+            routes[ROUTES["wecom"]] += len(robots["with"])
+        if robots["without"]:
+            skipped["no-robot"] += len(robots["without"])
     total = sum(channels.values()) + sum(skipped.values())
     return {"total": total, "reachable": sum(channels.values()), "channels": dict(channels), "routes": dict(routes),
             "skipped": dict(skipped)}
+
+
+def township_robots(settings: Settings, broadcast: Broadcast) -> dict[str, list[str]]:
+    """The townships of the warning (listed, those of the listed villages, or all) with and without a staff group
+    robot."""
+    segment = broadcast.segment or {}
+    towns, villages = segment.get("townships") or [], segment.get("villages") or []
+    codes = [t.code for t in settings.region.townships
+             if (not towns and not villages) or t.code in towns or any(v.code in villages for v in t.villages)]
+    robots = settings.broadcasts.township_robots
+    return {"with": [c for c in codes if robots.get(c)], "without": [c for c in codes if not robots.get(c)]}
 
 
 def deliveries(settings: Settings, broadcast: Broadcast, text: str, *, priority: int, now: datetime,

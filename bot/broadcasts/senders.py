@@ -4,6 +4,8 @@
 - warn-wechat: a customer-service message; outside the 48 hours after the resident last wrote (or when they
   unfollowed, or the quota is used up) it is kept as a notice for their next message, and counted unreachable.
 - warn-notice: web and local chat residents (and WeChat without API access) find it at their next message.
+- warn-wecom: a township staff group's WeCom robot (target: the township code).
+- relay-telegram, relay-wechat: the copy for a village cadre to forward (bot/broadcasts/relay.py), sent as above.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from telegram.error import Forbidden, TelegramError
 from bot import subscribers
 from bot.channels.telegram_errors import delivery_outcome
 from bot.channels.wechat_api import WeChatApi
+from bot.channels.wecom import WeComRobot
 from bot.outbox import Outcome, Sender
 from bot.storage import conversations
 from bot.storage.database import Database
@@ -57,5 +60,16 @@ def notice(db: Database, vault: Vault) -> Sender:
             await conversations.leave_notice(session, vault, payload["channel"], target, payload["text"],
                                              postgres=not db.is_sqlite)
         return Outcome.sent()
+
+    return send
+
+
+def wecom(robots: dict[str, WeComRobot]) -> Sender:
+    async def send(target: str, payload: dict[str, Any]) -> Outcome:
+        robot = robots.get(target)
+        if robot is None:
+            return Outcome.failed(f"no robot configured for township {target}")
+        delivery = await robot.send_text(payload["text"])
+        return Outcome(delivery.kind, "" if delivery.ok else f"wecom robot: {delivery.reason}")
 
     return send

@@ -82,6 +82,36 @@ def create(text: Annotated[str | None, typer.Option("--text", help="The warning,
                                            f"`fangfei broadcast approve {made['id']} --as NAME`")
 
 
+@app.command("edit")
+def edit(broadcast_id: Id,
+         text: Annotated[str | None, typer.Option("--text", help="New text.")] = None,
+         template: Annotated[str | None, typer.Option("--template", help="Start again from a template.")] = None,
+         township: Annotated[str | None, typer.Option("--township", help="For a template's {township}.")] = None,
+         company: Annotated[str | None, typer.Option("--company", help="For a template's {company}.")] = None,
+         at: Annotated[str | None, typer.Option("--at", help="A new sending time.")] = None,
+         urgent: Annotated[bool | None, typer.Option("--urgent/--not-urgent")] = None,
+         actor: AsOption = "") -> None:
+    """Change a draft before it is approved (kept in the audit log)."""
+    from bot.broadcasts import lifecycle
+
+    s = settings()
+    body = None
+    if text is not None or template is not None:
+        try:
+            body = lifecycle.compose(s, text=text, template=template, township=township, company=company)
+        except lifecycle.BroadcastError as exc:
+            say_error(exc.message)
+            raise typer.Exit(2) from exc
+    send_at = when(at, "--at")
+
+    async def work(session: AsyncSession) -> None:
+        await lifecycle.edit(session, await lifecycle.named(session, broadcast_id), actor or "staff", text=body,
+                             template=template, urgent=urgent, send_at=send_at)
+
+    in_transaction(work)
+    print(f"broadcast {broadcast_id}: edited")
+
+
 @app.command("preview")
 def preview(broadcast_id: Id, as_json: JsonOption = False) -> None:
     """Whom it would reach now: by channel and route, and how many cannot be reached and why."""
