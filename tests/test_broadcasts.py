@@ -20,8 +20,9 @@ from telegram import Bot
 from bot import subscribers
 from bot.broadcasts import lifecycle, relay, report, segments
 from bot.broadcasts import senders as warning_senders
+from bot.channels.wechat_api import WeChatApi
 from bot.channels.wecom import WeComRobot
-from bot.config import Settings
+from bot.config import Settings, WeChatSettings
 from bot.engine import Engine
 from bot.outbox import Dispatcher, Sender
 from bot.services import Services
@@ -29,7 +30,7 @@ from bot.storage.models import AuditEntry, Broadcast, OutboxMessage, utcnow
 from bot.types import Inbound
 from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
-from tests.fake_wechat import FakeWeComRobot
+from tests.fake_wechat import FakeWeChat, FakeWeComRobot
 from tests.support import Server
 from tests.test_cli import run
 from tests.test_web_chat import WebUser
@@ -420,3 +421,33 @@ async def test_township_staff_groups_get_it_through_their_wecom_robot(services: 
         assert texts == ["【预警提示·请转告各村】\n【防非提醒】有人办讲座让老人交钱。请不要交钱。"]
         shown = await progress(services, broadcast_id)
         assert (shown["routes"], shown["skipped"]) == ({"warn-wecom": {"sent": 1}}, {"no-robot": 2})
+
+
+async def test_wechat_subscribers_get_it_inside_the_48_hours_and_as_a_notice_after(services: Services) -> None:
+    async with FakeWeChat() as fake:
+        wechat = WeChatSettings(token="t", app_id=fake.appid, app_secret=fake.secret, api_base_url=fake.api_base_url)
+        services = with_broadcasts(services)
+        services = dataclasses.replace(services, settings=services.settings.model_copy(update={"wechat": wechat}))
+        api = WeChatApi(wechat, services.db)
+        try:
+            async with services.db.transaction() as session:
+                for openid in ("o-here", "o-gone"):
+                    await subscribers.subscribe(session, "wechat", openid, "elderly", None, None)
+            fake.user_wrote("o-here")  # wrote within 48 hours; o-gone did not
+            broadcast_id = await drafted(services, channels=["wechat"])
+            await approved(services, broadcast_id)
+            d = Dispatcher(services.db, {"warn-wechat": warning_senders.wechat(api, services.db, services.vault)})
+            await drain(d)
+        finally:
+            await api.close()
+        assert fake.texts_to("o-here") == [f"【防非提醒】有人办讲座让老人交钱。请不要交钱。\n\n{UNSUBSCRIBE}"]
+        assert fake.texts_to("o-gone") == []
+    shown = await progress(services, broadcast_id)
+    assert (shown["sent"], shown["unreachable"], shown["routes"]) == (1, 1, {"warn-wechat": {"sent": 1,
+                                                                                               "unreachable": 1}})
+    # the one outside the window reads it at their next message, and "退订" from it works
+    engine = Engine(services)
+    replies = await engine.handle(Inbound(channel="wechat", user="o-gone", chat="o-gone", text="你好"))
+    assert "有人办讲座让老人交钱" in " ".join(r.text for r in replies)
+    replies = await engine.handle(Inbound(channel="wechat", user="o-gone", chat="o-gone", text="退订"))
+    assert "已经退订" in " ".join(r.text for r in replies)

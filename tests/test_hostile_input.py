@@ -207,3 +207,18 @@ async def test_wechat_never_fails_on_generated_signed_xml(wechat: WeChatServer, 
     else:
         assert SORRY not in wechat.reply_text(res)
     assert "防范" in await wechat.say("o-after-hostile", "你好")
+
+
+async def test_a_wechat_account_id_that_would_break_the_reply_xml_is_refused(wechat: WeChatServer,
+                                                                                engine: Engine) -> None:
+    # found by the generated test: "]]>" in ToUserName, echoed into the reply's CDATA, made it unreadable
+    before = await stored(engine)
+    for bad in ("]]&gt;", "gh_x]]&gt;&lt;x", "o a"):
+        xml = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName>{bad}</FromUserName>"
+               "<CreateTime>1796282426</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+               "<Content><![CDATA[你好]]></Content><MsgId>1</MsgId></xml>")
+        for swapped in (xml, xml.replace(f"<![CDATA[{ACCOUNT}]]>", bad).replace(f"<FromUserName>{bad}",
+                                                                                  "<FromUserName>o-x")):
+            res = await wechat.post(swapped)
+            assert res.status_code == 400 and "account ids" in res.text
+    assert await stored(engine) == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 from xml.etree import ElementTree
@@ -51,6 +52,7 @@ FIELDS = ("ToUserName", "FromUserName", "CreateTime", "MsgType", "MsgId", "Event
           "Recognition", "MediaId", "PicUrl")
 REQUIRED = ("ToUserName", "FromUserName", "CreateTime", "MsgType")
 MAX_OPENID = 128  # the width of every user id column
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9_\-@.]+")
 MAX_MSGID = 20  # a 64-bit number
 MAX_EVENT_KEY = 1024  # a VIEW button's URL, the longest key WeChat sends
 MAX_SCENE = 64  # a QR code's scene string (stored as the follower's source)
@@ -66,6 +68,9 @@ def _refusal(fields: dict[str, Any]) -> str | None:
             return f"{name} is missing"
     if len(fields["FromUserName"]) > MAX_OPENID or len(fields["ToUserName"]) > MAX_OPENID:
         return f"FromUserName and ToUserName must be at most {MAX_OPENID} characters"
+    if not (ACCOUNT_ID.fullmatch(fields["FromUserName"]) and ACCOUNT_ID.fullmatch(fields["ToUserName"])):
+        # openids and gh_ ids are letters, digits, - and _; anything else would break the reply's XML
+        return "FromUserName and ToUserName must be account ids (letters, digits, - and _)"
     if not _digits(fields["CreateTime"], 10):
         return "CreateTime must be a number of seconds"
     if fields.get("MsgId") is not None and not _digits(fields["MsgId"], MAX_MSGID):
