@@ -438,7 +438,9 @@ class RiskChecker:
                     or self._rise_past.search(m.group("gap")) or self._rate_blockers.search(m.group(0))):
                 continue
             percent = (promised - paid) / paid * 100
-            term = next((t for t in self._period.finditer(m.group("gap")) if t.group("pn")), None)
+            # a named term: "三年后", "两个月", or a year's word ("明年", "一年"); a lone 日/月 in the words is none
+            term = next((t for t in self._period.finditer(m.group("gap"))
+                         if t.group("pn") or self._period_words.get(t.group("pw")) == 1.0), None)
             if term is not None:
                 percent *= self._per_year(term)
             if percent > self._rate_threshold:
