@@ -169,7 +169,7 @@ class Flow:
     name: str
     # step → what to do with the words typed there
     text_steps: dict[str, TextStep] = field(default_factory=dict)
-    # steps that wait for a button: typed words (not a label, number or keyword) get "请点…" and `resume`
+    # steps that wait for a button: typed words (not a label, number or keyword) get "请点…" / "请回复…" and `resume`
     button_steps: frozenset[str] = frozenset()
     # ask the current step's question again
     resume: TurnStep | None = None
