@@ -54,6 +54,18 @@ async def test_web_numbers_labels_and_who_are_you(web: httpx.AsyncClient) -> Non
     await me.send("回主菜单")
     assert "请选择您要做的事" in me.text and "风险" not in me.text
 
+    # ... nor kept as the answer to a subscription's or a report's question
+    await me.send("订阅提醒")
+    await me.send("学生")
+    assert "哪个乡镇" in me.text and "回主菜单" not in me.options()
+    await me.send("回主菜单")
+    assert list(me.options()) == MAIN and "答不上来" not in me.text
+    await me.send("我要举报")
+    await me.send("回主菜单")  # not "what happened": the unfinished report is not dropped unasked either
+    assert "您的举报还没提交" in me.text and list(me.options()) == ["接着填", "放弃举报"]
+    await me.send("放弃举报")
+    assert list(me.options()) == MAIN
+
     # labels as people type them: with the quotes of the instruction, a full stop, traditional characters
     await me.tap("问问题")
     await me.send(QUESTION)
