@@ -14,11 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.storage.conversations import ConversationState
 from bot.storage.database import TurnTransaction
 from bot.types import Inbound, Option, Reply
+from knowledge.text import normalize
 
 if TYPE_CHECKING:
     from bot.services import Services
 
 OPTION_VALUE = re.compile(r"^~([A-Za-z0-9]{6})\.(\d{1,2})$")
+# a bare number that may pick an option of the menu (longer ones are amounts, phone numbers, hotlines …)
+OPTION_NUMBER = re.compile(r"^[1-9]\d?$")
+# around a typed label: quotes copied from "请点“详细说说”", a full stop, spaces
+_LABEL_EDGES = " \"'“”‘’「」『』《》()（）[]【】。.!！?？,，、~～:：;；"
 
 
 @dataclass(frozen=True)
@@ -99,18 +104,42 @@ class Turn:
         return self._menu_choice(number - 1) if number >= 1 else None
 
     def chosen_by_label(self, text: str) -> Choice | None:
-        """The user typed a label of the current menu instead of tapping it."""
+        """The user typed a label of the current menu instead of tapping it (in any width or script, with the
+        quotes the instruction put around it, or a full stop)."""
+        typed = _label_key(text)
+        if not typed:
+            return None
         for i, (label, *_rest) in enumerate((self.conversation.menu or {}).get("choices", [])):
-            if self.services.fill(label) == text:
+            if _label_key(self.services.fill(label)) == typed:
                 return self._menu_choice(i)
         return None
 
-    def _menu_choice(self, index: int) -> Choice | None:
+    def menu_choices(self) -> list[Choice]:
+        """The choices of the current menu; none when there is no menu or it has expired."""
         menu = self.conversation.menu or {}
-        choices = menu.get("choices", [])
-        if not 0 <= index < len(choices) or datetime.fromisoformat(menu["expires"]) < datetime.now(UTC):
-            return None
-        return Choice(*choices[index])
+        if not menu.get("choices") or datetime.fromisoformat(menu["expires"]) < datetime.now(UTC):
+            return []
+        return [Choice(*c) for c in menu["choices"]]
+
+    def tap(self, label: str = "", choices: Sequence[Choice] = ()) -> str:
+        """How the user picks an option on this channel, for an instruction ("请" + this): "点“详细说说”" where
+        options are buttons; where they are numbered lines (a terminal, WeChat) nothing can be clicked, so "回复数字 1"
+        (the label's number among `choices`, the menu the message comes with), "发“确认提交”" (a label of a later
+        menu) or "回复下面的数字"."""
+        if not self.inbound.numbered:
+            return f"点“{label}”" if label else "点下面的选项"
+        if not label:
+            return "回复下面的数字"
+        numbers = [i for i, c in enumerate(choices, 1) if c.label == label]
+        return f"回复数字 {numbers[0]}" if numbers else f"发“{label}”"
+
+    def _menu_choice(self, index: int) -> Choice | None:
+        choices = self.menu_choices()
+        return choices[index] if 0 <= index < len(choices) else None
+
+
+def _label_key(text: str) -> str:
+    return normalize(text).strip(_LABEL_EDGES).replace(" ", "")
 
 
 Action = Callable[[Turn, str], Awaitable[None]]
@@ -140,7 +169,7 @@ class Flow:
     name: str
     # step → what to do with the words typed there
     text_steps: dict[str, TextStep] = field(default_factory=dict)
-    # steps that wait for a button: typed words (not a label, number or keyword) get "请点…" and `resume`
+    # steps that wait for a button: typed words (not a label, number or keyword) get "请点…" / "请回复…" and `resume`
     button_steps: frozenset[str] = frozenset()
     # ask the current step's question again
     resume: TurnStep | None = None

@@ -20,6 +20,7 @@ from bot.conversation import (
     FLOWS,
     FREE_TEXT,
     KEYWORDS,
+    OPTION_NUMBER,
     OPTION_VALUE,
     RECOGNISERS,
     TEXT_COMMANDS,
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 # attempts at a message whose conversation another message of the same user changed meanwhile (or that lost a
 # deadlock to one): the first RACES read without a lock, the others wait for the row
 RACES, ATTEMPTS = 2, 4
-TRAILING = "!！。."  # "谢谢！" is "谢谢"
+TRAILING = "!！。.?？~～啊呀呢"  # "谢谢！" is "谢谢", "你是谁？" and "你是谁呀" are "你是谁"
 
 
 class Guard(Protocol):
@@ -180,16 +181,20 @@ class Engine:
             return
         text = turn.text
         waiting = flow.text_steps.get(turn.step or "") if flow is not None else None
-        if OPTION_VALUE.match(text) or (turn.inbound.numbered and text.isascii() and text.isdigit() and text != "0"):
+        # a bare number picks an option on every channel: numbered lines show it, buttons are in the same order
+        if OPTION_VALUE.match(text) or OPTION_NUMBER.match(text):
             choice = turn.chosen(text) if text.startswith("~") else turn.chosen_by_number(int(text))
             if choice is not None and choice.action in ACTIONS:
                 await self._run(turn, choice.action, choice.arg)
                 return
-            if waiting is None or text.startswith("~"):
+            if text.startswith("~") or (waiting is None and turn.conversation.menu and not turn.menu_choices()):
                 # stale: ask again; an unfinished flow stays where it is
                 await (flow.expired if flow is not None and flow.expired else handlers.menu.expired)(turn)
                 return
-            # not an option of the menu, at a step that waits for words: a phone number, an amount …
+            if waiting is None:  # a number the menu does not have: say which ones it has
+                await handlers.menu.no_such_option(turn, int(text))
+                return
+            # not an option of the menu, at a step that waits for words: an amount, a year …
         choice = turn.chosen_by_label(text)
         if choice is not None and choice.action in ACTIONS:
             await self._run(turn, choice.action, choice.arg)
@@ -225,7 +230,7 @@ class Engine:
     async def _words(turn: Turn, flow: Flow | None, text: str, waiting: TextStep | None) -> None:
         """The user's own words: the answer to the step waiting for them, or free text."""
         if flow is not None and turn.step in flow.button_steps:
-            turn.say("请点下面的选项。")
+            turn.say(f"请{turn.tap()}。")
             if flow.resume is not None:
                 await flow.resume(turn)
             return

@@ -7,6 +7,8 @@ from bot.services import record_gap
 from handlers.menu import BACK, MAIN_MENU
 from knowledge.schema import Entry
 
+MORE = "详细说说"
+
 
 @action("ask.start")
 async def start(turn: Turn, _: str = "") -> None:
@@ -20,7 +22,7 @@ async def answer(turn: Turn, question: str) -> None:
     if not result.matched or result.best is None:
         await record_gap(turn.tx, question)
         turn.say("这个问题我还答不上来。我不想乱说，免得误导您。")
-        turn.say("您可以换个说法再问，或者打 {hotline} 问问。也可以点下面的选项：", MAIN_MENU)
+        turn.say(f"您可以换个说法再问，或者打 {{hotline}} 问问。也可以{turn.tap()}：", MAIN_MENU)
         return
     await show(turn, result.best.entry.id)
 
@@ -30,8 +32,8 @@ async def show(turn: Turn, entry_id: str) -> None:
     entry = await _entry(turn, entry_id)
     if entry is None:
         return
-    turn.say(f"【{entry.title}】\n{entry.summary}\n\n想知道怎么识别、怎么办，请点“详细说说”。",
-             [Choice("详细说说", "ask.more", entry.id), *_related(turn, entry), BACK])
+    choices = [Choice(MORE, "ask.more", entry.id), *_related(turn, entry), BACK]
+    turn.say(f"【{entry.title}】\n{entry.summary}\n\n想知道怎么识别、怎么办，请{turn.tap(MORE, choices)}。", choices)
 
 
 @action("ask.more")
@@ -46,6 +48,13 @@ async def more(turn: Turn, entry_id: str) -> None:
              [*_related(turn, entry), Choice("风险自测", "check.start"), BACK])
 
 
+@action("ask.which")
+async def which(turn: Turn, _: str = "") -> None:
+    """"详细说说" typed where no answer's menu offers it: we do not know which answer, so ask for the question."""
+    turn.go("ask", "question")
+    turn.say(f"您想详细了解哪件事？请把问题发给我。\n我先简单答，想看详细的，再{turn.tap(MORE)}。")
+
+
 def _related(turn: Turn, entry: Entry) -> list[Choice]:
     entries = turn.services.entries
     limit = turn.services.settings.search.related
@@ -56,7 +65,7 @@ async def _entry(turn: Turn, entry_id: str) -> Entry | None:
     """The entry a button names; it may have been removed from the base since the button was shown."""
     entry = turn.services.entries.get(entry_id)
     if entry is None:
-        turn.say("这条内容已经更新了。请重新问一次，或者点下面的选项。", MAIN_MENU)
+        turn.say(f"这条内容已经更新了。请重新问一次，或者{turn.tap()}。", MAIN_MENU)
     return entry
 
 
@@ -69,4 +78,5 @@ async def anything_else(turn: Turn, text: str) -> bool:
 
 register_flow(Flow("ask", text_steps={"question": answer}))
 keywords("ask.start", "问问题", "提问", "/ask")
+keywords("ask.which", MORE, "详细点", "说详细点", "详细说")
 TEXT_COMMANDS["/ask"] = ("ask.start", answer)

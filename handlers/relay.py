@@ -17,7 +17,7 @@ async def relayed(turn: Turn, words: str) -> bool:
     if outcome == "done":
         turn.say(f"记下了：第 {broadcast_id} 号预警已转发到村群。谢谢您！")
     elif outcome == "again":
-        turn.say(f"第 {broadcast_id} 号预警已经记过了，不用再点。谢谢！")
+        turn.say(f"第 {broadcast_id} 号预警已经记过了，不用再报。谢谢！")
     else:
         turn.say(f"没有找到发给您的第 {broadcast_id} 号预警。请核对编号，或联系乡镇工作人员。")
     return True

@@ -19,13 +19,16 @@ from bot.tips import alerts, evidence, ledger
 from bot.types import Media
 from bot.vault import Vault
 from handlers.menu import BACK, MAIN_MENU
+from knowledge.text import normalize
 
 FLOW = "report"
-RECEIPT = re.compile(r"FF-\d{4}-\d{6}", re.IGNORECASE)
+# FF-2026-000123, also as typed: ff2026000123, FF 2026 000123, full-width (matched after normalising)
+RECEIPT = re.compile(r"(?<![a-z0-9])ff[-_ ]?(\d{4})[-_ ]?(\d{6})(?!\d)", re.IGNORECASE)
 PHONE = re.compile(r"^(1\d{10}|0\d{2,3}\d{7,8})$")
 MEDIA_CHANNELS = {"telegram", "wechat"}  # where residents can send photos and files
 
 CANCEL = Choice("取消举报", "report.cancel")
+SUBMIT = "确认提交"
 SKIP = Choice("跳过", "report.skip")
 TO_ANONYMOUS = Choice("改为匿名", "report.identity", "anonymous")
 PARTS = (("what", "发生了什么"), ("who", "涉及对象"), ("where", "地点"), ("money", "金额和人数"),
@@ -36,6 +39,12 @@ REASON_WORDS = {"confirmed": "线索经核查属实，已依法处理。感谢�
                 "not-confirmed": "经核查，暂未发现违法问题。",
                 "duplicate": "这条线索和已有线索重复，已一并处理。",
                 "out-of-scope": "经核查不属于非法集资，已转给相关部门。"}
+
+
+def receipt_in(text: str) -> str | None:
+    """The receipt number a text names, written as the ledger writes it (FF-2026-000123), or None."""
+    found = RECEIPT.search(normalize(text))
+    return f"FF-{found.group(1)}-{found.group(2)}" if found else None
 
 
 # -- the questions ------------------------------------------------------------------------------------------------
@@ -138,8 +147,8 @@ async def answer(turn: Turn, text: str) -> None:
         turn.go(FLOW, "contact", contact=turn.services.vault.seal(phone), anonymous=False)
         step = "identity"
     elif step == "evidence":
-        turn.say("这一步请发照片或文件。没有的话，点“没有了，下一步”。",
-                 [Choice("没有了，下一步", "report.skip"), CANCEL])
+        choices = [Choice("没有了，下一步", "report.skip"), CANCEL]
+        turn.say(f"这一步请发照片或文件。没有的话，请{turn.tap('没有了，下一步', choices)}。", choices)
         return
     _next(turn, step)
 
@@ -204,8 +213,8 @@ async def attach(turn: Turn) -> None:
         kept.append(_evidence_of(media))
     turn.go(FLOW, turn.step or "evidence", evidence=kept)
     if turn.step == "evidence":
-        turn.say(f"收到了，已有 {len(kept)} 件证据。\n还有就接着发，没有了就点“下一步”。",
-                 [Choice("下一步", "report.skip"), CANCEL])
+        choices = [Choice("下一步", "report.skip"), CANCEL]
+        turn.say(f"收到了，已有 {len(kept)} 件证据。\n还有就接着发，没有了就{turn.tap('下一步', choices)}。", choices)
     else:  # sent early: keep it, and ask the current question again
         turn.say(f"收到了，已有 {len(kept)} 件证据，会和举报一起提交。")
         await resume(turn)
@@ -311,7 +320,8 @@ def _summary(turn: Turn) -> None:
         lines.append(f"· 证据：{len(d.get('evidence', []))} 件")
     lines.append(f"· 身份：{who_am_i}")
     turn.say("\n".join(lines))
-    turn.say("没问题就点“确认提交”。", [Choice("确认提交", "report.submit"), Choice("修改", "report.edit"), CANCEL])
+    choices = [Choice(SUBMIT, "report.submit"), Choice("修改", "report.edit"), CANCEL]
+    turn.say(f"没问题就{turn.tap(SUBMIT, choices)}。", choices)
 
 
 @action("report.edit")
@@ -375,14 +385,14 @@ async def submit(turn: Turn, _: str = "") -> None:
     cap = services.settings.tips.max_per_day
     if await ledger.filed_today(turn.session, reporter) >= cap:
         turn.say(f"24小时内最多提交 {cap} 条线索，您已经提交了 {cap} 条。\n"
-                 "这条内容先替您保存一天，过些时候再点“确认提交”。急事请打 {office_phone}。",
-                 [Choice("确认提交", "report.submit"), CANCEL])
+                 f"这条内容先替您保存一天，过些时候再{turn.tap(SUBMIT)}。急事请打 {{office_phone}}。",
+                 [Choice(SUBMIT, "report.submit"), CANCEL])
         return
     tips_here = services.limits.address_tips
     if inbound.origin and tips_here.full(inbound.origin):  # many tips from one network address: a flood
         turn.say("这会儿从您这里提交的举报太多了。\n"
-                 "内容先替您保存着，请过一个小时再点“确认提交”。急事请打 {office_phone}。",
-                 [Choice("确认提交", "report.submit"), CANCEL])
+                 f"内容先替您保存着，请过一个小时再{turn.tap(SUBMIT)}。急事请打 {{office_phone}}。",
+                 [Choice(SUBMIT, "report.submit"), CANCEL])
         return
     named = not d.get("anonymous", True) and bool(d.get("name"))
     vault = services.vault
@@ -423,8 +433,8 @@ async def status(turn: Turn, receipt: str = "") -> None:
     if not _private_only(turn):
         return
     in_report = turn.flow == FLOW  # asked in the middle of a report: answer, then carry on with it
-    match = RECEIPT.search(receipt or "")
-    if not match:
+    number = receipt_in(receipt or "")
+    if number is None:
         if in_report:
             await resume(turn)
             return
@@ -434,8 +444,7 @@ async def status(turn: Turn, receipt: str = "") -> None:
     if not in_report:
         turn.finish()
     inbound = turn.inbound
-    tip = await ledger.for_reporter(turn.session, turn.services.vault, inbound.channel, inbound.user,
-                                    match.group(0).upper())
+    tip = await ledger.for_reporter(turn.session, turn.services.vault, inbound.channel, inbound.user, number)
     if tip is None:  # not found, or filed by someone else: the same answer, so nothing leaks
         if in_report:
             turn.say("没有找到这个编号的举报。请核对编号。只能查询您自己提交的举报。")
@@ -487,9 +496,9 @@ STATUS_QUERY = ("查询举报", "查举报", "/status", "举报进度", "查询"
 
 async def status_query(turn: Turn, words: str) -> bool:
     """A receipt number on its own, or after 查询举报: the reporter asks about their tip."""
-    receipt = RECEIPT.search(turn.text)
-    if receipt and (words.startswith(STATUS_QUERY) or words == receipt.group(0).lower()):
-        await status(turn, receipt.group(0))
+    found = RECEIPT.search(words)
+    if found and (words.startswith(STATUS_QUERY) or words.replace(" ", "") == found.group(0).replace(" ", "")):
+        await status(turn, receipt_in(words) or "")
         return True
     return False
 

@@ -9,7 +9,7 @@ from bot.services import gap_count, top_gaps
 from bot.storage.models import GroupChat, Subscriber, Tip
 from bot.subscribers import AUDIENCES
 from bot.tips import ledger
-from handlers.report import RECEIPT, tell_status
+from handlers.report import receipt_in, tell_status
 
 
 def _allowed(turn: Turn) -> bool:
@@ -49,13 +49,13 @@ async def gaps(turn: Turn) -> None:
 
 async def _named_tip(turn: Turn) -> Tip | None:
     """The tip whose receipt the command names, or None (and the staff member told why)."""
-    found = RECEIPT.search(turn.text)
+    found = receipt_in(turn.text)
     if found is None:
         turn.say("请带上受理编号，比如 /take FF-2026-000123。")
         return None
-    tip_ = await ledger.find(turn.session, found.group(0).upper())
+    tip_ = await ledger.find(turn.session, found)
     if tip_ is None:
-        turn.say(f"没有找到 {found.group(0).upper()}。请核对编号。")
+        turn.say(f"没有找到 {found}。请核对编号。")
     return tip_
 
 

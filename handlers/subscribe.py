@@ -76,9 +76,9 @@ async def _save(turn: Turn) -> None:
 async def stop(turn: Turn, _: str = "") -> None:
     turn.finish()
     if await subscribers.unsubscribe(turn.session, turn.inbound.channel, turn.inbound.user):
-        turn.say("已经退订了，以后不再给您发提醒。想再订阅，点“订阅提醒”。", MAIN_MENU)
+        turn.say(f"已经退订了，以后不再给您发提醒。想再订阅，请{turn.tap('订阅提醒', MAIN_MENU)}。", MAIN_MENU)
     else:
-        turn.say("您还没有订阅提醒。想订阅，点“订阅提醒”。", MAIN_MENU)
+        turn.say(f"您还没有订阅提醒。想订阅，请{turn.tap('订阅提醒', MAIN_MENU)}。", MAIN_MENU)
 
 
 keywords("subscribe.start", "订阅", "订阅提醒", "/subscribe")

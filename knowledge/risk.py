@@ -256,6 +256,12 @@ class RiskChecker:
         self._period_lead = re.compile(rf"(?:{period})(?:都|就|能|能有|有|是|给|返|付|可以|可以拿|能拿|拿)?$")
         self._rise = re.compile(rates["rise_words"])
         self._rise_past = re.compile(rates["rise_past"])
+        # a price paid, then the price promised: "100 元买的，说能涨到 1000", "花五万买的字画，三年后能卖到五十万"
+        self._rise_to = re.compile(
+            rf"(?:(?:花|用|出)了?(?P<a>{NUM})(?:元|块钱|块)?(?:钱)?[^,。!?;]{{0,8}}?(?:买|入手|拿|收)"
+            rf"|(?P<a2>{NUM})(?:元|块钱|块)?(?:钱)?(?:买的|买了|买进|买入|入手|拿的|进的|收的))"
+            rf"(?P<gap>[^。!?;]{{0,24}}?)(?:{rates['rise_to']})(?:{_HEDGES})?(?P<b>{NUM})")
+        self._rise_to_tip: str = rates["rise_to_tip"]
         self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]{1,4})"
                                         r"的?(?:利息|利率|收益|年化)")
         self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|补贴|租金|利|息)")
@@ -301,7 +307,8 @@ class RiskChecker:
         hits = self._not_offers(view, self._hits(view, safe))
         if safe or licensed:
             hits = [h for h in hits if h.weight >= STRONG]
-        return self._report(text, hits, norm, index, safe or licensed, view)
+        paid = self._ctx["paid"].search(view) is not None and not self._about_scams(view)
+        return self._report(text, hits, norm, index, safe or licensed, view, paid)
 
     def offer_check(self, text: str) -> RiskReport | None:
         """The check of the text when it describes an offer someone was told about; None for a general question."""
@@ -416,8 +423,30 @@ class RiskChecker:
                 weight = 1 if safe and rule.safe_downgrade else rule.weight
                 hits.append(_Hit(rule.feature, weight, m.start(), m.end(), rule.tip, rule.category))
         hits += self._rate_hits(view)
+        hits += self._rise_to_hits(view)
         hits += self._windfall_hits(view)
         return hits
+
+    def _rise_to_hits(self, view: str) -> list[_Hit]:
+        """A price promised for something bought: the gain in percent (a year's, when a term is named)."""
+        out = []
+        for m in self._rise_to.finditer(view):
+            paid, promised = parse_number(m.group("a") or m.group("a2")), parse_number(m.group("b"))
+            if not paid or not promised or promised <= paid or paid < 1:
+                continue
+            if (_NOT_MONEY_AFTER.match(view, m.end()) or view.startswith("了", m.end())   # "涨到一千了": it did
+                    or self._rise_past.search(m.group("gap")) or self._rate_blockers.search(m.group(0))):
+                continue
+            percent = (promised - paid) / paid * 100
+            # a named term: "三年后", "两个月", or a year's word ("明年", "一年"); a lone 日/月 in the words is none
+            term = next((t for t in self._period.finditer(m.group("gap"))
+                         if t.group("pn") or self._period_words.get(t.group("pw")) == 1.0), None)
+            if term is not None:
+                percent *= self._per_year(term)
+            if percent > self._rate_threshold:
+                tip = self._rate_tip if term is not None else self._rise_to_tip  # "一年回报约…" only for a term
+                out.append(_Hit(LURE, self._rate_weight, m.start(), m.end(), tip, None, percent))
+        return out
 
     def _windfall_hits(self, view: str) -> list[_Hit]:
         """Pay a small fee to receive a huge sum ("国家解冻的资产，交一千能领一百万")."""
@@ -586,7 +615,7 @@ class RiskChecker:
     # ---- report -----------------------------------------------------------------------------------------
 
     def _report(self, text: str, hits: list[_Hit], norm: str, index: list[int], safe: bool,
-                view: str = "") -> RiskReport:
+                view: str = "", paid: bool = False) -> RiskReport:
         weights: dict[str, int] = {}
         for h in hits:
             weights[h.feature] = max(weights.get(h.feature, 0), h.weight)
@@ -609,7 +638,7 @@ class RiskChecker:
             reach[h.feature] = h.end
             signals[Signal(h.feature, norm[index[h.start]:index[h.end - 1] + 1])] = None
         return RiskReport(text=text, risky=level != "low", level=level, signals=tuple(signals),
-                          advice=self._advise(level, ordered, safe),
+                          advice=self._advise(level, ordered, safe, paid),
                           category=self._category(view, hits, level, safe))
 
     def _category(self, view: str, hits: list[_Hit], level: str, safe: bool) -> str | None:
@@ -627,8 +656,12 @@ class RiskChecker:
             return max(scores, key=lambda s: (scores[s], -self._category_order.get(s, 99)))
         return self._category_fallback
 
-    def _advise(self, level: str, ordered: list[_Hit], safe: bool) -> str:
+    def _advise(self, level: str, ordered: list[_Hit], safe: bool, paid: bool = False) -> str:
+        """What to do: the strongest findings' tips and the next step; for someone who has paid already, the steps
+        a victim takes instead (the signals shown above the advice say what is wrong with the offer)."""
         advice = self._advice
+        if paid and (level != "low" or not safe):
+            return advice["paid" if level != "low" else "low_paid"].format_map(_Defaults(self._region))
         tips: list[str] = []
         features_done: set[str] = set()
         wanted = {"high": 2, "medium": 1, "low": 0}[level]

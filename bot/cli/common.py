@@ -200,12 +200,23 @@ def read_text(path: Path, label: str) -> str:
 
 
 def given_lines(text: str | None, batch: Path | None) -> list[str]:
-    """The TEXT argument, or the non-blank lines of --batch FILE (- for stdin)."""
+    """The TEXT argument, or the non-blank lines of --batch FILE (- for stdin); anything else is said in one line
+    and exits 2 (before the caller loads anything slow)."""
+    if batch is not None and text is not None:
+        say_error("Give a TEXT or --batch FILE, not both.")
+        raise typer.Exit(2)
     if batch is not None:
         source = sys.stdin.read() if str(batch) == "-" else read_text(batch, "--batch: ")
-        return [line for line in source.splitlines() if line.strip()]
+        lines = [line for line in source.splitlines() if line.strip()]
+        if not lines:
+            say_error(f"--batch: {'stdin' if str(batch) == '-' else batch}: no lines (one text a line).")
+            raise typer.Exit(2)
+        return lines
     if text is None:
         say_error("Give a TEXT or --batch FILE.")
+        raise typer.Exit(2)
+    if not text.strip():
+        say_error("TEXT is empty: give the words to use, e.g. \"消费全返是真的吗\".")
         raise typer.Exit(2)
     return [text]
 
