@@ -14,6 +14,7 @@ from bot.broadcasts import senders as warning_senders
 from bot.broadcasts.segments import is_quiet
 from bot.channels.wechat_api import WeChatApi
 from bot.channels.wecom import WeComRobot
+from bot.config import WeComSettings
 from bot.outbox import Dispatcher, Sender
 from bot.rate import SharedRate
 from bot.services import Services
@@ -40,10 +41,7 @@ class OutboxWorker:
         if telegram_bot is not None:
             senders["telegram"] = telegram_sender(telegram_bot, services.vault)
         if wecom_robot is None and settings.wecom.robot_webhook_url:
-            wecom = settings.wecom
-            wecom_robot = WeComRobot(wecom.robot_webhook_url, wecom.max_per_minute, timeout=wecom.read_timeout,
-                                     connect_timeout=wecom.connect_timeout)
-            self._owned.append(wecom_robot)
+            wecom_robot = self._robot(settings.wecom.robot_webhook_url, settings.wecom)
         if wecom_robot is not None:
             senders["wecom"] = wecom_sender(wecom_robot)
         if wechat_api is None and can_message(settings, "wechat"):
@@ -59,11 +57,8 @@ class OutboxWorker:
             senders["warn-wechat"] = senders["relay-wechat"] = warning_senders.wechat(wechat_api, services.db,
                                                                                        services.vault)
         if settings.broadcasts.township_robots:  # township staff groups, each robot keeping its own 20 a minute
-            wecom = settings.wecom
-            robots = {code: WeComRobot(url, wecom.max_per_minute, timeout=wecom.read_timeout,
-                                       connect_timeout=wecom.connect_timeout)
+            robots = {code: self._robot(url, settings.wecom)
                       for code, url in settings.broadcasts.township_robots.items() if url}
-            self._owned += robots.values()
             senders["warn-wecom"] = warning_senders.wecom(robots)
         # evidence files, fetched from the platform and kept sealed (bot/tips/evidence.py)
         max_bytes = int(settings.tips.max_file_mb * 1024 * 1024)
@@ -85,6 +80,12 @@ class OutboxWorker:
         self.poll = poll
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+
+    def _robot(self, url: str, wecom: WeComSettings) -> WeComRobot:
+        """A WeCom group robot this worker makes (and closes at `stop()`)."""
+        robot = WeComRobot(url, wecom.max_per_minute, timeout=wecom.read_timeout, connect_timeout=wecom.connect_timeout)
+        self._owned.append(robot)
+        return robot
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.dispatcher.run(self.stopping, self.poll), name="outbox")

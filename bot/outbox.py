@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 TABLE = OutboxMessage.__table__
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 UNREACHABLE = "unreachable"  # the platform will not take it for this recipient (blocked the bot, window closed)
-HELD, CANCELLED = "held", "cancelled"  # a paused or cancelled broadcast's rows (bot/broadcasts/)
+CANCELLED = "cancelled"  # a cancelled broadcast's unsent rows (bot/broadcasts/)
 ORPHAN_CHECK_SECONDS = 60.0
 MAX_ERROR = 200
 UNKNOWN_PAUSE = 1800.0  # seconds before the one more try of a message whose outcome is unknown
@@ -161,10 +161,10 @@ class Dispatcher:
         if not await self._keep(row):
             log.warning("outbox: message %d (%s) was taken over by another worker; not sent here", row.id, row.channel)
             return
-        # give up waiting before the lease lapses, or another worker could send the same row meanwhile
         rate = self.rates.get(row.channel)
         if rate is not None:
             await rate.take()
+        # give up waiting before the lease lapses, or another worker could send the same row meanwhile
         budget = (row.lease_until - utcnow()).total_seconds() * 0.9
         try:
             async with asyncio.timeout(budget):

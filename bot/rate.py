@@ -50,15 +50,22 @@ class SharedRate:
     async def _book(self, length: timedelta, not_before: datetime | None = None) -> datetime:
         """Take the span `length` from the schedule; returns when it starts."""
         async with self.db.transaction() as session:
-            await self._ensure(session)
-            booked = as_utc(await session.scalar(select(RateBucket.next_slot).where(RateBucket.name == self.name)
-                                                 .with_for_update()))
+            if self.db.is_sqlite:  # write first: SQLite then holds its write lock through the read-modify-write
+                await session.execute(update(RateBucket).where(RateBucket.name == self.name)
+                                      .values(next_slot=RateBucket.next_slot))
+            booked = await self._locked(session)
+            if booked is None:  # the first booking ever: make the row, then lock it like everyone else
+                insert = sqlite_insert if self.db.is_sqlite else pg_insert
+                await session.execute(insert(RateBucket).values(name=self.name, next_slot=utcnow())
+                                      .on_conflict_do_nothing())
+                booked = await self._locked(session)
+            assert booked is not None
             slot = max(booked, not_before or utcnow())
             await session.execute(update(RateBucket).where(RateBucket.name == self.name)
                                   .values(next_slot=slot + length))
             return slot
 
-    async def _ensure(self, session: AsyncSession) -> None:
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        await session.execute(insert(RateBucket).values(name=self.name, next_slot=utcnow())
-                              .on_conflict_do_nothing())
+    async def _locked(self, session: AsyncSession) -> datetime | None:
+        found = await session.scalar(select(RateBucket.next_slot).where(RateBucket.name == self.name)
+                                     .with_for_update())
+        return as_utc(found) if found is not None else None

@@ -143,13 +143,13 @@ async def start(session: AsyncSession, settings: Settings, broadcast: Broadcast,
                "created_at", "priority", "broadcast_id", "quiet"]
     added = await session.execute(insert(TABLE).from_select(columns, rows).on_conflict_do_nothing())
     skipped = (await segments.preview(session, settings, broadcast))["skipped"]
-    if "wecom" in (broadcast.segment or {}).get("channels", []):
+    if segments.takes(broadcast, "wecom"):
         robots = segments.township_robots(settings, broadcast)
         for code in robots["with"]:
             await enqueue(session, dedup=f"warn-wecom:{broadcast.id}:{code}", channel=segments.ROUTES["wecom"],
                           target=code, payload={"text": f"【预警提示·请转告各村】\n{broadcast.text}"},
                           postgres=postgres, priority=PRIORITY, broadcast_id=broadcast.id)
-    if "relay" in (broadcast.segment or {}).get("channels", []):
+    if segments.takes(broadcast, "relay"):
         handed = await relay.queue(session, settings, broadcast, now, postgres)
         if handed["no-cadre"]:
             skipped["no-cadre"] = handed["no-cadre"]  # villages no one can relay to
@@ -162,7 +162,6 @@ async def pause(session: AsyncSession, broadcast: Broadcast, actor: str) -> None
     """No more copies leave (the dispatcher skips a paused broadcast's rows; those already in hand finish)."""
     if broadcast.state not in ("approved", "sending"):
         raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}: nothing to pause")
-    broadcast.segment = {**broadcast.segment, "paused_from": broadcast.state}
     broadcast.state = "paused"
     _audit(session, actor, "broadcast-pause", broadcast)
 
@@ -170,9 +169,7 @@ async def pause(session: AsyncSession, broadcast: Broadcast, actor: str) -> None
 async def resume(session: AsyncSession, broadcast: Broadcast, actor: str) -> None:
     if broadcast.state != "paused":
         raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}, not paused")
-    segment = dict(broadcast.segment)
-    broadcast.state = segment.pop("paused_from", "sending")
-    broadcast.segment = segment
+    broadcast.state = "sending" if broadcast.started_at else "approved"  # paused before its time: waits for it
     _audit(session, actor, "broadcast-resume", broadcast)
 
 
@@ -182,11 +179,14 @@ async def cancel(session: AsyncSession, broadcast: Broadcast, actor: str) -> int
         raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state} already")
     broadcast.state, broadcast.finished_at = "cancelled", utcnow()
     _audit(session, actor, "broadcast-cancel", broadcast)
-    return await sweep_cancelled(session, broadcast.id)
+    return await sweep_cancelled(session)
 
 
-async def sweep_cancelled(session: AsyncSession, broadcast_id: int) -> int:
-    result = await session.execute(update(TABLE).where(TABLE.c.broadcast_id == broadcast_id,
+async def sweep_cancelled(session: AsyncSession) -> int:
+    """Cancel the unsent copies of cancelled warnings (one statement, whatever their number); copies in a worker's
+    hand at the cancel finish, and one sent back for a retry is caught by the leader's next round."""
+    cancelled = select(Broadcast.id).where(Broadcast.state == "cancelled").scalar_subquery()
+    result = await session.execute(update(TABLE).where(TABLE.c.broadcast_id.in_(cancelled),
                                                        TABLE.c.status == PENDING, TABLE.c.lease_until.is_(None))
                                    .values(status=CANCELLED))
     return result.rowcount or 0
@@ -220,7 +220,7 @@ async def progress(session: AsyncSession, settings: Settings, broadcast: Broadca
         routes.setdefault(route, {})[status] = count
     skipped = sum((broadcast.skipped or {}).values())
     relays = (await relay.coverage(session, settings, broadcast)
-              if "relay" in (broadcast.segment or {}).get("channels", []) else [])
+              if segments.takes(broadcast, "relay") else [])
     return {"id": broadcast.id, "state": broadcast.state, "total": sum(totals.values()) + skipped, **totals,
             "skipped": broadcast.skipped or {}, "routes": routes, "relay": relays}
 
@@ -234,8 +234,7 @@ async def advance(session: AsyncSession, settings: Settings, now: datetime) -> i
     for broadcast in due.all():
         await start(session, settings, broadcast, now)
         changed += 1
-    for broadcast_id in (await session.scalars(select(Broadcast.id).where(Broadcast.state == "cancelled"))).all():
-        changed += bool(await sweep_cancelled(session, broadcast_id))
+    changed += bool(await sweep_cancelled(session))
     waiting = select(TABLE.c.id).where(TABLE.c.broadcast_id == Broadcast.id, TABLE.c.status == PENDING).exists()
     finished = await session.execute(update(Broadcast).where(Broadcast.state == "sending", ~waiting)
                                      .values(state="done", finished_at=now))

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.broadcasts import segments
 from bot.config import Settings
 from bot.outbox import enqueue
 from bot.storage.models import Broadcast, Cadre, Relay
@@ -21,15 +22,6 @@ CHANNELS = ("telegram", "wechat")
 ROUTES = {"telegram": "relay-telegram", "wechat": "relay-wechat"}  # sent like warnings, counted apart
 DONE = "已转发到村群"
 REPLY = re.compile(r"^\s*(?:/relayed|已转发(?:到村群)?)\s*(\d{1,9})\s*$")
-
-
-def villages_of(settings: Settings, broadcast: Broadcast) -> list[tuple[str, str]]:
-    """(code, name) of the villages the warning is for: those listed, those of the townships listed, or all."""
-    segment = broadcast.segment or {}
-    towns, villages = segment.get("townships") or [], segment.get("villages") or []
-    everywhere = not towns and not villages
-    return [(v.code, f"{t.name}{v.name}") for t in settings.region.townships for v in t.villages
-            if everywhere or t.code in towns or v.code in villages]
 
 
 def _message(broadcast: Broadcast, channel: str) -> dict[str, Any]:
@@ -43,7 +35,7 @@ def _message(broadcast: Broadcast, channel: str) -> dict[str, Any]:
 async def queue(session: AsyncSession, settings: Settings, broadcast: Broadcast, now: datetime,
                 postgres: bool) -> dict[str, int]:
     """Hand the warning to every active cadre of its villages (once each); returns {"cadres", "no-cadre"}."""
-    codes = dict(villages_of(settings, broadcast))
+    codes = dict(segments.villages_of(settings, broadcast))
     cadres = (await session.scalars(select(Cadre).where(Cadre.active.is_(True),
                                                         Cadre.village.in_(sorted(codes))))).all()
     for cadre in cadres:
@@ -95,7 +87,7 @@ async def coverage(session: AsyncSession, settings: Settings, broadcast: Broadca
     """Per village of the warning: its cadres, how many relayed it, and when the first did."""
     relays = (await session.scalars(select(Relay).where(Relay.broadcast_id == broadcast.id))).all()
     rows = []
-    for code, name in villages_of(settings, broadcast):
+    for code, name in segments.villages_of(settings, broadcast):
         mine = [r for r in relays if r.village == code]
         times = sorted(as_utc(r.relayed_at) for r in mine if r.relayed_at)
         rows.append({"village": code, "name": name, "cadres": len(mine), "relayed": len(times),

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import BroadcastSettings, RegionSettings, Settings
+from bot.config import BroadcastSettings, RegionSettings, Settings, Township
 from bot.storage.models import Broadcast, Subscriber
 from bot.tips.ledger import CHINA, as_utc
 
@@ -20,6 +20,28 @@ STAFF_ROUTES = ("wecom", "relay")  # township staff groups' WeCom robots; villag
 ROUTES = {"telegram": "warn-telegram", "wechat": "warn-wechat", "notice": "warn-notice", "wecom": "warn-wecom"}
 REASONS = {"blocked": "屏蔽了机器人或已取消关注", "telegram-off": "本系统没有接入 Telegram",
            "no-cadre": "村里没有登记转发的村干部（村数）", "no-robot": "乡镇工作群没有配置企业微信机器人（乡镇数）"}
+
+
+def takes(broadcast: Broadcast, channel: str) -> bool:
+    """Whether the warning goes out on this channel or staff route."""
+    return channel in (broadcast.segment or {}).get("channels", [])
+
+
+def townships_of(settings: Settings, broadcast: Broadcast) -> list[Township]:
+    """The townships the warning is for: those listed, those of the villages listed, or all (the whole county)."""
+    segment = broadcast.segment or {}
+    towns, villages = segment.get("townships") or [], segment.get("villages") or []
+    return [t for t in settings.region.townships
+            if (not towns and not villages) or t.code in towns or any(v.code in villages for v in t.villages)]
+
+
+def villages_of(settings: Settings, broadcast: Broadcast) -> list[tuple[str, str]]:
+    """(code, township + village name) of the villages the warning is for: those listed, all those of the townships
+    listed, or all."""
+    villages = (broadcast.segment or {}).get("villages") or []
+    listed = set((broadcast.segment or {}).get("townships") or [])
+    return [(v.code, f"{t.name}{v.name}") for t in townships_of(settings, broadcast) for v in t.villages
+            if not villages or t.code in listed or v.code in villages]
 
 
 def route_of(settings: Settings, channel: str) -> tuple[str | None, str | None]:
@@ -69,7 +91,7 @@ async def preview(session: AsyncSession, settings: Settings, broadcast: Broadcas
             routes[route] += count
         else:
             skipped[reason or "unknown"] += count
-    if "wecom" in (broadcast.segment or {}).get("channels", []):
+    if takes(broadcast, "wecom"):
         robots = township_robots(settings, broadcast)
         if robots["with"]:
             routes[ROUTES["wecom"]] += len(robots["with"])
@@ -81,13 +103,9 @@ async def preview(session: AsyncSession, settings: Settings, broadcast: Broadcas
 
 
 def township_robots(settings: Settings, broadcast: Broadcast) -> dict[str, list[str]]:
-    """The townships of the warning (listed, those of the listed villages, or all) with and without a staff group
-    robot."""
-    segment = broadcast.segment or {}
-    towns, villages = segment.get("townships") or [], segment.get("villages") or []
-    codes = [t.code for t in settings.region.townships
-             if (not towns and not villages) or t.code in towns or any(v.code in villages for v in t.villages)]
+    """The codes of the warning's townships with and without a staff group robot."""
     robots = settings.broadcasts.township_robots
+    codes = [t.code for t in townships_of(settings, broadcast)]
     return {"with": [c for c in codes if robots.get(c)], "without": [c for c in codes if not robots.get(c)]}
 
 
