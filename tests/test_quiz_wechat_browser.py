@@ -67,7 +67,13 @@ def test_inside_wechat_a_resident_signs_in_plays_and_gets_the_share_card(
     assert {c["name"] for c in context.cookies()} == {"ff_quiz_wx"}
     expect(page.locator("#signin-failed")).to_have_count(0)
 
-    page.wait_for_function("window.__bridge.some(c => c[0] === 'updateAppMessageShareData')")
+    # polled from here: wait_for_function polls with eval inside the page, which the page's CSP rightly forbids
+    shared = "window.__bridge.some(c => c[0] === 'updateAppMessageShareData')"
+    for _ in range(100):
+        if page.evaluate(shared):
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate(shared), "the share card was never set"
     calls = dict(page.evaluate("window.__bridge"))
     verify = calls["preVerifyJSAPI"]
     ticket = fake.tickets_issued[-1]
