@@ -58,6 +58,8 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(65536, ge=1024)
+    # the path prefix a reverse proxy serves us under ("/fangfei"), when it strips it before passing requests on
+    root_path: str = Field("", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     # the address residents reach this server at (https://fangfei.example.gov.cn), no path: WeChat sign-in's
     # return address and the share card's link are built on it
     public_url: str = ""
@@ -289,7 +291,8 @@ class GroupQuizSettings(BaseModel):
 class BroadcastSettings(BaseModel):
     # the two-person rule: whoever drafts a warning cannot approve it
     two_person: bool = True
-    # staff names who may approve (until the console brings staff accounts)
+    # staff names who may approve, for configurations made before staff accounts: an account of that name
+    # (`fangfei staff add NAME --role approver`) decides instead
     approvers: list[str] = []
     # no warning reaches these audiences between quiet_start and quiet_end (China time) unless marked urgent
     quiet_start: str = Field("21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -311,11 +314,26 @@ class TipSettings(BaseModel):
     max_file_mb: float = Field(20, gt=0)
     draft_hours: float = Field(24, gt=0)
     remind_after_minutes: float = Field(60, gt=0)
-    # staff names (as given to `fangfei tips ... --as NAME`) who may see a reporter's identity from the CLI
+    # staff names (as given to `fangfei tips ... --as NAME`) who may see a reporter's identity from the CLI, for
+    # configurations made before staff accounts: an account of that name (role handler) decides instead
     handlers: list[str] = []
     # where the outbox sends new-tip alerts: the Telegram staff chat and/or the WeCom robot, when configured
     alert_telegram: bool = True
     alert_wecom: bool = True
+
+
+class ConsoleSettings(BaseModel):
+    # a console session unused this long ends (sign in again)
+    idle_minutes: float = Field(30, gt=0)
+    # this many wrong passwords in a row lock the account for lockout_minutes
+    max_failed_logins: int = Field(5, ge=1)
+    lockout_minutes: float = Field(15, gt=0)
+    # sign-in attempts one client address may make a minute (any account)
+    logins_per_minute: int = Field(20, ge=1)
+    # a tip not closed this many days after it was filed is overdue
+    overdue_days: float = Field(7, gt=0)
+    # tips on a page of the ledger
+    page_size: int = Field(50, ge=10, le=500)
 
 
 class LogSettings(BaseModel):
@@ -352,6 +370,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     group_quiz: GroupQuizSettings = GroupQuizSettings()
+    console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

@@ -108,9 +108,12 @@ async def record_gap(tx: TurnTransaction, text: str) -> None:
     await tx.execute_after(_PG_GAP, _GAP, {"text": gap_text(text), "seen": utcnow()})
 
 
-async def top_gaps(session: AsyncSession, limit: int = 20) -> list[tuple[str, int]]:
-    rows = await session.execute(select(QuestionGap.text, QuestionGap.count)
-                                 .order_by(QuestionGap.count.desc(), QuestionGap.text).limit(limit))
+async def top_gaps(session: AsyncSession, limit: int = 20, since: datetime | None = None) -> list[tuple[str, int]]:
+    """The most often asked unanswered questions (asked again since `since`, when given)."""
+    query = select(QuestionGap.text, QuestionGap.count)
+    if since is not None:
+        query = query.where(QuestionGap.last_seen >= since)
+    rows = await session.execute(query.order_by(QuestionGap.count.desc(), QuestionGap.text).limit(limit))
     return [(text, n) for text, n in rows.all()]
 
 

@@ -8,8 +8,8 @@ from bot.conversation import COMMANDS, Turn
 from bot.services import gap_count, top_gaps
 from bot.storage.models import GroupChat, Subscriber, Tip
 from bot.subscribers import AUDIENCES
-from bot.tips import ledger
-from handlers.report import receipt_in, tell_status
+from bot.tips import desk, ledger
+from handlers.report import receipt_in
 
 
 def _allowed(turn: Turn) -> bool:
@@ -67,16 +67,14 @@ async def _change(turn: Turn, done: str, **change: str) -> None:
     if not _allowed(turn) or (tip := await _named_tip(turn)) is None:
         return
     receipt = tip.receipt
-    await turn.session.refresh(tip, with_for_update=True)  # PostgreSQL: one staff change at a time (as the CLI)
+    services = turn.services
     try:
-        changes = await ledger.change(turn.session, tip, _actor(turn), **change)
+        applied = await desk.apply(turn.session, services.settings, services.vault, tip, _actor(turn),
+                                   desk.Update(**change), postgres=not services.db.is_sqlite)
     except ledger.LedgerError:
         turn.say(f"{receipt} 现在是“{tip.status}”，不能这样改。请用 fangfei tips update 处理。")
         return
-    if any(c.field == "status" for c in changes):
-        services = turn.services
-        await tell_status(turn.session, services.settings, services.vault, tip, postgres=not services.db.is_sqlite)
-    turn.say(f"{receipt} {done}。" if changes else f"{receipt} 没有变化（已经是这样了）。")
+    turn.say(f"{receipt} {done}。" if applied.changes else f"{receipt} 没有变化（已经是这样了）。")
 
 
 async def take(turn: Turn) -> None:

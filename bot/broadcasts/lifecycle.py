@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.broadcasts import relay, segments
 from bot.config import Settings
 from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE, enqueue
+from bot.staff import accounts
 from bot.storage.models import AuditEntry, Broadcast, utcnow
 from bot.tips.ledger import as_utc
 from knowledge import warnings
@@ -117,8 +118,9 @@ async def approve(session: AsyncSession, settings: Settings, broadcast: Broadcas
         raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}, not a draft")
     if rules.two_person and approver == broadcast.drafted_by:
         raise BroadcastError("the drafter cannot approve their own warning: another approver must")
-    if approver not in rules.approvers:
-        raise BroadcastError(f"{approver!r} is not an approver (config.yaml broadcasts.approvers)")
+    if not await accounts.may(session, settings, approver, "approve"):
+        raise BroadcastError(f"{approver!r} is not an approver (an account with role approver, or config.yaml "
+                             "broadcasts.approvers)")
     broadcast.state, broadcast.approved_by = "approved", approver
     _audit(session, approver, "broadcast-approve", broadcast)
     now = now or utcnow()
@@ -223,6 +225,17 @@ async def progress(session: AsyncSession, settings: Settings, broadcast: Broadca
               if segments.takes(broadcast, "relay") else [])
     return {"id": broadcast.id, "state": broadcast.state, "total": sum(totals.values()) + skipped, **totals,
             "skipped": broadcast.skipped or {}, "routes": routes, "relay": relays}
+
+
+async def reach(session: AsyncSession, since: datetime) -> dict[str, dict[str, int]]:
+    """Copies of warnings started since `since`, by route and status ({"warn-telegram": {"sent": 120, …}})."""
+    rows = await session.execute(select(TABLE.c.channel, TABLE.c.status, func.count())
+                                 .join(Broadcast, Broadcast.id == TABLE.c.broadcast_id)
+                                 .where(Broadcast.started_at >= since).group_by(TABLE.c.channel, TABLE.c.status))
+    found: dict[str, dict[str, int]] = {}
+    for route, status, count in rows.all():
+        found.setdefault(route, {})[status] = count
+    return found
 
 
 async def advance(session: AsyncSession, settings: Settings, now: datetime) -> int:

@@ -44,6 +44,23 @@ def villages_of(settings: Settings, broadcast: Broadcast) -> list[tuple[str, str
             if not villages or t.code in listed or v.code in villages]
 
 
+def visible_to(settings: Settings, broadcast: Broadcast, scope: list[str] | None) -> bool:
+    """Whether staff limited to the townships `scope` (codes; None: the whole county) see the warning: it is for one
+    of their townships (a county-wide warning is for all of them)."""
+    return scope is None or any(t.code in scope for t in townships_of(settings, broadcast))
+
+
+def within(settings: Settings, broadcast: Broadcast, scope: list[str] | None) -> bool:
+    """Whether staff limited to `scope` may act on the warning: every township it is for is theirs (so a
+    county-wide warning is for county staff only)."""
+    if scope is None:
+        return True
+    segment = broadcast.segment or {}
+    if not segment.get("townships") and not segment.get("villages"):
+        return False
+    return all(t.code in scope for t in townships_of(settings, broadcast))
+
+
 def route_of(settings: Settings, channel: str) -> tuple[str | None, str | None]:
     """(route, None), or (None, why this channel cannot take a warning now)."""
     if channel == "telegram":

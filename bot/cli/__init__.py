@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import broadcast, cadres, chat, db, evaluation, knowledge, quiz, tips, wechat
+from bot.cli import broadcast, cadres, chat, db, evaluation, knowledge, quiz, staff, tips, wechat
 from bot.cli.common import State
 
 app = typer.Typer(help="fangfei 防非 — an assistant against illegal fundraising.", no_args_is_help=True,
@@ -21,6 +21,7 @@ app.add_typer(tips.app, name="tips")
 app.add_typer(quiz.app, name="quiz")
 app.add_typer(broadcast.app, name="broadcast")
 app.add_typer(cadres.app, name="cadres")
+app.add_typer(staff.app, name="staff")
 
 
 @app.callback()

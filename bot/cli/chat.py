@@ -77,6 +77,7 @@ def serve() -> None:
         server = Server(uvicorn.Config(create_app(engine, routes,  # type: ignore[arg-type]
                                                   wechat.api if wechat is not None else None), host=s.http.host,
                                        port=s.http.port, log_level=s.log.level.lower(), access_log=False,
+                                       root_path=s.http.root_path,
                                        # uvicorn's records go to our handler (and its redaction), not its own
                                        log_config=None,
                                        # nothing reads client addresses; no per-response extras

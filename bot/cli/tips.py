@@ -63,9 +63,21 @@ def _check_status(status: str | None) -> None:
 
 
 def _require_handler(s: Settings, name: str) -> None:
-    """Before anything is read: only the staff listed in tips.handlers may see who reported a tip."""
-    if name not in s.tips.handlers:
-        say_error(f"refused: {name!r} is not in tips.handlers, so no reporter's identity is revealed")
+    """Before anything is read: only handlers (an account with role handler, or a name in tips.handlers when no
+    account has it) may see who reported a tip."""
+    from bot.staff import accounts
+
+    async def main() -> bool:
+        db = await open_ledger(s)
+        try:
+            async with db.session() as session:
+                return await accounts.may(session, s, name, "reveal")
+        finally:
+            await db.close()
+
+    if not asyncio.run(main()):
+        say_error(f"refused: {name!r} is not a handler (an account with role handler, or tips.handlers), so no "
+                  "reporter's identity is revealed")
         raise typer.Exit(1)
 
 
@@ -287,51 +299,33 @@ def tips_update(receipt: str, status: StatusOption = None,
     """Move a tip on, assign it, recategorise it or add a note.
 
     Every change goes into the tip's history; a new status is also told to the reporter."""
-    from bot.tips import ledger
-    from handlers.report import tell_status
+    from bot.tips import desk, ledger
     from knowledge.schema import load_taxonomy
 
     s = settings()
     name = _staff_name(as_name)
-    _check_status(status)
-    if reason is not None and reason not in ledger.CLOSING_REASONS:
-        say_error(f"unknown reason {reason!r}; one of: {', '.join(ledger.CLOSING_REASONS)}")
-        raise typer.Exit(2)
-    if reason is not None and status != "closed":
-        say_error("--reason goes with --status closed")
-        raise typer.Exit(2)
-    note = (note.strip() or None) if note is not None else None
-    assign = " ".join(assign.split()) if assign is not None else None
-    if assign is not None and not 0 < len(assign) <= STAFF_NAME_MAX:
-        say_error(f"--assign: a staff name of 1 to {STAFF_NAME_MAX} characters")
-        raise typer.Exit(2)
-    if category is not None and category not in (slugs := load_taxonomy()):
-        say_error(f"unknown category {category!r}; one of: {', '.join(slugs)}")
-        raise typer.Exit(2)
-    if status is None and note is None and assign is None and category is None:
-        say_error("nothing to change: give --status, --note, --assign or --category")
-        raise typer.Exit(2)
+    try:
+        update = desk.Update(status, reason, note, assign, category).cleaned(list(load_taxonomy()))
+    except ledger.LedgerError as exc:
+        say_error(str(exc))
+        raise typer.Exit(2) from exc
 
     async def main() -> tuple[str, list[str], str | None]:
         db = await open_ledger(s)
         try:
             async with db.transaction() as session:
                 tip = await _find_tip(session, receipt)
-                await session.refresh(tip, with_for_update=True)  # PostgreSQL: one staff change at a time
                 try:
-                    changes = await ledger.change(session, tip, _actor(name), status=status, reason=reason,
-                                                  note=note, assignee=assign, category=category)
+                    # in this transaction: the new status and the reporter's notice commit together
+                    with _sealed(f"{tip.receipt}: not updated: cannot reach the reporter"):
+                        done = await desk.apply(session, s, vault(s), tip, _actor(name), update,
+                                                postgres=not db.is_sqlite)
                 except ledger.LedgerError as exc:
                     say_error(str(exc))
                     raise typer.Exit(1) from exc
-                told: str | None = None
-                if any(c.field == "status" for c in changes):
-                    # in this transaction: the new status and the reporter's notice commit together
-                    with _sealed(f"{tip.receipt}: not updated: cannot reach the reporter"):
-                        told = await tell_status(session, s, vault(s), tip, postgres=not db.is_sqlite)
             lines = [(f"note: {c.new}" if c.field == "note" else f"{c.field}: {c.old or '-'} → {c.new or '-'}")
-                     for c in changes]
-            return tip.receipt, lines, told
+                     for c in done.changes]
+            return tip.receipt, lines, done.told
         finally:
             await db.close()
 

@@ -82,6 +82,7 @@ class QuestionGap(Base):
     count: Mapped[int] = mapped_column(Integer, default=1)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    mark: Mapped[str | None] = mapped_column(String(16), default=None)  # editors': write-entry | off-topic | done
 
 
 class GroupChat(Base):
@@ -146,7 +147,8 @@ class Tip(Base):
     `reporter` is a keyed fingerprint of who filed it (to let them, and only them, ask about it)."""
 
     __tablename__ = "tips"
-    __table_args__ = (Index("ix_tips_reporter", "reporter", "created_at"), Index("ix_tips_status", "status"))
+    __table_args__ = (Index("ix_tips_reporter", "reporter", "created_at"), Index("ix_tips_status", "status"),
+                      Index("ix_tips_created_at", "created_at"), Index("ix_tips_township", "township", "created_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     receipt: Mapped[str] = mapped_column(String(16), unique=True)
@@ -215,7 +217,9 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # why, or with what filter (a reveal's reason, an export's filter); never personal data
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ReceiptCounter(Base):
@@ -489,3 +493,34 @@ class GroupQuizGroup(Base):
     scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
     last_day: Mapped[str | None] = mapped_column(String(10), default=None)  # China date of the last scheduled round
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StaffAccount(Base):
+    """A staff member who signs in to the console and is named by the CLI's --as: a role, the townships they may
+    see (none: the whole county), an argon2 hash of the password, and the lock-out after failed sign-ins."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(48), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | handler | approver | staff
+    townships: Mapped[list[str]] = mapped_column(JSON, default=list)  # township codes; empty: the whole county
+    password_hash: Mapped[str | None] = mapped_column(Text, default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class StaffSession(Base):
+    """A signed-in console session: the browser holds the token, we keep only its hash, its CSRF token and when
+    it was last used (idle expiry)."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)

@@ -179,9 +179,10 @@ async def change(session: AsyncSession, tip: Tip, actor: str, *, status: str | N
     return changes
 
 
-async def reveal(session: AsyncSession, vault: Vault, tip: Tip, actor: str) -> Identity:
-    """The reporter's identity, for a handler who asked for it; the access is written to the audit log."""
-    session.add(AuditEntry(actor=actor, action="reveal-identity", subject=tip.receipt))
+async def reveal(session: AsyncSession, vault: Vault, tip: Tip, actor: str, reason: str | None = None) -> Identity:
+    """The reporter's identity, for a handler who asked for it; the access (and why) is written to the audit log."""
+    session.add(AuditEntry(actor=actor, action="reveal-identity", subject=tip.receipt,
+                           detail=reason[:500] if reason else None))
     return Identity(name=vault.open(tip.name_sealed) if tip.name_sealed else None,
                     contact=vault.open(tip.contact_sealed) if tip.contact_sealed else None,
                     user=vault.open(tip.reporter_sealed))

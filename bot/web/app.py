@@ -128,6 +128,7 @@ def create_app(engine: Engine, channels: Sequence[Route] = (), wechat_api: WeCha
     WeChat sign-in and share card use `wechat_api` (the WeChat channel's), or one of their own that the app
     closes when it stops."""
     from bot.channels.wechat_api import WeChatApi
+    from bot.web.console.app import console_routes
     from bot.web.quiz_api import QuizApi  # (it reads the request helpers above)
     from bot.web.quiz_page import QuizPage
 
@@ -184,6 +185,7 @@ def create_app(engine: Engine, channels: Sequence[Route] = (), wechat_api: WeCha
         Route("/api/chat", api_chat, methods=["POST"]),
         *QuizApi(engine.services).routes(),
         *QuizPage(engine.services, wechat_api).routes(),
+        *console_routes(engine.services),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ], lifespan=lifespan)
     app.add_middleware(SecurityHeaders)

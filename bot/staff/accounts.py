@@ -1,0 +1,178 @@
+"""Staff accounts: who may sign in to the console and what their role and townships let them do.
+
+Passwords are kept only as argon2 hashes (argon2-cffi). Wrong passwords are counted per account: after
+`console.max_failed_logins` in a row the account is locked for `console.lockout_minutes`, whoever tries. A
+permission is a role's: `handler` reveals reporters' identities, `approver` approves warnings, `admin` manages
+accounts and reads the audit log; every role works the ledger, quizzes and drafts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import ConsoleSettings, Settings
+from bot.storage.models import StaffAccount, StaffSession, utcnow
+from bot.tips.ledger import as_utc
+
+ROLES = ("admin", "handler", "approver", "staff")
+PERMISSIONS = {"reveal": ("handler",), "approve": ("approver",), "manage-accounts": ("admin",),
+               "read-audit": ("admin",)}
+NAME_MAX = 48
+PASSWORD_MIN = 10
+_hasher = PasswordHasher()
+_NO_ACCOUNT = _hasher.hash("no such account: the same work as a real check")
+
+
+class StaffError(ValueError):
+    """What an operator asked that cannot be done; the message says why."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class SignIn:
+    account: StaffAccount | None
+    refusal: str | None = None  # "wrong" (name or password), "locked", "disabled"
+
+
+def clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not 0 < len(cleaned) <= NAME_MAX or not cleaned.isprintable():
+        raise StaffError(f"a staff name of 1 to {NAME_MAX} printable characters")
+    return cleaned
+
+
+def check_password(password: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise StaffError(f"a password of at least {PASSWORD_MIN} characters")
+    if len(set(password)) < 4:
+        raise StaffError("a password needs more than a few different characters")
+
+
+def township_codes(settings: Settings) -> list[str]:
+    return [t.code for t in settings.region.townships]
+
+
+async def find(session: AsyncSession, name: str) -> StaffAccount | None:
+    return await session.scalar(select(StaffAccount).where(StaffAccount.name == " ".join(name.split())))
+
+
+async def by_id(session: AsyncSession, account_id: int) -> StaffAccount | None:
+    return await session.get(StaffAccount, account_id)
+
+
+async def listing(session: AsyncSession) -> list[StaffAccount]:
+    return list(await session.scalars(select(StaffAccount).order_by(StaffAccount.name)))
+
+
+async def count(session: AsyncSession) -> int:
+    return (await session.scalar(select(func.count(StaffAccount.id)))) or 0
+
+
+async def add(session: AsyncSession, settings: Settings, name: str, role: str, townships: list[str],
+              password: str | None) -> StaffAccount:
+    name = clean_name(name)
+    if role not in ROLES:
+        raise StaffError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
+    known = township_codes(settings)
+    if unknown := [t for t in townships if t not in known]:
+        raise StaffError(f"unknown township {unknown[0]!r}; one of: {', '.join(known)}")
+    if await find(session, name) is not None:
+        raise StaffError(f"there is already an account {name!r} (change it with `staff passwd` or `staff disable`)")
+    if password is not None:
+        check_password(password)
+    account = StaffAccount(name=name, role=role, townships=sorted(set(townships)),
+                           password_hash=_hasher.hash(password) if password is not None else None)
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def _existing(session: AsyncSession, name: str) -> StaffAccount:
+    account = await find(session, name)
+    if account is None:
+        raise StaffError(f"no account {' '.join(name.split())!r} (see `fangfei staff list`)")
+    return account
+
+
+async def set_password(session: AsyncSession, name: str, password: str) -> StaffAccount:
+    """A new password; the account's sessions end and a lock-out is lifted."""
+    check_password(password)
+    account = await _existing(session, name)
+    account.password_hash = _hasher.hash(password)
+    account.failed_logins, account.locked_until = 0, None
+    await end_sessions(session, account)
+    return account
+
+
+async def set_disabled(session: AsyncSession, name: str, disabled: bool = True) -> StaffAccount:
+    """Disable (its sessions end at once) or enable an account."""
+    account = await _existing(session, name)
+    account.disabled = disabled
+    if disabled:
+        await end_sessions(session, account)
+    return account
+
+
+async def end_sessions(session: AsyncSession, account: StaffAccount) -> None:
+    await session.execute(delete(StaffSession).where(StaffSession.account_id == account.id))
+
+
+async def sign_in(session: AsyncSession, rules: ConsoleSettings, name: str, password: str,
+                  now: datetime | None = None) -> SignIn:
+    """Check a name and password; counts the failure or clears the count (the caller commits either way)."""
+    now = now or utcnow()
+    account = await find(session, name) if name.strip() else None
+    if account is None or account.password_hash is None:
+        try:  # as slow as a real check: the time taken says nothing about which names exist
+            _hasher.verify(_NO_ACCOUNT, password + "!")
+        except VerificationError:
+            pass
+        return SignIn(None, "wrong")
+    if account.locked_until is not None and as_utc(account.locked_until) > now:
+        return SignIn(None, "locked")
+    try:
+        _hasher.verify(account.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        account.failed_logins += 1
+        if account.failed_logins >= rules.max_failed_logins:
+            account.locked_until = now + timedelta(minutes=rules.lockout_minutes)
+            account.failed_logins = 0
+            return SignIn(None, "locked")
+        return SignIn(None, "wrong")
+    if account.disabled:
+        return SignIn(None, "disabled")
+    if _hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = _hasher.hash(password)
+    account.failed_logins, account.locked_until, account.last_login = 0, None, now
+    return SignIn(account)
+
+
+def holds(account: StaffAccount, permission: str) -> bool:
+    return not account.disabled and account.role in PERMISSIONS[permission]
+
+
+async def may(session: AsyncSession, settings: Settings, name: str, permission: str) -> bool:
+    """Whether the staff member `name` (as the CLI's --as gives it) holds `permission`: their account decides;
+    with no account of that name, the name lists of configurations made before accounts (tips.handlers,
+    broadcasts.approvers)."""
+    account = await find(session, name)
+    if account is not None:
+        return holds(account, permission)
+    legacy = {"reveal": settings.tips.handlers, "approve": settings.broadcasts.approvers}.get(permission, [])
+    return name in legacy
+
+
+def township_names(settings: Settings, account: StaffAccount) -> list[str] | None:
+    """The names of the townships an account is limited to (tips carry names), or None for the whole county."""
+    if not account.townships:
+        return None
+    return [t.name for t in settings.region.townships if t.code in account.townships]

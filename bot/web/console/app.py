@@ -1,0 +1,42 @@
+"""The staff console at /console/: its routes, each behind the sign-in, CSRF and permission checks of auth.py."""
+
+from __future__ import annotations
+
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from bot.services import Services
+from bot.web.console import admin, signin, tips, today
+from bot.web.console.auth import NO_STORE, Desk, base, guarded
+
+
+def console_routes(services: Services) -> list[BaseRoute]:
+    def page(handler: object, permission: str | None = None, methods: tuple[str, ...] = ("GET",)) -> dict:
+        return {"endpoint": guarded(services, handler, permission), "methods": list(methods)}  # type: ignore[arg-type]
+
+    sign_in = signin.SignIn(services)
+
+    async def bare(request: object) -> Response:
+        return RedirectResponse(base(request) + "/", status_code=307, headers=NO_STORE)  # type: ignore[arg-type]
+
+    async def home(desk: Desk) -> Response:
+        return await today.page(desk)
+
+    return [
+        Route("/console", bare),
+        Mount("/console", routes=[
+            Route("/", **page(home)),
+            Route("/login", sign_in.page, methods=["GET"]),
+            Route("/login", sign_in.submit, methods=["POST"]),
+            Route("/logout", **page(signin.sign_out, methods=("POST",))),
+            Route("/tips", **page(tips.listing)),
+            Route("/tips/export.xlsx", **page(tips.export_xlsx)),
+            Route("/tips/{receipt}", **page(tips.show_with_notice)),
+            Route("/tips/{receipt}", **page(tips.update, methods=("POST",))),
+            Route("/tips/{receipt}/reveal", **page(tips.reveal, "reveal", methods=("POST",))),
+            Route("/tips/{receipt}/evidence/{number:int}", **page(tips.evidence_file)),
+            Route("/audit", **page(admin.audit_log, "read-audit")),
+            Route("/accounts", **page(admin.accounts_page, "manage-accounts")),
+            Route("/accounts", **page(admin.account_change, "manage-accounts", methods=("POST",))),
+        ]),
+    ]
