@@ -117,6 +117,33 @@ async def top_gaps(session: AsyncSession, limit: int = 20, since: datetime | Non
     return [(text, n) for text, n in rows.all()]
 
 
+GAP_MARKS = ("write-entry", "off-topic", "done")  # editors' marks; none: not looked at yet
+
+
+async def gaps(session: AsyncSession, mark: str | None, limit: int = 100) -> list[QuestionGap]:
+    """Unanswered questions with one editors' mark (None: those not looked at yet), most often asked first."""
+    where = QuestionGap.mark.is_(None) if mark is None else QuestionGap.mark == mark
+    return list(await session.scalars(select(QuestionGap).where(where)
+                                      .order_by(QuestionGap.count.desc(), QuestionGap.id).limit(limit)))
+
+
+async def gap_marks(session: AsyncSession) -> dict[str | None, tuple[int, int]]:
+    """(questions, times asked) by editors' mark."""
+    rows = await session.execute(select(QuestionGap.mark, func.count(), func.sum(QuestionGap.count))
+                                 .group_by(QuestionGap.mark))
+    return {mark: (n, int(total or 0)) for mark, n, total in rows.all()}
+
+
+async def mark_gap(session: AsyncSession, gap_id: int, mark: str | None) -> QuestionGap | None:
+    """Set (or clear, with None) an editors' mark; None when there is no such question."""
+    if mark is not None and mark not in GAP_MARKS:
+        raise ValueError(f"mark: one of {', '.join(GAP_MARKS)}")
+    gap = await session.get(QuestionGap, gap_id)
+    if gap is not None:
+        gap.mark = mark
+    return gap
+
+
 async def gap_count(session: AsyncSession) -> int:
     """How many questions have gone unanswered (each repetition counted)."""
     return int(await session.scalar(select(func.coalesce(func.sum(QuestionGap.count), 0))) or 0)

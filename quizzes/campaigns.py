@@ -137,6 +137,11 @@ def open_by_hand(campaign: QuizCampaign, now: datetime | None = None) -> None:
     campaign.state = "open"
 
 
+def close_by_hand(campaign: QuizCampaign) -> None:
+    """Close at once: no new attempts or answers; its results stay."""
+    campaign.state = "closed"
+
+
 async def find(session: AsyncSession, slug: str) -> QuizCampaign | None:
     return await session.scalar(select(QuizCampaign).where(QuizCampaign.slug == slug))
 

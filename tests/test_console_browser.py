@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from bot import subscribers
 from bot.services import Services
 from tests.conftest import TEST_SECRET_KEY
 from tests.console_support import NAME, PASSWORD, PHONE, add_staff, file_two_townships
@@ -19,7 +20,7 @@ from tests.fake_telegram import FakeTelegram
 from tests.support import Server
 from tests.test_browser import CHROMIUM, FLAGS
 
-SHOTS = Path(__file__).resolve().parent.parent / "data" / "screenshots"
+SHOTS = Path(__file__).resolve().parent / "artifacts"  # screenshots of the run (not kept in git)
 
 
 @pytest.fixture
@@ -29,6 +30,16 @@ async def chromium() -> AsyncIterator[Browser]:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser
         await browser.close()
+
+
+def serve_with(db_env: dict[str, str], fake: FakeTelegram) -> Server:
+    server = Server({**db_env, "FANGFEI_SECRET_KEY": TEST_SECRET_KEY, "FANGFEI_TELEGRAM__TOKEN": fake.token,
+                     "FANGFEI_TELEGRAM__BASE_URL": fake.base_url, "FANGFEI_TELEGRAM__WEBHOOK_SECRET": "console-secret",
+                     # warnings to the elderly wait for the morning in quiet hours: not in this test
+                     "FANGFEI_BROADCASTS__QUIET_AUDIENCES": "[]"})
+    server.env["FANGFEI_TELEGRAM__WEBHOOK_URL"] = f"{server.base}/telegram/webhook"
+    server.start()
+    return server
 
 
 async def sign_in(page: Page, base: str, name: str, password: str = PASSWORD) -> None:
@@ -45,11 +56,7 @@ async def test_staff_work_the_ledger_in_a_browser(chromium: Browser, services: S
                     ("孙干事", "staff", ["hekou"]))
     town, river = await file_two_townships(services)
     with FakeTelegram() as fake:
-        server = Server({**db_env, "FANGFEI_SECRET_KEY": TEST_SECRET_KEY, "FANGFEI_TELEGRAM__TOKEN": fake.token,
-                         "FANGFEI_TELEGRAM__BASE_URL": fake.base_url,
-                         "FANGFEI_TELEGRAM__WEBHOOK_SECRET": "console-secret"})
-        server.env["FANGFEI_TELEGRAM__WEBHOOK_URL"] = f"{server.base}/telegram/webhook"
-        server.start()
+        server = serve_with(db_env, fake)
         try:
             context = await chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
             page = await context.new_page()
@@ -123,3 +130,80 @@ async def test_staff_work_the_ledger_in_a_browser(chromium: Browser, services: S
             log = server.stop()
     assert "Traceback" not in log
     assert PHONE not in log and NAME not in log and PASSWORD not in log
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_warning_and_a_quiz_campaign_from_the_console(chromium: Browser, services: Services,
+                                                             db_env: dict[str, str]) -> None:
+    await add_staff(services, ("钱审批", "approver", []), ("孙审批", "approver", []), ("王科长", "admin", []))
+    chats = (7001, 7002, 7003)
+    async with services.db.transaction() as session:
+        for chat in chats:
+            await subscribers.subscribe(session, "telegram", str(chat), "elderly", "河口乡", "河口村")
+        await subscribers.subscribe(session, "telegram", "7009", "elderly", "城关镇", "南关村")
+    with FakeTelegram() as fake:
+        server = serve_with(db_env, fake)
+        try:
+            context = await chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+            page = await context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+            base = server.base
+            await sign_in(page, base, "钱审批")
+            await page.goto(f"{base}/console/warnings")
+            await page.fill("textarea[name=text]", "近期有人在河口乡借“养老项目”收钱。请不要交钱，可以打12345问。")
+            await page.check("input[name=township][value=hekou]")
+            await expect(page.locator("#reachable")).to_have_text("3")  # the live count (htmx), 河口乡 only
+            await page.click("text=保存草稿，等另一位审批")
+            await expect(page.locator("#warning-state")).to_have_text("待批准")
+            await expect(page.locator(".actions")).to_contain_text("需要另一位审批人批准")
+            csrf = await page.locator("input[name=csrf]").first.input_value()
+            own = await page.request.post(page.url, form={"action": "approve", "csrf": csrf})
+            assert own.status == 400 and "起草人不能批准" in await own.text()
+            warning = page.url
+            await page.click("text=退出")
+
+            await sign_in(page, base, "孙审批")
+            await page.goto(warning)
+            await page.click("text=批准发送")
+            await expect(page.locator("#percent")).to_have_text("100", timeout=30_000)  # polled while sending
+            await expect(page.locator("#sent")).to_have_text("3")
+            for chat in chats:
+                assert any("养老项目" in t for t in fake.texts_to(chat))
+            assert fake.texts_to(7009) == []  # another township
+            await page.screenshot(path=str(SHOTS / "console-warning.png"), full_page=True)
+            await page.click("text=退出")
+
+            # a campaign made in the console, answered on the quiz page, read back with its charts
+            await sign_in(page, base, "王科长")
+            await page.goto(f"{base}/console/quizzes")
+            await page.fill("input[name=name]", "河口乡老年人防非答题")
+            await page.fill("input[name=slug]", "hekou-elderly")
+            await page.fill("input[name=questions]", "3")
+            await page.check("input[name=open]")
+            await page.get_by_role("button", name="新建", exact=True).click()
+            await expect(page.locator("#quiz-state")).to_have_text("进行中")
+            resident = await chromium.new_context(viewport={"width": 390, "height": 780}, is_mobile=True,
+                                                  locale="zh-CN")
+            phone = await resident.new_page()
+            await phone.goto(f"{base}/quiz/hekou-elderly")
+            await phone.select_option("#township", label="河口乡")
+            await phone.select_option("#village", label="李家村")
+            await phone.fill("#name", "李大爷")
+            await phone.get_by_role("button", name="开始答题").click()
+            for n in range(1, 4):
+                await expect(phone.locator("#progress")).to_have_text(f"第 {n} 题 / 共 3 题")
+                await phone.locator("#options button").first.click()
+                await expect(phone.locator("#explanation")).to_be_visible()
+                await phone.locator("#next").click()
+            await expect(phone.locator("#score")).to_contain_text("共 3 题")
+            await resident.close()
+            await page.reload()
+            await expect(page.locator("#players")).to_have_text("1")
+            await expect(page.locator("table.regions tr[data-region='hekou-lijia']")).to_contain_text("1")
+            await expect(page.locator("canvas.chart[data-rendered='1']")).to_have_count(3)
+            await expect(page.locator("table.board")).to_contain_text("李*爷")
+            await page.screenshot(path=str(SHOTS / "console-quiz.png"), full_page=True)
+            await context.close()
+        finally:
+            log = server.stop()
+    assert "Traceback" not in log

@@ -120,7 +120,7 @@ def close(slug: str) -> None:
     from quizzes import campaigns
 
     async def work(session: Any) -> None:
-        (await campaigns.named(session, slug)).state = "closed"
+        campaigns.close_by_hand(await campaigns.named(session, slug))
 
     _run(work)
     print(f"{slug}: closed")

@@ -6,7 +6,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.services import Services
-from bot.web.console import admin, signin, tips, today
+from bot.web.console import admin, content, quizzes, signin, tips, today, warnings
 from bot.web.console.auth import NO_STORE, Desk, base, guarded
 
 
@@ -35,6 +35,20 @@ def console_routes(services: Services) -> list[BaseRoute]:
             Route("/tips/{receipt}", **page(tips.update, methods=("POST",))),
             Route("/tips/{receipt}/reveal", **page(tips.reveal, "reveal", methods=("POST",))),
             Route("/tips/{receipt}/evidence/{number:int}", **page(tips.evidence_file)),
+            Route("/warnings", **page(warnings.listing)),
+            Route("/warnings", **page(warnings.create, methods=("POST",))),
+            Route("/warnings/preview", **page(warnings.preview, methods=("POST",))),
+            Route("/warnings/{id:int}", **page(warnings.show)),
+            Route("/warnings/{id:int}", **page(warnings.act, methods=("POST",))),
+            Route("/warnings/{id:int}/progress", **page(warnings.progress)),
+            Route("/warnings/{id:int}/report.xlsx", **page(warnings.report)),
+            Route("/quizzes", **page(quizzes.listing)),
+            Route("/quizzes", **page(quizzes.create, methods=("POST",))),
+            Route("/quizzes/{slug}", **page(quizzes.show)),
+            Route("/quizzes/{slug}", **page(quizzes.act, methods=("POST",))),
+            Route("/quizzes/{slug}/export.xlsx", **page(quizzes.export_xlsx)),
+            Route("/content", **page(content.page)),
+            Route("/content", **page(content.mark, methods=("POST",))),
             Route("/audit", **page(admin.audit_log, "read-audit")),
             Route("/accounts", **page(admin.accounts_page, "manage-accounts")),
             Route("/accounts", **page(admin.account_change, "manage-accounts", methods=("POST",))),

@@ -60,6 +60,11 @@ class Desk:
     def may(self, permission: str) -> bool:
         return accounts.holds(self.account, permission)
 
+    async def undo(self) -> None:
+        """Roll back what this request changed (the account stays loaded, to render the answer)."""
+        await self.session.rollback()
+        await self.session.refresh(self.account)
+
     def page(self, template: str, status: int = 200, **context: Any) -> Response:
         return render(self.request, template, status, desk=self, **context)
 
@@ -173,7 +178,7 @@ def guarded(services: Services, handler: Page, permission: str | None = None) ->
                 return await handler(desk)
             except Exception:
                 log.exception("console: %s %s failed", request.method, request.scope.get("route_name", "page"))
-                await session.rollback()
+                await desk.undo()
                 return refusal(request, 500, "抱歉，系统出了点问题，这次操作没有保存。请稍后再试。", desk)
 
     return endpoint
@@ -183,6 +188,17 @@ def clean(text: object, limit: int) -> str:
     """A text field from a form or query as we keep it: printable characters only (PostgreSQL refuses NUL), blanks
     collapsed, cut to `limit`."""
     return " ".join("".join(ch for ch in str(text or "") if ch.isprintable()).split())[:limit]
+
+
+def spreadsheet(book: Any, filename: str) -> Response:
+    """An openpyxl workbook as a download (never cached)."""
+    import io
+
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return Response(buffer.getvalue(), headers={
+        "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "content-disposition": f'attachment; filename="{filename}"', **NO_STORE})
 
 
 def html(fragment: str) -> HTMLResponse:

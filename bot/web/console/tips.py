@@ -3,7 +3,6 @@ actions, the reveal of a reporter's identity (handlers, with a reason), the spre
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -17,7 +16,7 @@ from bot.tips import desk as tip_desk
 from bot.tips import evidence, export, ledger, queries
 from bot.tips.ledger import CHINA, CLOSING_REASONS, STATUSES, LedgerError
 from bot.vault import SealError
-from bot.web.console.auth import NO_STORE, Desk, base, clean
+from bot.web.console.auth import NO_STORE, Desk, base, clean, spreadsheet
 from knowledge.schema import load_taxonomy
 
 MAX_PAGE = 10_000
@@ -137,7 +136,7 @@ async def update(desk: Desk) -> Response:
     except LedgerError as exc:
         return await show(desk, problem=_plain(str(exc)), status=400)
     except SealError:
-        await desk.session.rollback()
+        await desk.undo()
         return await show(desk, problem="无法联系举报人（密钥不对），没有修改。请联系管理员。", status=500)
     notice = "told" if done.told else ("saved" if done.changes else "unchanged")
     return RedirectResponse(f"{base(desk.request)}/tips/{tip.receipt}?notice={notice}", status_code=303,
@@ -181,7 +180,7 @@ async def reveal(desk: Desk) -> Response:
     try:
         identity = await ledger.reveal(desk.session, desk.services.vault, tip, desk.actor, reason)
     except SealError:
-        await desk.session.rollback()
+        await desk.undo()
         return await show(desk, problem="无法打开举报人身份（密钥不对）。请联系管理员。", status=500)
     await desk.session.commit()  # the audit row is written before anything is shown
     return desk.page("reveal.html", tip=tip, identity=identity, reason=reason)
@@ -215,11 +214,7 @@ async def export_xlsx(desk: Desk) -> Response:
     where, _ = tip_filter(desk, desk.request.query_params)
     tips = await queries.matching(desk.session, where, desk.settings.console.overdue_days)
     book = await export.build(desk.session, tips)
-    buffer = io.BytesIO()
-    book.save(buffer)
     audit.record(desk.session, desk.actor, "export-tips", f"{len(tips)} tips", where.described())
     await desk.session.commit()
     stamp = datetime.now(CHINA).strftime("%Y%m%d-%H%M")
-    return Response(buffer.getvalue(), headers={
-        "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "content-disposition": f'attachment; filename="tips-{stamp}.xlsx"', **NO_STORE})
+    return spreadsheet(book, f"tips-{stamp}.xlsx")

@@ -4,7 +4,6 @@ open quiz campaigns with their participation, the week's top unanswered question
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select
 from starlette.responses import Response
@@ -15,28 +14,11 @@ from bot.storage.models import Broadcast, QuizCampaign, utcnow
 from bot.tips import queries
 from bot.web.console.auth import Desk
 from knowledge.schema import load_taxonomy
-from quizzes import campaigns
+from quizzes import campaigns, statistics
 
 ACTIVE = ("draft", "approved", "sending", "paused")
 ROUTE_NAMES = {"warn-telegram": "Telegram", "warn-wechat": "微信", "warn-notice": "下次来访提示",
                "warn-wecom": "企业微信群", "relay-telegram": "村干部转发", "relay-wechat": "村干部转发"}
-
-
-async def township_participation(desk: Desk, campaign: QuizCampaign) -> list[dict[str, Any]]:
-    """A campaign's participation by township: participants, population and rate (the sum of its villages and
-    schools)."""
-    board = await campaigns.leaderboard(desk.session, desk.settings.region, campaign, top=0)
-    counts = {r["code"]: r["participants"] for r in board["regions"]}
-    totals: dict[str, list[int]] = {}
-    for place in campaigns.regions(desk.settings.region, campaign):
-        entry = totals.setdefault(place.township, [0, 0])
-        entry[0] += counts.get(place.code, 0)
-        entry[1] += place.population
-    names = {t.code: t.name for t in desk.settings.region.townships}
-    scope = desk.account.townships or None
-    return [{"code": code, "name": names.get(code, code), "participants": n, "population": pop,
-             "rate": round(n / pop, 4) if pop else None}
-            for code, (n, pop) in totals.items() if scope is None or code in scope]
 
 
 async def page(desk: Desk) -> Response:
@@ -52,7 +34,11 @@ async def page(desk: Desk) -> Response:
                if b.state in ("sending", "paused")]
     open_campaigns = [c for c in await desk.session.scalars(select(QuizCampaign).order_by(QuizCampaign.id.desc()))
                       if campaigns.is_open(c, now)]
-    quiz_rows = [(c, await township_participation(desk, c)) for c in open_campaigns]
+    quiz_rows = []
+    for campaign in open_campaigns:
+        board = await campaigns.leaderboard(desk.session, desk.settings.region, campaign, top=0)
+        quiz_rows.append((campaign, statistics.by_township(desk.settings.region, campaign, board["regions"],
+                                                           scope_codes)))
     categories = {slug: c.name for slug, c in load_taxonomy().items()}
     by_category = await queries.weekly(desk.session, desk.scope, "category", now=now)
     by_category["series"] = {categories.get(k, k): v for k, v in by_category["series"].items()}
