@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from bot.engine import Engine
 from bot.services import Services
-from bot.storage.models import AuditEntry, OutboxMessage, StaffAccount, StaffSession, Tip, utcnow
+from bot.storage.models import AuditEntry, OutboxMessage, StaffAccount, StaffSession, Tip, TipEvidence, utcnow
 from bot.tips import ledger
 from bot.web.app import create_app
 from tests.console_support import NAME, PASSWORD, PHONE, add_staff, file_two_townships, page_csrf, sign_in
@@ -313,8 +313,13 @@ async def test_malformed_requests_get_an_answer_not_an_error(console: httpx.Asyn
     garbage = await console.post("/console/login", content=b"\xff\xfe" * 1000,
                                  headers={"content-type": "multipart/form-data; boundary=x"})
     assert garbage.status_code in (400, 403)
+    huge = await console.post("/console/login", data={"username": "x" * 100_000, "password": "y"})
+    assert huge.status_code in (400, 403)
     await sign_in(console, "王科长")
     token = await page_csrf(console)
+    flood = await console.post(f"/console/tips/{staffed[0]}", data={"action": "note", "note": "长" * 200_000,
+                                                                     "csrf": token})
+    assert flood.status_code == 413 and "太多" in flood.text
     for data in ({"action": "explode"}, {"action": "category", "category": "nonsense"},
                  {"action": "note", "note": "长" * 5000}, {"action": "assign", "assignee": "x" * 100},
                  {"action": "note", "note": "\x00\x01"}):
@@ -331,3 +336,27 @@ async def test_malformed_requests_get_an_answer_not_an_error(console: httpx.Asyn
                  "/console/audit?page=-1&since=2026-13-40", "/console/nowhere"):
         answer = await console.get(path)
         assert answer.status_code in (200, 404), path
+
+
+async def test_evidence_is_downloaded_only_once_kept_only_in_scope_and_audited(console: httpx.AsyncClient,
+                                                                              staffed: tuple[str, str],
+                                                                              services: Services) -> None:
+    town, river = staffed
+    photo = b"\x89PNG\r\n\x1a\n" + b"evidence" * 100
+    async with services.db.transaction() as session:
+        tips = {t.receipt: t.id for t in await session.scalars(select(Tip))}
+        session.add_all([
+            TipEvidence(tip_id=tips[river], kind="image", ref="m-1", name="收据.png", content_type="image/png",
+                        content_sealed=services.vault.seal_bytes(photo), fetched_at=utcnow()),
+            TipEvidence(tip_id=tips[river], kind="file", ref="m-2", name="合同.pdf")])
+    await sign_in(console, "赵干事")
+    page = await console.get(f"/console/tips/{river}")
+    assert f"/console/tips/{river}/evidence/1" in page.text and "未取回" in page.text
+    got = await console.get(f"/console/tips/{river}/evidence/1")
+    assert got.status_code == 200 and got.content == photo
+    assert got.headers["content-disposition"] == f'attachment; filename="{river}-1.png"'
+    assert got.headers["cache-control"] == "no-store"
+    assert (await console.get(f"/console/tips/{river}/evidence/2")).status_code == 409  # not fetched yet
+    assert (await console.get(f"/console/tips/{town}/evidence/1")).status_code == 404  # another township
+    rows = [r for r in await audit_rows(services) if r[1] == "export-evidence"]
+    assert rows == [("console:赵干事", "export-evidence", river, "file 1")]

@@ -24,7 +24,7 @@ from bot.config import Settings
 from bot.services import Services
 from bot.staff import accounts, sessions
 from bot.storage.models import StaffAccount
-from bot.web.app import templates
+from bot.web.app import BadRequest, read_body, templates
 
 log = logging.getLogger(__name__)
 COOKIE = "ff_staff"
@@ -134,6 +134,12 @@ def _sent_csrf(request: Request, form: Any) -> str:
     return str(request.headers.get("x-csrf-token") or (form.get("csrf") if form is not None else None) or "")
 
 
+async def read_form(request: Request, limit: int) -> Any:
+    """The request's form, its body read with a size limit first (BadRequest 413 past `limit`)."""
+    request._body = await read_body(request, limit)  # Starlette's form parser reads this cached body
+    return await request.form(max_files=0, max_fields=200)
+
+
 def _to_login(request: Request) -> Response:
     target = request.url.path
     if request.url.query:
@@ -158,7 +164,9 @@ def guarded(services: Services, handler: Page, permission: str | None = None) ->
         form = None
         if request.method not in SAFE_METHODS:
             try:
-                form = await request.form(max_files=10, max_fields=100)
+                form = await read_form(request, services.settings.http.max_body_bytes)
+            except BadRequest as exc:
+                return refusal(request, exc.status, "提交的内容太多了。请精简后再试。")
             except Exception:  # a body that is not a form: no token in it
                 form = None
         async with services.db.transaction() as session:

@@ -52,7 +52,7 @@ class SignIn:
 
     async def submit(self, request: Request) -> Response:
         try:
-            form = await request.form(max_files=0, max_fields=10)
+            form = await auth.read_form(request, 8192)
         except Exception:
             return self._form(request, 400, "请用页面上的表单登录。")
         name = auth.clean(form.get("username"), accounts.NAME_MAX)
