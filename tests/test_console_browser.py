@@ -200,9 +200,13 @@ async def test_a_warning_and_a_quiz_campaign_from_the_console(chromium: Browser,
             await page.reload()
             await expect(page.locator("#players")).to_have_text("1")
             await expect(page.locator("table.regions tr[data-region='hekou-lijia']")).to_contain_text("1")
-            await expect(page.locator("canvas.chart[data-rendered='1']")).to_have_count(3)
+            await expect(page.locator("canvas.chart[data-rendered='1']")).to_have_count(4)
             await expect(page.locator("table.board")).to_contain_text("李*爷")
             await page.screenshot(path=str(SHOTS / "console-quiz.png"), full_page=True)
+            for path in ("/console/", "/console/tips", "/console/quizzes/hekou-elderly", warning):
+                await page.set_viewport_size({"width": 768, "height": 1024})  # a tablet: nothing off the side
+                await page.goto(path if path.startswith("http") else base + path)
+                assert await page.evaluate("document.documentElement.scrollWidth") <= 768, path
             await context.close()
         finally:
             log = server.stop()

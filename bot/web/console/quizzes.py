@@ -125,6 +125,8 @@ async def show(desk: Desk, problem: str | None = None, notice: str | None = None
     categories = {slug: c.name for slug, c in load_taxonomy().items()}
     charts = {"townships": {"labels": [t["name"] for t in townships], "label": "参与率 %",
                             "values": [round(100 * (t["rate"] or 0), 2) for t in townships]},
+              "villages": {"labels": [r["name"] for r in villages], "label": "参与率 %", "horizontal": True,
+                           "values": [round(100 * (r["rate"] or 0), 2) for r in villages]},
               "spread": {"label": "人数", **await statistics.score_spread(desk.session, campaign)},
               "categories": {"labels": [categories.get(c["id"], c["id"]) for c in figures["categories"]],
                              "label": "答对率 %", "horizontal": True,
