@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, String, and_, case, cast, func, li
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import BroadcastSettings, RegionSettings, Settings, Township
+from bot.staff import accounts
 from bot.storage.models import Broadcast, Subscriber
 from bot.tips.ledger import CHINA, as_utc
 
@@ -44,21 +45,22 @@ def villages_of(settings: Settings, broadcast: Broadcast) -> list[tuple[str, str
             if not villages or t.code in listed or v.code in villages]
 
 
+def township_codes(settings: Settings, broadcast: Broadcast) -> list[str]:
+    """The codes of the townships a warning is for; none for a county-wide one."""
+    segment = broadcast.segment or {}
+    if not segment.get("townships") and not segment.get("villages"):
+        return []
+    return [t.code for t in townships_of(settings, broadcast)]
+
+
 def visible_to(settings: Settings, broadcast: Broadcast, scope: list[str] | None) -> bool:
-    """Whether staff limited to the townships `scope` (codes; None: the whole county) see the warning: it is for one
-    of their townships (a county-wide warning is for all of them)."""
-    return scope is None or any(t.code in scope for t in townships_of(settings, broadcast))
+    """Whether staff limited to the townships `scope` see the warning (bot/staff/accounts.py `sees`)."""
+    return accounts.sees(scope, township_codes(settings, broadcast))
 
 
 def within(settings: Settings, broadcast: Broadcast, scope: list[str] | None) -> bool:
-    """Whether staff limited to `scope` may act on the warning: every township it is for is theirs (so a
-    county-wide warning is for county staff only)."""
-    if scope is None:
-        return True
-    segment = broadcast.segment or {}
-    if not segment.get("townships") and not segment.get("villages"):
-        return False
-    return all(t.code in scope for t in townships_of(settings, broadcast))
+    """Whether staff limited to `scope` may act on the warning (bot/staff/accounts.py `owns`)."""
+    return accounts.owns(scope, township_codes(settings, broadcast))
 
 
 def route_of(settings: Settings, channel: str) -> tuple[str | None, str | None]:

@@ -149,16 +149,15 @@ def transact(work: Callable[[AsyncSession], Awaitable[Any]], *errors: type[Excep
 
 def when(text: str | None, label: str) -> datetime | None:
     """An ISO 8601 time given on the command line (China time without an offset); a bad one is one line, exit 2."""
-    from bot.tips.ledger import CHINA
+    from bot.tips.ledger import china_time
 
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return china_time(text)
     except ValueError as exc:
         say_error(f"{label}: {text!r} is not an ISO date and time (e.g. 2026-12-10T08:00)")
         raise typer.Exit(2) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
 
 
 def probe_sqlite(s: Settings) -> None:

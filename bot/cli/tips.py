@@ -27,12 +27,13 @@ AsOption = Annotated[str | None, typer.Option("--as", help="Your staff name, for
                                                               "(default: the OS user name).")]
 RevealOption = Annotated[bool, typer.Option("--reveal", help="Add the reporter's name and contact (only for a name "
                                                                "in tips.handlers; every reveal is audited).")]
-STAFF_NAME_MAX = 48
 
 
 def _staff_name(given: str | None) -> str:
     """The name given with --as, or the OS user name; blanks collapsed."""
     import getpass
+
+    from bot.staff.accounts import NAME_MAX
 
     if given is None:
         try:
@@ -43,8 +44,8 @@ def _staff_name(given: str | None) -> str:
     if not name:
         say_error("Give your staff name with --as NAME.")
         raise typer.Exit(2)
-    if len(name) > STAFF_NAME_MAX:
-        say_error(f"--as: at most {STAFF_NAME_MAX} characters")
+    if len(name) > NAME_MAX:
+        say_error(f"--as: at most {NAME_MAX} characters")
         raise typer.Exit(2)
     return name
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConsoleSettings, Settings
@@ -57,24 +57,12 @@ def check_password(password: str) -> None:
         raise StaffError("a password needs more than a few different characters")
 
 
-def township_codes(settings: Settings) -> list[str]:
-    return [t.code for t in settings.region.townships]
-
-
 async def find(session: AsyncSession, name: str) -> StaffAccount | None:
     return await session.scalar(select(StaffAccount).where(StaffAccount.name == " ".join(name.split())))
 
 
-async def by_id(session: AsyncSession, account_id: int) -> StaffAccount | None:
-    return await session.get(StaffAccount, account_id)
-
-
 async def listing(session: AsyncSession) -> list[StaffAccount]:
     return list(await session.scalars(select(StaffAccount).order_by(StaffAccount.name)))
-
-
-async def count(session: AsyncSession) -> int:
-    return (await session.scalar(select(func.count(StaffAccount.id)))) or 0
 
 
 async def add(session: AsyncSession, settings: Settings, name: str, role: str, townships: list[str],
@@ -82,7 +70,7 @@ async def add(session: AsyncSession, settings: Settings, name: str, role: str, t
     name = clean_name(name)
     if role not in ROLES:
         raise StaffError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
-    known = township_codes(settings)
+    known = [t.code for t in settings.region.townships]
     if unknown := [t for t in townships if t not in known]:
         raise StaffError(f"unknown township {unknown[0]!r}; one of: {', '.join(known)}")
     if await find(session, name) is not None:
@@ -169,6 +157,18 @@ async def may(session: AsyncSession, settings: Settings, name: str, permission: 
         return holds(account, permission)
     legacy = {"reveal": settings.tips.handlers, "approve": settings.broadcasts.approvers}.get(permission, [])
     return name in legacy
+
+
+def sees(scope: list[str] | None, codes: list[str]) -> bool:
+    """Whether staff limited to the townships `scope` (codes; None: the whole county) see what is for the townships
+    `codes` (none: the whole county, which is theirs too)."""
+    return scope is None or not codes or any(c in scope for c in codes)
+
+
+def owns(scope: list[str] | None, codes: list[str]) -> bool:
+    """Whether staff limited to `scope` may act on what is for `codes`: every one is theirs (so what is for the
+    whole county is for county staff only)."""
+    return scope is None or (bool(codes) and all(c in scope for c in codes))
 
 
 def township_names(settings: Settings, account: StaffAccount) -> list[str] | None:

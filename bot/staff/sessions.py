@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import StaffAccount, StaffSession, utcnow
@@ -59,7 +59,5 @@ async def close_session(session: AsyncSession, token: str) -> None:
 async def forget_idle(session: AsyncSession, idle_minutes: float, now: datetime | None = None) -> int:
     """Delete sessions idle past expiry (they could not be used anyway)."""
     cutoff = (now or utcnow()) - timedelta(minutes=idle_minutes)
-    old = list(await session.scalars(select(StaffSession.token_hash).where(StaffSession.last_seen < cutoff)))
-    if old:
-        await session.execute(delete(StaffSession).where(StaffSession.token_hash.in_(old)))
-    return len(old)
+    result = await session.execute(delete(StaffSession).where(StaffSession.last_seen < cutoff))
+    return result.rowcount or 0

@@ -9,12 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.staff import audit
+from bot.staff.accounts import NAME_MAX
 from bot.storage.models import Tip, TipChange
 from bot.tips import ledger
 from bot.tips.ledger import CLOSING_REASONS, STATUSES, LedgerError
 from bot.vault import Vault
 
-STAFF_NAME_MAX = 48
 NOTE_MAX = 2000
 
 
@@ -41,8 +41,8 @@ class Update:
             raise LedgerError(f"unknown reason {self.reason!r}; one of: {', '.join(CLOSING_REASONS)}")
         if self.reason is not None and self.status != "closed":
             raise LedgerError("a closing reason goes with closing the tip (status closed)")
-        if assignee is not None and len(assignee) > STAFF_NAME_MAX:
-            raise LedgerError(f"an assignee of 1 to {STAFF_NAME_MAX} characters")
+        if assignee is not None and len(assignee) > NAME_MAX:
+            raise LedgerError(f"an assignee of 1 to {NAME_MAX} characters")
         if note is not None and len(note) > NOTE_MAX:
             raise LedgerError(f"a note of at most {NOTE_MAX} characters")
         if self.category is not None and self.category not in categories:
@@ -69,7 +69,8 @@ async def apply(session: AsyncSession, settings: Settings, vault: Vault, tip: Ti
     changes = await ledger.change(session, tip, actor, status=update.status, reason=update.reason,
                                   note=update.note, assignee=update.assignee, category=update.category)
     told = None
-    if any(c.field == "status" for c in changes):
+    moved = next((c for c in changes if c.field == "status"), None)
+    if moved is not None:
         told = await tell_status(session, settings, vault, tip, postgres=postgres)
-        audit.record(session, actor, "tip-status", tip.receipt, f"{changes[0].old} → {tip.status}")
+        audit.record(session, actor, "tip-status", tip.receipt, f"{moved.old} → {moved.new}")
     return Done(changes, told)

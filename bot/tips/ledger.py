@@ -69,6 +69,12 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def china_time(text: str) -> datetime:
+    """An ISO 8601 date and time as staff give it: without an offset, China time. ValueError when it is not one."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+
+
 def reporter_of(vault: Vault, channel: str, user: str) -> str:
     return vault.fingerprint("reporter", channel, user)
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse, Response
 
 from bot.staff import accounts, audit
 from bot.tips.export import local_time
-from bot.tips.ledger import CHINA
-from bot.web.console.auth import NO_STORE, Desk, base, clean
+from bot.web.console.auth import NO_STORE, Desk, base, clean, day
 
 PAGE = 100
 ACTION_NAMES = {"login": "登录", "login-failed": "登录失败", "logout": "退出", "reveal-identity": "查看举报人身份",
@@ -21,22 +20,15 @@ ACTION_NAMES = {"login": "登录", "login-failed": "登录失败", "logout": "�
                 "staff-disable": "停用账号", "staff-enable": "启用账号", "quiz-paper": "录入纸质答卷"}
 
 
-def _day(text: str | None) -> datetime | None:
-    try:
-        return datetime.strptime(text or "", "%Y-%m-%d").replace(tzinfo=CHINA)
-    except ValueError:
-        return None
-
-
 async def audit_log(desk: Desk) -> Response:
     params = desk.request.query_params
-    until = _day(params.get("until"))
+    until = day(params.get("until"))
     subject = clean(params.get("subject"), 64)
     if subject.upper().startswith("FF-"):  # a receipt, as staff may type it
         subject = subject.upper()
     where = audit.AuditFilter(actor=clean(params.get("actor"), 64) or None,
                               action=clean(params.get("action"), 32) or None, subject=subject or None,
-                              since=_day(params.get("since")), until=until + timedelta(days=1) if until else None)
+                              since=day(params.get("since")), until=until + timedelta(days=1) if until else None)
     raw = params.get("page", "1")
     number = int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
     total = await audit.total(desk.session, where)

@@ -13,17 +13,19 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from bot.config import Settings
 from bot.services import Services
 from bot.staff import accounts, sessions
 from bot.storage.models import StaffAccount
+from bot.tips.ledger import CHINA
 from bot.web.app import BadRequest, read_body, templates
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,15 @@ class Desk:
     def actor(self) -> str:
         """Who did it, in tips' histories and the audit log: console staff are `console:NAME`."""
         return f"console:{self.account.name}"
+
+    @property
+    def townships(self) -> list[str] | None:
+        """The codes of the townships the account is limited to, or None for the whole county."""
+        return self.account.townships or None
+
+    def own_townships(self) -> list[Any]:
+        """The townships of config.yaml this account works for."""
+        return [t for t in self.settings.region.townships if self.townships is None or t.code in self.townships]
 
     @property
     def scope(self) -> tuple[str, ...] | None:
@@ -192,6 +203,15 @@ def guarded(services: Services, handler: Page, permission: str | None = None) ->
     return endpoint
 
 
+def day(text: str | None) -> datetime | None:
+    """A date filter (YYYY-MM-DD, as a date input sends it) as the start of that day in China time; None when
+    absent or not a date."""
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%d").replace(tzinfo=CHINA)
+    except ValueError:
+        return None
+
+
 def clean(text: object, limit: int) -> str:
     """A text field from a form or query as we keep it: printable characters only (PostgreSQL refuses NUL), blanks
     collapsed, cut to `limit`."""
@@ -209,5 +229,3 @@ def spreadsheet(book: Any, filename: str) -> Response:
         "content-disposition": f'attachment; filename="{filename}"', **NO_STORE})
 
 
-def html(fragment: str) -> HTMLResponse:
-    return HTMLResponse(fragment, headers=NO_STORE)

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from bot.staff import audit
+from bot.staff import accounts, audit
 from bot.storage.models import QuizCampaign
 from bot.tips.export import local_time
-from bot.tips.ledger import CHINA
+from bot.tips.ledger import china_time
 from bot.web.console.auth import NO_STORE, Desk, base, clean, root, spreadsheet
 from knowledge.schema import load_taxonomy
 from quizzes import campaigns, statistics
@@ -25,21 +25,17 @@ STATE_NAMES = {"draft": "未开始", "scheduled": "定时开始", "open": "进�
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,47}")
 
 
-def _scope(desk: Desk) -> list[str] | None:
-    return desk.account.townships or None
+def _codes(campaign: QuizCampaign) -> list[str]:
+    return (campaign.townships or {}).get("codes") or []
 
 
 def visible(desk: Desk, campaign: QuizCampaign) -> bool:
     """County staff see every campaign; township staff those for one of their townships or the whole county."""
-    codes = (campaign.townships or {}).get("codes") or []
-    scope = _scope(desk)
-    return scope is None or not codes or any(c in scope for c in codes)
+    return accounts.sees(desk.townships, _codes(campaign))
 
 
 def _within(desk: Desk, campaign: QuizCampaign) -> bool:
-    codes = (campaign.townships or {}).get("codes") or []
-    scope = _scope(desk)
-    return scope is None or (bool(codes) and all(c in scope for c in codes))
+    return accounts.owns(desk.townships, _codes(campaign))
 
 
 def _int(form: FormData, key: str, default: int | None) -> int | None:
@@ -49,10 +45,9 @@ def _int(form: FormData, key: str, default: int | None) -> int | None:
 
 def _moment(text: str) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(text) if text else None
+        return china_time(text) if text else None
     except ValueError as exc:
         raise QuizError("invalid", "the time is not a date and time") from exc
-    return moment.replace(tzinfo=CHINA) if moment is not None and moment.tzinfo is None else moment
 
 
 def _plain(error: QuizError) -> str:
@@ -73,7 +68,7 @@ def _plain(error: QuizError) -> str:
 async def listing(desk: Desk, problem: str | None = None, status: int = 200) -> Response:
     rows = [c for c in await desk.session.scalars(select(QuizCampaign).order_by(QuizCampaign.id.desc()))
             if visible(desk, c)]
-    townships = [t for t in desk.settings.region.townships if _scope(desk) is None or t.code in (_scope(desk) or [])]
+    townships = desk.own_townships()
     return desk.page("quizzes.html", status, rows=rows, audiences=AUDIENCE_NAMES, states=STATE_NAMES,
                      townships=townships, problem=problem, is_open=campaigns.is_open, local_time=local_time)
 
@@ -85,7 +80,7 @@ async def create(desk: Desk) -> Response:
         if not SLUG.fullmatch(slug):
             raise QuizError("invalid", "slug")
         towns = [str(t) for t in form.getlist("township")]
-        scope = _scope(desk)
+        scope = desk.townships
         if scope is not None and (not towns or any(t not in scope for t in towns)):
             raise QuizError("invalid", "township")
         seconds = _int(form, "seconds", None)
@@ -116,7 +111,7 @@ async def show(desk: Desk, problem: str | None = None, notice: str | None = None
         return _missing(desk)
     region = desk.settings.region
     figures = await campaigns.stats(desk.session, region, campaign)
-    scope = _scope(desk)
+    scope = desk.townships
     places = {p.code: p for p in campaigns.regions(region, campaign)}
     villages = [r for r in figures["regions"] if scope is None or places[r["code"]].township in scope]
     texts = {q.id: q.question for q in desk.services.quiz_questions}
@@ -151,7 +146,7 @@ async def act(desk: Desk) -> Response:
     try:
         if action == "paper":  # a cadre's proxy entry, for their own villages
             place = clean(form.get("region"), 64)
-            scope = _scope(desk)
+            scope = desk.townships
             township = next((p.township for p in campaigns.regions(desk.settings.region, campaign)
                              if p.code == place), None)
             if scope is not None and township not in scope:

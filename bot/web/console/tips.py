@@ -16,20 +16,11 @@ from bot.tips import desk as tip_desk
 from bot.tips import evidence, export, ledger, queries
 from bot.tips.ledger import CHINA, CLOSING_REASONS, STATUSES, LedgerError
 from bot.vault import SealError
-from bot.web.console.auth import NO_STORE, Desk, base, clean, spreadsheet
+from bot.web.console.auth import NO_STORE, Desk, base, clean, day, spreadsheet
 from knowledge.schema import load_taxonomy
 
 MAX_PAGE = 10_000
 RECEIPT = re.compile(r"[A-Za-z0-9-]{1,20}")
-
-
-def _day(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=CHINA)
-    except ValueError:
-        return None
 
 
 def tip_filter(desk: Desk, params: QueryParams) -> tuple[queries.TipFilter, list[str]]:
@@ -39,7 +30,7 @@ def tip_filter(desk: Desk, params: QueryParams) -> tuple[queries.TipFilter, list
     if status is not None and status not in STATUSES:
         ignored.append("办理状态")
         status = None
-    since, until = _day(params.get("since")), _day(params.get("until"))
+    since, until = day(params.get("since")), day(params.get("until"))
     if params.get("since") and since is None:
         ignored.append("开始日期")
     if params.get("until") and until is None:
@@ -78,7 +69,8 @@ async def listing(desk: Desk) -> Response:
     return desk.page("tip_rows.html" if partial else "tips.html", tips=tips, total=total, number=number,
                      pages=pages, params=kept, query=urlencode(kept), ignored=ignored,
                      townships=_townships(desk), categories=load_taxonomy(), statuses=STATUSES,
-                     overdue=lambda t: queries.is_overdue(t, rules.overdue_days), local_time=export.local_time)
+                     overdue=lambda t: queries.is_overdue(t, rules.overdue_days), local_time=export.local_time,
+                     status_name=export.status_name)
 
 
 def _townships(desk: Desk) -> list[str]:

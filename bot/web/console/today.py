@@ -26,10 +26,9 @@ async def page(desk: Desk) -> Response:
     now = utcnow()
     new = queries.TipFilter(status="new", scope=desk.scope)
     overdue = queries.TipFilter(overdue=True, scope=desk.scope)
-    scope_codes = desk.account.townships or None
     active = [b for b in await desk.session.scalars(select(Broadcast).where(Broadcast.state.in_(ACTIVE))
                                                     .order_by(Broadcast.id.desc()).limit(50))
-              if segments.visible_to(desk.settings, b, scope_codes)]
+              if segments.visible_to(desk.settings, b, desk.townships)]
     running = [(b, await lifecycle.progress(desk.session, desk.settings, b)) for b in active
                if b.state in ("sending", "paused")]
     open_campaigns = [c for c in await desk.session.scalars(select(QuizCampaign).order_by(QuizCampaign.id.desc()))
@@ -38,7 +37,7 @@ async def page(desk: Desk) -> Response:
     for campaign in open_campaigns:
         board = await campaigns.leaderboard(desk.session, desk.settings.region, campaign, top=0)
         quiz_rows.append((campaign, statistics.by_township(desk.settings.region, campaign, board["regions"],
-                                                           scope_codes)))
+                                                           desk.townships)))
     categories = {slug: c.name for slug, c in load_taxonomy().items()}
     by_category = await queries.weekly(desk.session, desk.scope, "category", now=now)
     by_category["series"] = {categories.get(k, k): v for k, v in by_category["series"].items()}

@@ -14,9 +14,10 @@ from starlette.responses import RedirectResponse, Response
 from bot.broadcasts import lifecycle, segments
 from bot.broadcasts import report as delivery_report
 from bot.broadcasts.lifecycle import BroadcastError
+from bot.staff import accounts
 from bot.storage.models import Broadcast
 from bot.tips.export import local_time
-from bot.tips.ledger import CHINA
+from bot.tips.ledger import china_time
 from bot.web.console.auth import NO_STORE, Desk, base, clean, spreadsheet
 from knowledge import warnings as warning_templates
 
@@ -28,10 +29,6 @@ STATE_NAMES = {"draft": "待批准", "approved": "已批准，等待发送时间
 STEPS = {"pause": lifecycle.pause, "resume": lifecycle.resume, "cancel": lifecycle.cancel}
 
 
-def _codes(desk: Desk) -> list[str] | None:
-    return desk.account.townships or None
-
-
 def _templates(desk: Desk) -> dict[str, warning_templates.Template]:
     found, _ = warning_templates.load(region_keys=set(desk.settings.region.placeholders()))
     return found
@@ -39,23 +36,20 @@ def _templates(desk: Desk) -> dict[str, warning_templates.Template]:
 
 def _when(text: str) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(text) if text else None
+        return china_time(text) if text else None
     except ValueError as exc:
         raise BroadcastError("the time is not a date and time") from exc
-    return moment.replace(tzinfo=CHINA) if moment is not None and moment.tzinfo is None else moment
 
 
 def _drafted(desk: Desk, form: FormData) -> dict[str, Any]:
     """The draft the form describes, checked against the account's townships."""
     towns = [str(t) for t in form.getlist("township")]
     villages = [str(v) for v in form.getlist("village")]
-    scope = _codes(desk)
-    if scope is not None:
-        region = desk.settings.region
-        village_towns = {v.code: t.code for t in region.townships for v in t.villages}
+    if desk.townships is not None:
         if not towns and not villages:
             raise BroadcastError("pick your townships: a county-wide warning is for county staff")
-        if any(t not in scope for t in towns) or any(village_towns.get(v) not in scope for v in villages):
+        village_towns = {v.code: t.code for t in desk.settings.region.townships for v in t.villages}
+        if not accounts.owns(desk.townships, [*towns, *(village_towns.get(v, "") for v in villages)]):
             raise BroadcastError("only your own townships")
     template = clean(form.get("template"), 64) or None
     text = str(form.get("text") or "").strip() or None
@@ -87,8 +81,8 @@ def _plain(message: str) -> str:
 
 async def listing(desk: Desk, problem: str | None = None, status: int = 200) -> Response:
     rows = [b for b in await desk.session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(200))
-            if segments.visible_to(desk.settings, b, _codes(desk))]
-    townships = [t for t in desk.settings.region.townships if _codes(desk) is None or t.code in (_codes(desk) or [])]
+            if segments.visible_to(desk.settings, b, desk.townships)]
+    townships = desk.own_townships()
     return desk.page("warnings.html", status, rows=rows, templates=_templates(desk), townships=townships,
                      audiences=AUDIENCE_NAMES, channels=CHANNEL_NAMES, states=STATE_NAMES, problem=problem,
                      local_time=local_time)
@@ -122,7 +116,7 @@ async def create(desk: Desk) -> Response:
 
 async def _visible(desk: Desk) -> Broadcast | None:
     found = await desk.session.get(Broadcast, desk.request.path_params["id"])
-    if found is None or not segments.visible_to(desk.settings, found, _codes(desk)):
+    if found is None or not segments.visible_to(desk.settings, found, desk.townships):
         return None
     return found
 
@@ -139,7 +133,7 @@ async def show(desk: Desk, problem: str | None = None, status: int = 200) -> Res
               if broadcast.state in ("draft", "approved") else None)
     return desk.page("warning.html", status, b=broadcast, counts=counts, reasons=segments.REASONS,
                      progress=await lifecycle.progress(desk.session, desk.settings, broadcast),
-                     may_act=segments.within(desk.settings, broadcast, _codes(desk)),
+                     may_act=segments.within(desk.settings, broadcast, desk.townships),
                      may_approve=desk.may("approve") and broadcast.drafted_by != desk.account.name,
                      audiences=AUDIENCE_NAMES, channels=CHANNEL_NAMES, states=STATE_NAMES, problem=problem,
                      local_time=local_time)
@@ -158,7 +152,7 @@ async def act(desk: Desk) -> Response:
     broadcast = await _visible(desk)
     if broadcast is None:
         return _missing(desk)
-    if not segments.within(desk.settings, broadcast, _codes(desk)):
+    if not segments.within(desk.settings, broadcast, desk.townships):
         return await show(desk, problem="这条预警不只发给您负责的乡镇，请县里处理。", status=403)
     action = clean((desk.request.state.form or {}).get("action"), 16)
     name = desk.account.name
