@@ -334,6 +334,11 @@ class ConsoleSettings(BaseModel):
     overdue_days: float = Field(7, gt=0)
     # tips on a page of the ledger
     page_size: int = Field(50, ge=10, le=500)
+    # the argon2id cost of a new password hash (argon2-cffi's defaults: RFC 9106's low-memory profile). A hash keeps
+    # the parameters it was made with, and a sign-in rehashes it to these when they have changed.
+    password_time_cost: int = Field(3, ge=1)
+    password_memory_kib: int = Field(65536, ge=64)
+    password_parallelism: int = Field(4, ge=1, le=8)
 
 
 class LogSettings(BaseModel):

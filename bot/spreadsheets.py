@@ -9,11 +9,10 @@ import os
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
+if TYPE_CHECKING:  # openpyxl is imported where a workbook is made: every CLI command would pay for it at start
+    from openpyxl import Workbook
 
 DEFAULT_MAX_WIDTH = 24
 MIN_WIDTH = 6
@@ -27,11 +26,15 @@ def display_width(text: str) -> int:
 
 def cell_text(value: str) -> str:
     """Characters a worksheet cannot hold removed, cut to Excel's cell limit."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     return ILLEGAL_CHARACTERS_RE.sub("", value)[:EXCEL_CELL_LIMIT]
 
 
 def new_workbook() -> Workbook:
     """A workbook without sheets (add them with `add_sheet`)."""
+    from openpyxl import Workbook
+
     book = Workbook()
     first = book.active
     if first is not None:
@@ -42,6 +45,9 @@ def new_workbook() -> Workbook:
 def add_sheet(book: Workbook, title: str, header: Sequence[str], rows: Sequence[Sequence[Cell]],
               max_width: Mapping[str, int] | None = None) -> None:
     """A sheet in the 台账 style; columns named in `max_width` wrap at that width."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
     caps = dict(max_width or {})
     sheet = book.create_sheet(title)
     bold = Font(bold=True)

@@ -8,6 +8,7 @@ from handlers.menu import BACK, MAIN_MENU
 from knowledge.schema import Entry
 
 MORE = "详细说说"
+BASIS = "法律依据"
 
 
 @action("ask.start")
@@ -43,9 +44,21 @@ async def more(turn: Turn, entry_id: str) -> None:
         return
     turn.say(f"【{entry.title}】常见套路：\n{entry.body['套路']}")
     turn.say(f"怎么识别：\n{entry.body['识别']}")
-    basis = "、".join(entry.legal_basis)
-    turn.say(f"怎么办：\n{entry.body['怎么办']}\n\n（依据：{basis}）",
-             [*_related(turn, entry), Choice("风险自测", "check.start"), BACK])
+    choices = [*_related(turn, entry), Choice(BASIS, "ask.basis", entry.id), Choice("风险自测", "check.start"), BACK]
+    next_step = f"拿不准，就打 {{hotline}} 问问。想看法律怎么规定，请{turn.tap(BASIS, choices)}。"
+    turn.say(f"怎么办：\n{entry.body['怎么办']}\n\n{next_step}", choices)
+
+
+@action("ask.basis")
+async def basis(turn: Turn, entry_id: str) -> None:
+    """The statutes behind an answer, on request: residents act on the advice, the titles are for who wants them."""
+    entry = await _entry(turn, entry_id)
+    if entry is None:
+        return
+    lines = "\n".join(f"· {law}" for law in entry.legal_basis)
+    choices = [Choice("我要举报", "report.start"), BACK]
+    turn.say(f"【{entry.title}】法律依据：\n{lines}")
+    turn.say(f"遇到这种事，可以举报，我们替您保密。请{turn.tap('我要举报', choices)}。", choices)
 
 
 @action("ask.which")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from openpyxl import Workbook
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +12,9 @@ from bot.spreadsheets import add_sheet, new_workbook
 from bot.storage.models import QuizAttempt, QuizCampaign, QuizPlayer
 from bot.tips.export import local_time
 from quizzes import campaigns
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 CHANNELS = {"web": "答题页面", "telegram": "Telegram", "wechat": "微信公众号", "local": "本地测试",
             "paper": "纸质（代录）"}

@@ -24,6 +24,12 @@ from bot.web.app import create_app
 from tests.fake_telegram import FakeTelegram
 from tests.support import FANGFEI, Server
 
+# Staff passwords are hashed with argon2id at a tenth of production's cost in tests (every console test signs in,
+# and the processes tests start inherit this): the hashing code is the same, only the parameters differ, and
+# tests/test_console.py checks the production defaults themselves.
+for _name, _value in {"TIME_COST": "1", "MEMORY_KIB": "4096", "PARALLELISM": "1"}.items():
+    os.environ.setdefault(f"FANGFEI_CONSOLE__PASSWORD_{_name}", _value)
+
 
 def _worker_database(url: str | None) -> str | None:
     """Under pytest-xdist each worker gets a database of its own on the server (`test_gw0`, …), made when missing:

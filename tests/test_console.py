@@ -8,11 +8,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from argon2 import Type, extract_parameters
 from openpyxl import load_workbook
 from sqlalchemy import select, update
 
+from bot.config import ConsoleSettings
 from bot.engine import Engine
 from bot.services import Services
+from bot.staff import accounts
 from bot.storage.models import AuditEntry, OutboxMessage, StaffAccount, StaffSession, Tip, TipEvidence, utcnow
 from bot.tips import ledger
 from bot.web.app import create_app
@@ -360,3 +363,23 @@ async def test_evidence_is_downloaded_only_once_kept_only_in_scope_and_audited(c
     assert (await console.get(f"/console/tips/{town}/evidence/1")).status_code == 404  # another township
     rows = [r for r in await audit_rows(services) if r[1] == "export-evidence"]
     assert rows == [("console:赵干事", "export-evidence", river, "file 1")]
+
+
+async def test_passwords_are_hashed_at_production_cost_by_default_and_rehashed_at_sign_in(services: Services) -> None:
+    """The tests hash at a lower cost (tests/conftest.py); this checks what a deployment gets without settings, and
+    that a hash made at another cost is upgraded when its owner signs in."""
+    production = ConsoleSettings()
+    made = extract_parameters(accounts.hasher(production).hash("青山镇网格员2026"))
+    assert (made.type, made.time_cost, made.memory_cost, made.parallelism) == (Type.ID, 3, 65536, 4)
+    cheap = services.settings.console
+    assert cheap.password_memory_kib < production.password_memory_kib  # else this test proves nothing
+    async with services.db.transaction() as session:
+        await accounts.add(session, services.settings, "周主任", "staff", [], "青山镇网格员2026")
+    async with services.db.transaction() as session:
+        assert (await accounts.sign_in(session, production, "周主任", "青山镇网格员2026")).account is not None
+    async with services.db.session() as session:
+        stored = await session.scalar(select(StaffAccount.password_hash).where(StaffAccount.name == "周主任"))
+    assert extract_parameters(stored).memory_cost == 65536
+    async with services.db.transaction() as session:  # and it still verifies under the new parameters
+        assert (await accounts.sign_in(session, cheap, "周主任", "青山镇网格员2026")).account is not None
+        assert (await accounts.sign_in(session, cheap, "周主任", "wrong-password-1")).refusal == "wrong"

@@ -69,8 +69,16 @@ async def test_full_resident_conversation(client: httpx.AsyncClient, engine: Eng
     await me.tap("详细说说")
     assert len(me.replies) == 3
     assert "常见套路" in me.replies[0]["text"] and "怎么识别" in me.replies[1]["text"]
-    assert "怎么办" in me.replies[2]["text"] and "依据" in me.replies[2]["text"]
+    assert "怎么办" in me.replies[2]["text"] and "12345" in me.replies[2]["text"]
+    assert "（依据：" not in me.replies[2]["text"], "the statutes come on request, not after the advice"
     assert "{" not in me.text, "placeholders must be filled from config"
+    await me.tap("法律依据")
+    assert "法律依据" in me.replies[0]["text"] and "·" in me.replies[0]["text"]
+    assert "举报" in me.replies[-1]["text"] and "我要举报" in me.options()
+    await me.tap("回主菜单")
+    await me.tap("问问题")
+    await me.send("养老院让交钱订床位，每年还给利息，靠谱吗")
+    await me.tap("详细说说")
     await me.tap("相关：")
     assert me.text.startswith("【")
 

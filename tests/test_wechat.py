@@ -54,10 +54,11 @@ async def test_a_residents_conversation_by_numbered_menu(wechat: WeChatServer, e
     assert entry.startswith("【") and "回复 1：详细说说" in entry
     details = await wechat.say("o-res-1", "1")
     assert "常见套路" in details and "怎么识别" in details
-    beyond = await wechat.say("o-res-1", "9")  # four options: not "expired", but which numbers there are (issue 15)
-    assert "过期" not in beyond and "没有 9 这一项" in beyond and "请回复数字 1 到 4" in beyond
-    assert "回复 4：回主菜单" in beyond and "请点" not in beyond
-    assert "回复 1：问问题" in await wechat.say("o-res-1", "4")  # the menu shown again still works
+    assert "想看法律怎么规定，请回复数字 3" in details and "回复 3：法律依据" in details
+    beyond = await wechat.say("o-res-1", "9")  # five options: not "expired", but which numbers there are (issue 15)
+    assert "过期" not in beyond and "没有 9 这一项" in beyond and "请回复数字 1 到 5" in beyond
+    assert "回复 5：回主菜单" in beyond and "请点" not in beyond
+    assert "回复 1：问问题" in await wechat.say("o-res-1", "5")  # the menu shown again still works
     sub = await wechat.say("o-res-1", "订阅提醒")
     assert "回复 1：老年人" in sub
     await wechat.say("o-res-1", "1")

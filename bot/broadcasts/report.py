@@ -4,9 +4,8 @@ only as a masked id."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +15,9 @@ from bot.config import Settings
 from bot.outbox import FAILED, TABLE, UNREACHABLE
 from bot.storage.models import Broadcast, Subscriber
 from bot.tips.ledger import CHINA, as_utc
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 STATUSES = ("sent", "failed", "unreachable", "pending", "cancelled")
 NAMES = {"sent": "已送达", "failed": "失败", "unreachable": "暂时送不到", "pending": "待发送", "cancelled": "已取消"}

@@ -72,10 +72,11 @@ def passwd(name: str, password_stdin: PasswordOption = False) -> None:
     """Set a new password (the account's console sessions end; a lock-out is lifted)."""
     from bot.staff import accounts, audit
 
+    rules = settings().console
     password = _password(password_stdin)
 
     async def work(session: AsyncSession) -> str:
-        account = await accounts.set_password(session, name, password)
+        account = await accounts.set_password(session, rules, name, password)
         audit.record(session, ACTOR, "staff-passwd", account.name)
         return account.name
 

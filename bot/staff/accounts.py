@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,8 +26,26 @@ PERMISSIONS = {"reveal": ("handler",), "approve": ("approver",), "manage-account
                "read-audit": ("admin",)}
 NAME_MAX = 48
 PASSWORD_MIN = 10
-_hasher = PasswordHasher()
-_NO_ACCOUNT = _hasher.hash("no such account: the same work as a real check")
+
+
+def hasher(rules: ConsoleSettings) -> PasswordHasher:
+    return _hasher(rules.password_time_cost, rules.password_memory_kib, rules.password_parallelism)
+
+
+@lru_cache
+def _hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+
+
+def _no_account(rules: ConsoleSettings) -> str:
+    """A hash to check a name that has no account against: the same work as a real check. Made on first need, not
+    at import (every CLI command imports this module)."""
+    return _dummy(hasher(rules))
+
+
+@lru_cache
+def _dummy(made_by: PasswordHasher) -> str:
+    return made_by.hash("no such account: the same work as a real check")
 
 
 class StaffError(ValueError):
@@ -78,7 +97,7 @@ async def add(session: AsyncSession, settings: Settings, name: str, role: str, t
     if password is not None:
         check_password(password)
     account = StaffAccount(name=name, role=role, townships=sorted(set(townships)),
-                           password_hash=_hasher.hash(password) if password is not None else None)
+                           password_hash=hasher(settings.console).hash(password) if password is not None else None)
     session.add(account)
     await session.flush()
     return account
@@ -91,11 +110,11 @@ async def _existing(session: AsyncSession, name: str) -> StaffAccount:
     return account
 
 
-async def set_password(session: AsyncSession, name: str, password: str) -> StaffAccount:
+async def set_password(session: AsyncSession, rules: ConsoleSettings, name: str, password: str) -> StaffAccount:
     """A new password; the account's sessions end and a lock-out is lifted."""
     check_password(password)
     account = await _existing(session, name)
-    account.password_hash = _hasher.hash(password)
+    account.password_hash = hasher(rules).hash(password)
     account.failed_logins, account.locked_until = 0, None
     await end_sessions(session, account)
     return account
@@ -121,14 +140,14 @@ async def sign_in(session: AsyncSession, rules: ConsoleSettings, name: str, pass
     account = await find(session, name) if name.strip() else None
     if account is None or account.password_hash is None:
         try:  # as slow as a real check: the time taken says nothing about which names exist
-            _hasher.verify(_NO_ACCOUNT, password + "!")
+            hasher(rules).verify(_no_account(rules), password + "!")
         except VerificationError:
             pass
         return SignIn(None, "wrong")
     if account.locked_until is not None and as_utc(account.locked_until) > now:
         return SignIn(None, "locked")
     try:
-        _hasher.verify(account.password_hash, password)
+        hasher(rules).verify(account.password_hash, password)
     except (VerificationError, InvalidHashError):
         account.failed_logins += 1
         if account.failed_logins >= rules.max_failed_logins:
@@ -138,8 +157,8 @@ async def sign_in(session: AsyncSession, rules: ConsoleSettings, name: str, pass
         return SignIn(None, "wrong")
     if account.disabled:
         return SignIn(None, "disabled")
-    if _hasher.check_needs_rehash(account.password_hash):
-        account.password_hash = _hasher.hash(password)
+    if hasher(rules).check_needs_rehash(account.password_hash):
+        account.password_hash = hasher(rules).hash(password)
     account.failed_logins, account.locked_until, account.last_login = 0, None, now
     return SignIn(account)
 

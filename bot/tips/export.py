@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,9 @@ from bot.storage.models import Tip, TipEvidence
 from bot.tips import ledger
 from bot.vault import Vault
 from knowledge.schema import load_taxonomy
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 SHEET_TITLE = "线索台账"
 HEADER = ("序号", "受理编号", "受理时间", "渠道", "线索类别", "乡镇", "村(社区)", "具体地点", "涉及主体",

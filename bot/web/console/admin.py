@@ -65,7 +65,7 @@ async def account_change(desk: Desk) -> Response:
             audit.record(desk.session, desk.actor, f"staff-{action}", changed.name)
             notice = "changed"
         elif action == "passwd":
-            changed = await accounts.set_password(desk.session, str(form.get("name", "")),
+            changed = await accounts.set_password(desk.session, desk.settings.console, str(form.get("name", "")),
                                                   str(form.get("password", "")))
             audit.record(desk.session, desk.actor, "staff-passwd", changed.name)
             notice = "changed"
