@@ -13,7 +13,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,11 @@ class Lexicon:
         )
 
 
+def load_offtopic(path: Path = OFFTOPIC_FILE) -> list[str]:
+    """The everyday questions that are not about fundraising."""
+    return [str(q) for q in yaml.safe_load(path.read_text(encoding="utf-8"))["questions"]]
+
+
 @dataclass(frozen=True)
 class Hit:
     entry: Entry
@@ -88,7 +93,8 @@ def _pinyin_key(syllables: list[str]) -> str:
 
 
 class SearchIndex:
-    def __init__(self, kb: KnowledgeBase, lexicon: Lexicon | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, lexicon: Lexicon | None = None,
+                 offtopic: Sequence[str] | None = None) -> None:
         self.kb = kb
         self.lexicon = lexicon or Lexicon.load()
         self.tokenizer = jieba.Tokenizer()
@@ -100,7 +106,7 @@ class SearchIndex:
             if has_han(word) and len(word) > 1:
                 self.tokenizer.add_word(word, freq=20000)
         # everyday questions compete with the entries; when one wins, the honest answer is "no match"
-        offtopic = yaml.safe_load(OFFTOPIC_FILE.read_text(encoding="utf-8"))["questions"]
+        offtopic = load_offtopic() if offtopic is None else offtopic
         self.entries = list(kb.entries) + [
             Entry(id=f"{OFFTOPIC}-{n}", category=OFFTOPIC, title=q, questions=(), summary="", body={},
                   legal_basis=(), audience=(), related=(), keywords=()) for n, q in enumerate(offtopic)]
