@@ -13,7 +13,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import yaml
 from pypinyin import Style, lazy_pinyin
 
 from knowledge.bm25 import BM25
+from knowledge.classify import CategoryModel
 from knowledge.schema import KNOWLEDGE_DIR, Entry, KnowledgeBase
 from knowledge.text import has_han, normalize
 
@@ -35,6 +36,10 @@ _NUMERIC = re.compile(r"^[0-9.%零〇一二三四五六七八九十百千万亿�
 # confidence = how much of the query the entry covers, how closely it resembles one sample question (by words and
 # by character pairs); weights chosen on the dev and held-out sets (`fangfei eval kb`)
 W_COVER, W_TOKENS, W_BIGRAMS = 0.4, 0.3, 0.3
+# the score that ranks and accepts: the category model's belief in the entry's category, fused with how well the
+# entry's own words fit (chosen by cross-validation, `fangfei eval kb --folds 5`)
+W_CATEGORY = 0.5
+CATEGORY_TEMPERATURE = 2.0
 CANDIDATES = 30
 _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"), ("ang", "an"))
 jieba.setLogLevel(logging.WARNING)  # jieba sets its logger to DEBUG on import ("Building prefix dict …" on stderr)
@@ -105,26 +110,20 @@ class SearchIndex:
         for word in vocabulary:
             if has_han(word) and len(word) > 1:
                 self.tokenizer.add_word(word, freq=20000)
-        # everyday questions compete with the entries; when one wins, the honest answer is "no match"
         offtopic = load_offtopic() if offtopic is None else offtopic
-        self.entries = list(kb.entries) + [
-            Entry(id=f"{OFFTOPIC}-{n}", category=OFFTOPIC, title=q, questions=(), summary="", body={},
-                  legal_basis=(), audience=(), related=(), keywords=()) for n, q in enumerate(offtopic)]
+        words = _Memo(self._words)  # each text of the base is cut once while the index is built
         docs: list[list[str]] = []
         self.question_tokens: list[list[set[str]]] = []
-        for e in self.entries:
-            if e.category == OFFTOPIC:
-                docs.append(self._tokens(e.title))
-                self.question_tokens.append([set(docs[-1])])
-                continue
+        for e in kb.entries:
             fields = {"title": e.title, "keywords": " ".join(e.keywords), "questions": " ".join(e.questions),
                       "summary": e.summary, "body": " ".join(e.body.values())}
             doc: list[str] = []
             for name, text in fields.items():
-                doc += self._tokens(text) * _FIELD_WEIGHTS[name]
-            doc += self._tokens(kb.categories[e.category].name)
+                doc += [self._canon(w) for w in words(text)] * _FIELD_WEIGHTS[name]
+            doc += [self._canon(w) for w in words(kb.categories[e.category].name)]
             docs.append(doc)
-            self.question_tokens.append([set(self._tokens(q)) for q in (e.title, *e.questions)])
+            self.question_tokens.append([{self._canon(w) for w in words(q)} for q in (e.title, *e.questions)])
+        self.entries = list(kb.entries)
         self.bm25 = BM25(docs)
         self.by_category: dict[str, list[int]] = {}
         for i, e in enumerate(self.entries):
@@ -145,6 +144,27 @@ class SearchIndex:
             if has_han(word) and 2 <= len(word) <= 6:
                 self.by_pinyin.setdefault(_pinyin_key(lazy_pinyin(word, style=Style.NORMAL)), word)
         self.max_key_len = max((len(k) for k in self.by_pinyin), default=0)
+        self.model = self._train(kb, offtopic, words)
+
+    def _train(self, kb: KnowledgeBase, offtopic: Sequence[str], words: Callable[[str], list[str]]) -> CategoryModel:
+        """The category model, from the base's own texts; everyday questions are a class of their own."""
+        samples: list[tuple[str, Counter[str]]] = []
+        for e in kb.entries:
+            for text in (e.title, *e.questions, " ".join(e.keywords), e.summary):
+                samples.append((e.category, self._features(words(text))))
+        for c in kb.categories.values():
+            samples.append((c.slug, self._features(words(f"{c.name} {c.covers}"))))
+        samples += [(OFFTOPIC, self._features(words(q))) for q in offtopic]
+        return CategoryModel(samples, temperature=CATEGORY_TEMPERATURE)
+
+    def _features(self, words: list[str]) -> Counter[str]:
+        """The classifier's view of a text (its words without stop words): the words, canonical, and the
+        characters, pairs and triples of the words run together (robust where segmentation goes astray)."""
+        feats: Counter[str] = Counter("w" + self._canon(w) for w in words)
+        run = "".join(w for w in words if has_han(w))
+        for n in (1, 2, 3):
+            feats.update(run[i:i + n] for i in range(len(run) - n + 1))
+        return feats
 
     def _build_bigrams(self) -> None:
         """Character bigrams of every sample question: robust where word segmentation goes astray."""
@@ -174,16 +194,21 @@ class SearchIndex:
         return self.lexicon.synonyms.get(token, token)
 
     def _tokens(self, text: str, cuts: dict[str, list[str]] | None = None) -> list[str]:
-        """The text's words, canonical; `cuts`: runs of Chinese already cut by jieba for this text."""
+        """The text's words without stop words, canonical; `cuts`: runs of Chinese already cut by jieba for
+        this text."""
+        return [self._canon(w) for w in self._words(text, cuts)]
+
+    def _words(self, text: str, cuts: dict[str, list[str]] | None = None) -> list[str]:
+        """The text's words as written, without stop words and bare numbers."""
         out: list[str] = []
         for chunk in _WORD.findall(normalize(text)):
             if not has_han(chunk):
-                if chunk not in self.lexicon.stopwords:
-                    out.append(self._canon(chunk))
+                if chunk not in self.lexicon.stopwords and not chunk.isdigit():
+                    out.append(chunk)
                 continue
             for tok in (cuts or {}).get(chunk) or self.tokenizer.cut(chunk, HMM=False):
                 if tok not in self.lexicon.stopwords and not _NUMERIC.match(tok):
-                    out.append(self._canon(tok))
+                    out.append(tok)
         return out
 
     def _repair(self, text: str, cuts: dict[str, list[str]]) -> str:
@@ -259,31 +284,36 @@ class SearchIndex:
         """The entries that answer `query`, best first (only those of `category` when given)."""
         cuts: dict[str, list[str]] = {}
         prepared = self._prepare(query, cuts)
-        tokens = self._tokens(prepared, cuts)
+        words = self._words(prepared, cuts)
+        tokens = [self._canon(w) for w in words]
         unique = set(tokens)
         if not unique:
             return SearchResult(query, False, ())
         idf = {t: self._weight(t) for t in unique}
         mass = sum(idf.values())
         bm = self.bm25.scores(tokens)
+        probs = self.model.probabilities(self._features(words))
+        # the categories the model believes in bring all their entries, whatever words they share
+        for c, p in probs.items():
+            if p >= 0.05:
+                for i in self.by_category.get(c, ()):
+                    bm.setdefault(i, 0.0)
         if category is not None:
             bm = {i: bm.get(i, 0.0) for i in self.by_category.get(category, ())}
         similar = self._bigram_similarity(prepared)
         resemblance = self.question_words.best(idf, math.sqrt(mass))  # weighted cosine over words
         # the full confidence is computed only for the entries a cheap first pass puts in front
-        first = sorted(bm, key=lambda i: bm[i] / (bm[i] + 8.0) + similar.get(i, 0.0), reverse=True)[:CANDIDATES]
-        ranked: list[tuple[float, float, int]] = []
+        first = sorted(bm, key=lambda i: bm[i] / (bm[i] + 8.0) + similar.get(i, 0.0)
+                       + 2 * probs.get(self.entries[i].category, 0.0), reverse=True)[:CANDIDATES]
+        ranked: list[tuple[float, int]] = []
         for i in first:
-            raw = bm[i]
             covered = sum(w for t, w in idf.items() if t in self.doc_sets[i]) / mass
-            confidence = W_COVER * covered + W_TOKENS * resemblance.get(i, 0.0) + W_BIGRAMS * similar.get(i, 0.0)
-            relevance = raw / (raw + 8.0) + confidence
-            ranked.append((relevance, confidence, i))
+            lexical = W_COVER * covered + W_TOKENS * resemblance.get(i, 0.0) + W_BIGRAMS * similar.get(i, 0.0)
+            score = W_CATEGORY * probs.get(self.entries[i].category, 0.0) + (1 - W_CATEGORY) * lexical
+            ranked.append((score, i))
         ranked.sort(reverse=True)
-        everyday = bool(ranked) and self.entries[ranked[0][2]].category == OFFTOPIC
-        ranked = [r for r in ranked if self.entries[r[2]].category != OFFTOPIC]
-        hits = tuple(Hit(self.entries[i], round(conf, 4)) for _, conf, i in ranked[:top])
-        matched = bool(hits) and not everyday and hits[0].score >= threshold
+        hits = tuple(Hit(self.entries[i], round(score, 4)) for score, i in ranked[:top])
+        matched = bool(hits) and hits[0].score >= threshold
         return SearchResult(query, matched, hits)
 
     def _weight(self, token: str) -> float:
@@ -295,6 +325,20 @@ class SearchIndex:
             weight = self.bm25.max_idf * min(1.0, max(0.2, (general - 7.0) / 7.0))
         return weight * 0.5 if len(token) == 1 else weight
 
+
+
+class _Memo:
+    """A function's answers kept by argument (for the texts an index build cuts more than once)."""
+
+    def __init__(self, fn: Callable[[str], list[str]]) -> None:
+        self.fn = fn
+        self.seen: dict[str, list[str]] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        found = self.seen.get(text)
+        if found is None:
+            found = self.seen[text] = self.fn(text)
+        return found
 
 
 class _Samples:
