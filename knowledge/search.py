@@ -32,6 +32,10 @@ OFFTOPIC = "_offtopic"
 _WORD = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+")
 _LATIN_ONLY = re.compile(r"^[a-z\s']+$")
 _FIELD_WEIGHTS = {"title": 3, "keywords": 3, "questions": 1, "summary": 1, "body": 1}
+# a rate however it is written (1%, 百分之一, 一分利, 日息千分之五, 三个点) is one word, so its digits weigh nothing
+_N = r"[0-9.零〇一二两三四五六七八九十百点几]+"
+_RATE = re.compile(rf"(?:百分之|千分之|万分之){_N}|{_N}\s*[%‰]|{_N}(?:分利|分息|厘息?|个点)")
+RATE_WORD = "利率"
 _NUMERIC = re.compile(r"^[0-9.%零〇一二三四五六七八九十百千万亿两几半点个块元之分厘毛成倍]+$")
 # confidence = how much of the query the entry covers, how closely it resembles one sample question (by words and
 # by character pairs); weights chosen on the dev and held-out sets (`fangfei eval kb`)
@@ -201,7 +205,7 @@ class SearchIndex:
     def _words(self, text: str, cuts: dict[str, list[str]] | None = None) -> list[str]:
         """The text's words as written, without stop words and bare numbers."""
         out: list[str] = []
-        for chunk in _WORD.findall(normalize(text)):
+        for chunk in _WORD.findall(_RATE.sub(f" {RATE_WORD} ", normalize(text))):
             if not has_han(chunk):
                 if chunk not in self.lexicon.stopwords and not chunk.isdigit():
                     out.append(chunk)
