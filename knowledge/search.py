@@ -42,8 +42,9 @@ _NUMERIC = re.compile(r"^[0-9.%零〇一二三四五六七八九十百千万亿�
 W_COVER, W_TOKENS, W_BIGRAMS = 0.4, 0.3, 0.3
 # the score that ranks and accepts: the category model's belief in the entry's category, fused with how well the
 # entry's own words fit (chosen by cross-validation, `fangfei eval kb --folds 5`)
-W_CATEGORY = 0.5
-CATEGORY_TEMPERATURE = 2.0
+W_CATEGORY = 0.2
+W_BM25 = 0.1
+CATEGORY_TEMPERATURE = 1.0
 CANDIDATES = 30
 _FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"), ("ang", "an"))
 jieba.setLogLevel(logging.WARNING)  # jieba sets its logger to DEBUG on import ("Building prefix dict …" on stderr)
@@ -284,7 +285,7 @@ class SearchIndex:
         return self._repair(text, cuts)
 
     # -- ranking --------------------------------------------------------------------------------------------------
-    def search(self, query: str, top: int = 5, threshold: float = 0.22, category: str | None = None) -> SearchResult:
+    def search(self, query: str, top: int = 5, threshold: float = 0.3, category: str | None = None) -> SearchResult:
         """The entries that answer `query`, best first (only those of `category` when given)."""
         cuts: dict[str, list[str]] = {}
         prepared = self._prepare(query, cuts)
@@ -309,14 +310,15 @@ class SearchIndex:
         # the full confidence is computed only for the entries a cheap first pass puts in front
         first = sorted(bm, key=lambda i: bm[i] / (bm[i] + 8.0) + similar.get(i, 0.0)
                        + 2 * probs.get(self.entries[i].category, 0.0), reverse=True)[:CANDIDATES]
+        off = probs.get(OFFTOPIC, 0.0)
+        top_bm = max((bm[i] for i in first), default=0.0) or 1.0
         ranked: list[tuple[float, int]] = []
         for i in first:
             covered = sum(w for t, w in idf.items() if t in self.doc_sets[i]) / mass
             lexical = W_COVER * covered + W_TOKENS * resemblance.get(i, 0.0) + W_BIGRAMS * similar.get(i, 0.0)
-            score = W_CATEGORY * probs.get(self.entries[i].category, 0.0) + (1 - W_CATEGORY) * lexical
-            ranked.append((score, i))
+            ranked.append((fuse(probs.get(self.entries[i].category, 0.0), lexical, off, bm[i] / top_bm), i))
         ranked.sort(reverse=True)
-        hits = tuple(Hit(self.entries[i], round(score, 4)) for score, i in ranked[:top])
+        hits = tuple(Hit(self.entries[i], round(score, 4)) for score, i in _by_category(ranked, self.entries)[:top])
         matched = bool(hits) and hits[0].score >= threshold
         return SearchResult(query, matched, hits)
 
@@ -329,6 +331,24 @@ class SearchIndex:
             weight = self.bm25.max_idf * min(1.0, max(0.2, (general - 7.0) / 7.0))
         return weight * 0.5 if len(token) == 1 else weight
 
+
+
+def fuse(category: float, lexical: float, everyday: float, bm25: float) -> float:
+    """The one score that ranks and accepts: the model's belief in the entry's category beside how well the
+    entry's own words fit the question, lowered by the model's belief that it is an everyday question."""
+    return (W_CATEGORY * category + (1 - W_CATEGORY) * lexical + W_BM25 * bm25) * (1 - everyday)
+
+
+def _by_category(ranked: list[tuple[float, int]], entries: list[Entry]) -> list[tuple[float, int]]:
+    """The best entry of each category first (a resident needs the right category), then the others."""
+    seen: set[str] = set()
+    first: list[tuple[float, int]] = []
+    rest: list[tuple[float, int]] = []
+    for item in ranked:
+        category = entries[item[1]].category
+        (rest if category in seen else first).append(item)
+        seen.add(category)
+    return first + rest
 
 
 class _Memo:
