@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 
 
 class CategoryModel:
-    def __init__(self, samples: Iterable[tuple[str, Mapping[str, float]]], alpha: float = 1.0,
-                 temperature: float = 1.0) -> None:
+    def __init__(
+        self, samples: Iterable[tuple[str, Mapping[str, float]]], alpha: float = 1.0, temperature: float = 1.0
+    ) -> None:
         """`samples`: (label, feature counts) per training text; `temperature` sharpens the probabilities."""
         docs = [(label, feats) for label, feats in samples if feats]
         self.temperature = temperature
