@@ -36,7 +36,14 @@ class CategoryModel:
         vocab = len(total)
         grand = sum(total.values())
         self.total = dict(total)
-        self.own = {c: dict(per_class[c]) for c in self.labels}
+        # log(total + α) per feature, and per feature the classes that hold it with how much that log changes
+        # when the class's own share is taken out: a query then touches only its features' classes
+        self.log_total = {f: math.log(t + alpha) for f, t in total.items()}
+        self.owners: dict[str, list[tuple[str, float]]] = {}
+        for c in self.labels:
+            for f, v in per_class[c].items():
+                delta = self.log_total[f] - math.log(total[f] - v + alpha)
+                self.owners.setdefault(f, []).append((c, delta))
         # log of each class's complement normaliser, and the sum over the vocabulary of its features' |weights|
         self.log_z: dict[str, float] = {}
         self.norm: dict[str, float] = {}
@@ -56,14 +63,14 @@ class CategoryModel:
     def scores(self, feats: Mapping[str, float]) -> dict[str, float]:
         """Per class, how well the text fits it (higher is better; comparable across classes of one text)."""
         vec = {f: x for f, x in self._vector(feats).items() if f in self.total}
-        out: dict[str, float] = {}
-        for c in self.labels:
-            own, log_z, alpha = self.own[c], self.log_z[c], self.alpha
-            fit = 0.0
-            for f, x in vec.items():
-                fit += x * (log_z - math.log(self.total[f] - own.get(f, 0.0) + alpha))
-            out[c] = fit / self.norm[c]
-        return out
+        # Σ x·(log z_c − log(total − own_c + α)) = log z_c·Σx − Σ x·log(total + α) + Σ over c's features x·delta
+        mass = sum(vec.values())
+        common = sum(x * self.log_total[f] for f, x in vec.items())
+        fit = {c: self.log_z[c] * mass - common for c in self.labels}
+        for f, x in vec.items():
+            for c, delta in self.owners[f]:
+                fit[c] += x * delta
+        return {c: fit[c] / self.norm[c] for c in self.labels}
 
     def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
         """Per class, a probability: the scores standardised over the classes, then a softmax."""
