@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from knowledge.schema import KnowledgeBase
 from knowledge.search import SearchResult
 
 if TYPE_CHECKING:
@@ -59,6 +60,40 @@ def score_kb(cases: Iterable[dict], search: Callable[[str], SearchResult]) -> Kb
         if not hit1:
             s.misses.append(f"{case['q']} -> {cats[:3]} matched={result.matched} wanted {sorted(wanted)}")
     return s
+
+
+def folds(kb: KnowledgeBase, offtopic: Sequence[str], k: int) -> Iterator[tuple[KnowledgeBase, list[str], list[dict]]]:
+    """K train/test splits: each entry's sample questions (and the everyday questions) dealt into `k` folds in
+    turn; fold f's questions are held out of the base and become its labelled test cases."""
+    for f in range(k):
+        cases: list[dict] = []
+        entries = []
+        for e in kb.entries:
+            cases += [{"q": q, "cats": [e.category]} for n, q in enumerate(e.questions) if n % k == f]
+            entries.append(replace(e, questions=tuple(q for n, q in enumerate(e.questions) if n % k != f)))
+        cases += [{"q": q, "cats": []} for n, q in enumerate(offtopic) if n % k == f]
+        yield (KnowledgeBase(kb.categories, entries), [q for n, q in enumerate(offtopic) if n % k != f], cases)
+
+
+def cross_validate(kb: KnowledgeBase, offtopic: Sequence[str], k: int,
+                   methods: dict[str, Callable[[KnowledgeBase, list[str]], Callable[[str], SearchResult]]],
+                   ) -> dict[str, KbScore]:
+    """Each method (built from a base and its everyday questions) scored on the questions it never saw."""
+    if k < 2:
+        raise ValueError("at least 2 folds")
+    total = {name: KbScore() for name in methods}
+    for train, everyday, cases in folds(kb, offtopic, k):
+        for name, build in methods.items():
+            one = score_kb(cases, build(train, everyday))
+            s = total[name]
+            s.answerable += one.answerable
+            s.top1 += one.top1
+            s.top3 += one.top3
+            s.answered += one.answered
+            s.unanswerable += one.unanswerable
+            s.refused += one.refused
+            s.misses += one.misses
+    return total
 
 
 @dataclass

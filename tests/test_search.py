@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluation import read_jsonl, score_kb
+from bot.evaluation import folds, read_jsonl, score_kb
 from bot.services import Services
-from knowledge.search import PlainBM25
+from knowledge.classify import CategoryModel
+from knowledge.search import RATE_WORD, PlainBM25, load_offtopic
+from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "eval" / "kb_dev.jsonl"
@@ -33,6 +35,72 @@ def best_category(shared: Services, query: str) -> str | None:
 ])
 def test_tolerant_matching(shared: Services, query: str, category: str) -> None:
     assert best_category(shared, query) == category
+
+
+# what a first-time user tried and got wrong (issue 15 §1)
+@pytest.mark.parametrize(("query", "entry"), [
+    ("非法集资是什么", "identify-four-features"),      # was the reporting entry
+    ("非法集资", "identify-four-features"),
+    ("feifa jizi shi shenme", "identify-four-features"),
+    ("非法急资怎么认", "identify-four-features"),      # typo; was the crimes entry
+    ("伪私募是什么意思", "private-fund-public-sale"),   # 意思 matched another entry's sample
+    ("每天返1%", "ponzi-daily-return"),               # the digit token outweighed everything
+    ("抖音直播间老师推荐的股票能跟吗", "wealth-livestream-stock-tips"),  # 抖音 was cut into 抖/音
+    ("投资养殖场 一年回本", "agri-custody-breeding"),  # 养殖场, 回本 were unknown
+])
+def test_first_users_questions_find_the_right_entry(shared: Services, query: str, entry: str) -> None:
+    result = shared.search(query)
+    assert result.matched and result.best is not None and result.best.entry.id == entry, result.hits[:3]
+
+
+@pytest.mark.parametrize("query", ["請問虛擬貨幣投資是不是非法集資", "虚拟货币投资是不是非法集资"])
+def test_a_polite_prefix_does_not_change_the_answer(shared: Services, query: str) -> None:
+    """请问 sent this to 数字人民币; without it the answer was right."""
+    assert best_category(shared, query) == "crypto-blockchain"
+
+
+def test_a_request_for_a_poem_is_no_match(shared: Services) -> None:
+    """帮/写 matched "how to check a licence"."""
+    assert not shared.search("帮我写一首诗").matched
+
+
+@pytest.mark.parametrize("text", ["每天返1%", "日息千分之五", "一分利", "年化12.5%", "百分之二十", "返三个点"])
+def test_a_rate_is_one_word_however_written(shared: Services, text: str) -> None:
+    tokens = shared.index.query_tokens(text)
+    assert shared.index.query_tokens(RATE_WORD)[0] in tokens
+    assert not any(ch.isdigit() for t in tokens for ch in t), tokens
+
+
+def test_filler_words_carry_no_meaning(shared: Services) -> None:
+    assert shared.index.query_tokens("请问伪私募是什么意思") == shared.index.query_tokens("伪私募")
+    assert "抖音" in shared.index._words("抖音直播间")  # a domain word, not 抖/音
+
+
+def test_the_category_model_learns_from_its_samples() -> None:
+    model = CategoryModel([("a", {"养老": 1, "床位": 1}), ("a", {"养老": 1, "公寓": 1}),
+                           ("b", {"虚拟币": 1, "挖矿": 1}), ("b", {"虚拟币": 1, "矿机": 1})])
+    probs = model.probabilities({"床位": 1, "养老": 1})
+    assert probs["a"] > 0.5 > probs["b"] and abs(sum(probs.values()) - 1) < 1e-9
+    assert model.probabilities({"没见过": 1}) == {"a": 0.5, "b": 0.5}
+
+
+def test_folds_hold_every_question_out_exactly_once(shared: Services) -> None:
+    everyday = load_offtopic()
+    held: list[str] = []
+    for train, kept, cases in folds(shared.kb, everyday, 5):
+        seen = {q for e in train.entries for q in e.questions} | set(kept)
+        assert not seen & {c["q"] for c in cases}  # the index never sees the questions it is scored on
+        held += [c["q"] for c in cases]
+        assert all(c["cats"] == [] for c in cases if c["q"] in everyday)
+    every = [q for e in shared.kb.entries for q in e.questions] + everyday
+    assert sorted(held) == sorted(every)
+
+
+@pytest.mark.parametrize("args", [(), ("--folds", "1"), ("some.jsonl", "--folds", "5")])
+def test_eval_kb_wants_a_file_or_folds(args: tuple[str, ...]) -> None:
+    proc = run("eval", "kb", *args, check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
 
 
 @pytest.mark.parametrize("query", ["天气预报", "给我讲个笑话", "火车票怎么买", "怎么办理社保卡", "谢谢", "", "😀",

@@ -2,29 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from bot.cli.common import console, existing, say_error, services, settings
 
+if TYPE_CHECKING:
+    from knowledge.schema import KnowledgeBase
+    from knowledge.search import SearchResult
+
 app = typer.Typer(help="Quality figures on labelled JSONL sets.")
 
 
 @app.command("kb")
-def eval_kb(file: Path, show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
-    """Top-1, top-3 and no-match accuracy, ours beside plain BM25."""
-    from bot.evaluation import score_kb
-    from knowledge.search import PlainBM25
+def eval_kb(file: Annotated[Path | None, typer.Argument()] = None,
+            folds: Annotated[int, typer.Option("--folds", help="cross-validate on the base's own questions")] = 0,
+            show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
+    """Top-1, top-3 and no-match accuracy, ours beside plain BM25: on a labelled FILE, or with --folds K on the
+    knowledge base's own sample questions, each fold held out of the index it is asked against."""
+    from bot.evaluation import cross_validate, score_kb
+    from knowledge.search import PlainBM25, SearchIndex, load_offtopic
 
+    if (file is None) == (folds == 0):
+        say_error("give a FILE or --folds K (not both)")
+        raise typer.Exit(2)
+    if file is None and not 2 <= folds <= 20:
+        say_error("--folds: between 2 and 20")
+        raise typer.Exit(2)
     s = settings()
-    cases = _cases(file)
+    cases = _cases(file) if file is not None else []
     svc = services(s)
-    ours = score_kb(cases, lambda q: svc.search(q))
-    base = score_kb(cases, PlainBM25(svc.kb).search)
-    _figures_table(f"knowledge search on {file.name}", ours.figures(), base.figures())
+    if file is None:
+        threshold = s.search.threshold
+
+        def ours_on(kb: KnowledgeBase, everyday: list[str]) -> Callable[[str], SearchResult]:
+            index = SearchIndex(kb, offtopic=everyday)
+            return lambda q: index.search(q, threshold=threshold)
+
+        scores = cross_validate(svc.kb, load_offtopic(), folds,
+                                {"ours": ours_on, "base": lambda kb, everyday: PlainBM25(kb).search})
+        ours, base = scores["ours"], scores["base"]
+        title = f"knowledge search, {folds}-fold cross-validation on the base's own questions"
+    else:
+        ours = score_kb(cases, lambda q: svc.search(q))
+        base = score_kb(cases, PlainBM25(svc.kb).search)
+        title = f"knowledge search on {file.name}"
+    _figures_table(title, ours.figures(), base.figures())
     if show_misses:
         for m in ours.misses:
             print("  miss:", m)

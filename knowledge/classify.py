@@ -1,0 +1,86 @@
+"""Which category a question belongs to: complement naive Bayes (Rennie et al., 2003) over sparse features.
+
+Trained at index build on the knowledge base's own texts (titles, sample questions, keywords, summaries) and the
+everyday questions as a class of their own. Each training text's features are log-damped, idf-weighted and
+length-normed; a class is described by the features of every *other* class (its complement), which keeps small
+classes from being drowned by large ones. Pure Python: a query touches only its own features.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+
+class CategoryModel:
+    def __init__(
+        self, samples: Iterable[tuple[str, Mapping[str, float]]], alpha: float = 1.0, temperature: float = 1.0
+    ) -> None:
+        """`samples`: (label, feature counts) per training text; `temperature` sharpens the probabilities."""
+        docs = [(label, feats) for label, feats in samples if feats]
+        self.temperature = temperature
+        df: Counter[str] = Counter()
+        for _, feats in docs:
+            df.update(feats.keys())
+        n = len(docs)
+        self.idf = {f: math.log(1 + n / c) for f, c in df.items()}
+        per_class: dict[str, Counter[str]] = {}
+        total: Counter[str] = Counter()
+        for label, feats in docs:
+            vec = self._vector(feats)
+            per_class.setdefault(label, Counter()).update(vec)
+            total.update(vec)
+        self.labels = sorted(per_class)
+        self.alpha = alpha
+        vocab = len(total)
+        grand = sum(total.values())
+        self.total = dict(total)
+        # log(total + α) per feature, and per feature the classes that hold it with how much that log changes
+        # when the class's own share is taken out: a query then touches only its features' classes
+        self.log_total = {f: math.log(t + alpha) for f, t in total.items()}
+        self.owners: dict[str, list[tuple[str, float]]] = {}
+        for c in self.labels:
+            for f, v in per_class[c].items():
+                delta = self.log_total[f] - math.log(total[f] - v + alpha)
+                self.owners.setdefault(f, []).append((c, delta))
+        # log of each class's complement normaliser, and the sum over the vocabulary of its features' |weights|
+        self.log_z: dict[str, float] = {}
+        self.norm: dict[str, float] = {}
+        base = sum(math.log(t + alpha) for t in total.values())
+        for c in self.labels:
+            own = per_class[c]
+            log_z = math.log(grand - sum(own.values()) + alpha * vocab)
+            s = base + sum(math.log(total[f] - v + alpha) - math.log(total[f] + alpha) for f, v in own.items())
+            self.log_z[c] = log_z
+            self.norm[c] = vocab * log_z - s  # every complement weight is log(θ) < 0, so |w| = -w
+
+    def _vector(self, feats: Mapping[str, float]) -> dict[str, float]:
+        vec = {f: math.log1p(v) * self.idf.get(f, 0.0) for f, v in feats.items()}
+        length = math.sqrt(sum(x * x for x in vec.values())) or 1.0
+        return {f: x / length for f, x in vec.items() if x}
+
+    def scores(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, how well the text fits it (higher is better; comparable across classes of one text)."""
+        vec = {f: x for f, x in self._vector(feats).items() if f in self.total}
+        # Σ x·(log z_c − log(total − own_c + α)) = log z_c·Σx − Σ x·log(total + α) + Σ over c's features x·delta
+        mass = sum(vec.values())
+        common = sum(x * self.log_total[f] for f, x in vec.items())
+        fit = {c: self.log_z[c] * mass - common for c in self.labels}
+        for f, x in vec.items():
+            for c, delta in self.owners[f]:
+                fit[c] += x * delta
+        return {c: fit[c] / self.norm[c] for c in self.labels}
+
+    def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, a probability: the scores standardised over the classes, then a softmax."""
+        scores = self.scores(feats)
+        values = list(scores.values())
+        mean = sum(values) / len(values)
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        if spread == 0:
+            return {c: 1.0 / len(scores) for c in scores}
+        top = max(values)
+        exp = {c: math.exp(self.temperature * (v - top) / spread) for c, v in scores.items()}
+        total = sum(exp.values())
+        return {c: v / total for c, v in exp.items()}
