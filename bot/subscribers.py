@@ -14,10 +14,10 @@ AUDIENCES = {"elderly": "老年人", "student": "学生", "other": "其他"}
 WINDOW_CHANNELS = ("wechat",)  # platforms that let us message a user only for a while after they wrote
 SEEN_EVERY = timedelta(minutes=10)  # `last_seen` is written at most this often (so it may be this much early)
 _TABLE = Subscriber.__table__
-_SEEN = (update(_TABLE).where(_TABLE.c.channel == bindparam("channel"), _TABLE.c.user_id == bindparam("user"),
+_SEEN = (update(_TABLE).where(_TABLE.c.channel == bindparam("on"), _TABLE.c.user_id == bindparam("who"),
                               or_(_TABLE.c.last_seen.is_(None), _TABLE.c.last_seen < bindparam("stale"),
                                   _TABLE.c.reachable.is_(False)))
-         .values(last_seen=bindparam("seen"), reachable=True))
+         .values(last_seen=bindparam("at"), reachable=True))
 _PG_SEEN = ("UPDATE subscribers SET last_seen = $4, reachable = true WHERE channel = $1 AND user_id = $2"
             " AND (last_seen IS NULL OR last_seen < $3 OR NOT reachable)")
 
@@ -80,5 +80,5 @@ async def seen(tx: TurnTransaction, channel: str, user: str) -> None:
     if channel not in WINDOW_CHANNELS:
         return
     now = utcnow()
-    await tx.execute_after(_PG_SEEN, _SEEN, {"channel": channel, "user": user, "stale": now - SEEN_EVERY,
-                                             "seen": now})
+    await tx.execute_after(_PG_SEEN, _SEEN, {"on": channel, "who": user, "stale": now - SEEN_EVERY,
+                                             "at": now})

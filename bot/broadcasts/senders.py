@@ -106,9 +106,9 @@ async def send_template(api: WeChatApi, db: Database, vault: Vault, settings: Se
     return Outcome.failed(f"template message refused: errcode {result.errcode}")
 
 
-def wechat(api: WeChatApi, db: Database, vault: Vault, settings: Settings) -> Sender:
+def wechat(api: WeChatApi, db: Database, vault: Vault, settings: Settings | None = None) -> Sender:
     """warn-wechat and relay-wechat: a customer-service message; beyond the window a template message (residents'
-    copies, when configured) or a notice for their next message."""
+    copies, when `settings` configure one) or a notice for their next message."""
 
     async def send(target: str, payload: dict[str, Any]) -> Outcome:
         try:
@@ -120,7 +120,7 @@ def wechat(api: WeChatApi, db: Database, vault: Vault, settings: Settings) -> Se
         if result.errcode == UNFOLLOWED:
             return await _unfollowed(db, target)
         if result.errcode in WINDOW_SHUT:
-            if settings.wechat.template_id and "area" in payload:  # a resident's copy (a cadre's has its own words)
+            if settings is not None and settings.wechat.template_id and "area" in payload:  # a resident's copy (a cadre's has its own words)
                 return await send_template(api, db, vault, settings, target, payload)
             return await _noticed(db, vault, target, payload["text"], f"{WINDOW_CLOSED} (errcode {result.errcode})")
         if result.errcode in WECHAT_GIVE_UP:
