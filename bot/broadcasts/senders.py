@@ -120,7 +120,8 @@ def wechat(api: WeChatApi, db: Database, vault: Vault, settings: Settings | None
         if result.errcode == UNFOLLOWED:
             return await _unfollowed(db, target)
         if result.errcode in WINDOW_SHUT:
-            if settings is not None and settings.wechat.template_id and "area" in payload:  # a resident's copy (a cadre's has its own words)
+            # a resident's copy goes as a template (a cadre's has its own words to reply with)
+            if settings is not None and settings.wechat.template_id and "area" in payload:
                 return await send_template(api, db, vault, settings, target, payload)
             return await _noticed(db, vault, target, payload["text"], f"{WINDOW_CLOSED} (errcode {result.errcode})")
         if result.errcode in WECHAT_GIVE_UP:

@@ -221,6 +221,8 @@ def status(broadcast_id: Id, as_json: JsonOption = False,
            watch: Annotated[bool, typer.Option("--watch", help="A live progress bar until it is done.")] = False
            ) -> None:
     """State and counts: sent, failed, unreachable, pending, cancelled; by route."""
+    from bot.broadcasts import mass
+
     shown = _progress(broadcast_id)
     if watch and not as_json:
         with Progress(TextColumn("broadcast {task.fields[id]}: {task.fields[state]}"), BarColumn(),
@@ -246,7 +248,8 @@ def status(broadcast_id: Id, as_json: JsonOption = False,
     console.print(table)
     if "mass" in shown:
         m = shown["mass"]
-        print(f"mass send to tag {m['tag']}: {m['state']}" + (f", msg_id {m['msg_id']}" if m["msg_id"] else "")
+        state = mass.UNKNOWN if m["state"] == "unknown" else m["state"]
+        print(f"mass send to tag {m['tag']}: {state}" + (f", msg_id {m['msg_id']}" if m["msg_id"] else "")
               + (f" ({m['error']})" if m["error"] else ""))
     if shown["relay"]:
         relays = Table("village", "cadres", "relayed", "first relayed (China time)")
