@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from bot.broadcasts import lifecycle, mass, segments
 from bot.channels.wechat_api import WeChatApi
+from bot.engine import Engine
 from bot.outbox import Dispatcher
 from bot.services import Services
 from bot.storage.models import Broadcast, OutboxMessage, utcnow
+from bot.web.app import create_app
+from tests.console_support import add_staff, sign_in
 from tests.fake_wechat import FakeWeChat
 from tests.support import Server
 from tests.test_broadcasts import approved, drafted, drain, progress
@@ -229,3 +234,17 @@ def test_the_cli_refuses_a_mass_send_it_cannot_make(tmp_path: Any) -> None:
                  env=env, check=False)
     assert placed.returncode == 2 and "--township and --village do not apply" in placed.stderr
     assert "Traceback" not in off.stderr + mixed.stderr + placed.stderr
+
+
+async def test_the_console_warnings_page_shows_the_quota(services: Services, fake: FakeWeChat) -> None:
+    services = on_wechat(services, fake)
+    await approved(services, await mass_draft(services))
+    await send(services)
+    await add_staff(services, ("王科长", "admin", []))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(Engine(services))),
+                                 base_url="http://fangfei.test") as console:
+        await sign_in(console, "王科长")
+        page = (await console.get("/console/warnings")).text
+    quota = re.search(r'<p class="hint" id="mass-quota">(.*?)</p>', page, re.S)
+    assert quota is not None
+    assert "服务号，每人每月最多 4 次" in quota[1] and "已用 <b>1</b> 次，还剩 <b>3</b> 次" in quota[1]
