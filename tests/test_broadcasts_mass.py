@@ -48,8 +48,12 @@ async def send(services: Services, *, wait: float = 5.0) -> None:
     """Deliver what is due, run the leader's round, and deliver again past the unknown-outcome pause."""
     api = WeChatApi(services.settings.wechat, services.db, timeout=wait)
     try:
-        d = Dispatcher(services.db, {mass.ROUTE: mass.sender(api, services.db, services.settings)},
-                       base_backoff=0.01, unknown_pause=0.05)
+        d = Dispatcher(
+            services.db,
+            {mass.ROUTE: mass.sender(api, services.db, services.settings)},
+            base_backoff=0.01,
+            unknown_pause=0.05,
+        )
         for _ in range(6):  # the backoff and the unknown pause are short here: a row sent back is claimed again
             await drain(d)
             async with services.db.transaction() as session:
@@ -64,23 +68,34 @@ async def quota_now(services: Services) -> dict[str, Any]:
         return await mass.quota(session, services.settings)
 
 
-async def test_a_mass_send_goes_once_to_its_tag_and_counts_against_the_quota(services: Services,
-                                                                            fake: FakeWeChat) -> None:
+async def test_a_mass_send_goes_once_to_its_tag_and_counts_against_the_quota(
+    services: Services, fake: FakeWeChat
+) -> None:
     services = on_wechat(services, fake)
     broadcast_id = await mass_draft(services)
     async with services.db.session() as session:
         shown = await segments.preview(session, services.settings, await session.get(Broadcast, broadcast_id))
     assert shown["routes"] == {mass.ROUTE: 1}
     assert {k: shown["mass"][k] for k in ("tag", "account_type", "limit", "used", "left")} == {
-        "tag": TAG, "account_type": "service", "limit": 4, "used": 0, "left": 4}
+        "tag": TAG,
+        "account_type": "service",
+        "limit": 4,
+        "used": 0,
+        "left": 4,
+    }
     await approved(services, broadcast_id)
     await send(services)
     [job] = fake.mass_sent
     assert job["tag_id"] == TAG and job["recipients"] == ["o-1", "o-2", "o-3"]
     assert job["content"] == f"{TEXT}\n\n{mass.FOOTER}"
     done = await progress(services, broadcast_id)
-    assert done["mass"] == {"tag": TAG, "state": "sent", "msg_id": str(job["msg_id"]), "error": None,
-                            "period": (await quota_now(services))["period"]}
+    assert done["mass"] == {
+        "tag": TAG,
+        "state": "sent",
+        "msg_id": str(job["msg_id"]),
+        "error": None,
+        "period": (await quota_now(services))["period"],
+    }
     assert (done["state"], done["sent"], done["failed"]) == ("done", 1, 0)
     assert (await quota_now(services))["used"] == 1
     await send(services)  # another round, the leader's too: nothing more
@@ -89,7 +104,8 @@ async def test_a_mass_send_goes_once_to_its_tag_and_counts_against_the_quota(ser
 
 
 async def test_a_used_up_quota_is_refused_in_one_line_when_drafting_approving_and_sending(
-        services: Services, fake: FakeWeChat) -> None:
+    services: Services, fake: FakeWeChat
+) -> None:
     services = on_wechat(services, fake)
     for _ in range(3):
         await approved(services, await mass_draft(services))
@@ -99,8 +115,11 @@ async def test_a_used_up_quota_is_refused_in_one_line_when_drafting_approving_an
     await approved(services, late[0])
     await send(services)
     assert (await quota_now(services))["left"] == 0
-    with pytest.raises(lifecycle.BroadcastError, match=r"quota used up: 4 of 4 in \d{4}-\d\d .*at most 4 mass sends "
-                                                       r"a month.*next month"):
+    with pytest.raises(
+        lifecycle.BroadcastError,
+        match=r"quota used up: 4 of 4 in \d{4}-\d\d .*at most 4 mass sends "
+        r"a month.*next month",
+    ):
         await mass_draft(services)
     with pytest.raises(lifecycle.BroadcastError, match="quota used up"):
         await approved(services, late[1])
@@ -115,7 +134,8 @@ async def test_a_used_up_quota_is_refused_in_one_line_when_drafting_approving_an
 
 
 async def test_the_last_slot_goes_to_one_send_and_wechat_saying_none_is_left_is_believed(
-        services: Services, fake: FakeWeChat) -> None:
+    services: Services, fake: FakeWeChat
+) -> None:
     services = on_wechat(services, fake, account_type="subscription")
     both = [await mass_draft(services), await mass_draft(services)]
     for broadcast_id in both:
@@ -136,8 +156,9 @@ async def test_the_last_slot_goes_to_one_send_and_wechat_saying_none_is_left_is_
     assert (await quota_now(month))["left"] == 0
 
 
-async def test_busy_and_server_errors_are_retried_and_an_expired_token_refreshed(services: Services,
-                                                                                fake: FakeWeChat) -> None:
+async def test_busy_and_server_errors_are_retried_and_an_expired_token_refreshed(
+    services: Services, fake: FakeWeChat
+) -> None:
     services = on_wechat(services, fake)
     broadcast_id = await mass_draft(services)
     await approved(services, broadcast_id)
@@ -151,8 +172,9 @@ async def test_busy_and_server_errors_are_retried_and_an_expired_token_refreshed
     assert (await quota_now(services))["used"] == 1  # the refused tries gave their slot back
 
 
-async def test_no_answer_is_an_unknown_outcome_never_sent_again_nor_by_retry_failed(services: Services,
-                                                                                   fake: FakeWeChat) -> None:
+async def test_no_answer_is_an_unknown_outcome_never_sent_again_nor_by_retry_failed(
+    services: Services, fake: FakeWeChat
+) -> None:
     services = on_wechat(services, fake)
     broadcast_id = await mass_draft(services)
     await approved(services, broadcast_id)
@@ -171,18 +193,27 @@ async def test_no_answer_is_an_unknown_outcome_never_sent_again_nor_by_retry_fai
 
 
 def _env(db_env: dict[str, str], fake: FakeWeChat) -> dict[str, str]:
-    return {**db_env, "FANGFEI_WECHAT__TOKEN": "t", "FANGFEI_WECHAT__APP_SECRET": fake.secret,
-            "FANGFEI_WECHAT__APP_ID": fake.appid, "FANGFEI_WECHAT__API_BASE_URL": fake.api_base_url,
-            "FANGFEI_BROADCASTS__APPROVERS": '["李四"]', "FANGFEI_BROADCASTS__EVERY_SECONDS": "0.5",
-            "FANGFEI_OUTBOX__LEASE_SECONDS": "3", "FANGFEI_OUTBOX__UNKNOWN_PAUSE_MINUTES": "0.02",
-            "FANGFEI_SCHEDULER__LEASE_SECONDS": "3"}
+    return {
+        **db_env,
+        "FANGFEI_WECHAT__TOKEN": "t",
+        "FANGFEI_WECHAT__APP_SECRET": fake.secret,
+        "FANGFEI_WECHAT__APP_ID": fake.appid,
+        "FANGFEI_WECHAT__API_BASE_URL": fake.api_base_url,
+        "FANGFEI_BROADCASTS__APPROVERS": '["李四"]',
+        "FANGFEI_BROADCASTS__EVERY_SECONDS": "0.5",
+        "FANGFEI_OUTBOX__LEASE_SECONDS": "3",
+        "FANGFEI_OUTBOX__UNKNOWN_PAUSE_MINUTES": "0.02",
+        "FANGFEI_SCHEDULER__LEASE_SECONDS": "3",
+    }
 
 
 async def test_a_serve_killed_after_the_call_leaves_it_outcome_unknown_not_sent_again(
-        db_env: dict[str, str], services: Services, fake: FakeWeChat) -> None:
+    db_env: dict[str, str], services: Services, fake: FakeWeChat
+) -> None:
     env = _env(db_env, fake)
-    made = json.loads(run("broadcast", "create", "--text", TEXT, "--mass-tag", str(TAG), "--as", "张三", "--json",
-                          env=env).stdout)
+    made = json.loads(
+        run("broadcast", "create", "--text", TEXT, "--mass-tag", str(TAG), "--as", "张三", "--json", env=env).stdout
+    )
     assert made["mass_tag"] == TAG and made["channels"] == ["wechat"]
     shown = run("broadcast", "preview", str(made["id"]), env=env).stdout
     assert f"mass send to tag {TAG}: quota 0 of 4 used" in shown
@@ -214,8 +245,11 @@ async def test_a_serve_killed_after_the_call_leaves_it_outcome_unknown_not_sent_
     plain = run("broadcast", "status", str(made["id"]), env=env).stdout
     assert "outcome unknown" in plain and "not sent again" in plain
     async with services.db.session() as session:
-        row = (await session.execute(select(OutboxMessage.status, OutboxMessage.unknowns)
-                                     .where(OutboxMessage.broadcast_id == made["id"]))).one()
+        row = (
+            await session.execute(
+                select(OutboxMessage.status, OutboxMessage.unknowns).where(OutboxMessage.broadcast_id == made["id"])
+            )
+        ).one()
     assert row.status == "failed" and row.unknowns >= 1
     assert "Traceback" not in log
     refused = run("broadcast", "retry-failed", str(made["id"]), env=env).stdout
@@ -227,11 +261,35 @@ def test_the_cli_refuses_a_mass_send_it_cannot_make(tmp_path: Any) -> None:
     off = run("broadcast", "create", "--text", TEXT, "--mass-tag", "7", "--as", "张三", env=env, check=False)
     assert off.returncode == 2 and "WeChat is not set up for sending" in off.stderr
     env |= {"FANGFEI_WECHAT__TOKEN": "t", "FANGFEI_WECHAT__APP_SECRET": "s", "FANGFEI_WECHAT__APP_ID": "wx1"}
-    mixed = run("broadcast", "create", "--text", TEXT, "--mass-tag", "7", "--channels", "wechat,telegram", "--as",
-                "张三", env=env, check=False)
+    mixed = run(
+        "broadcast",
+        "create",
+        "--text",
+        TEXT,
+        "--mass-tag",
+        "7",
+        "--channels",
+        "wechat,telegram",
+        "--as",
+        "张三",
+        env=env,
+        check=False,
+    )
     assert mixed.returncode == 2 and "give --channels wechat" in mixed.stderr
-    placed = run("broadcast", "create", "--text", TEXT, "--mass-tag", "7", "--township", "chengguan", "--as", "张三",
-                 env=env, check=False)
+    placed = run(
+        "broadcast",
+        "create",
+        "--text",
+        TEXT,
+        "--mass-tag",
+        "7",
+        "--township",
+        "chengguan",
+        "--as",
+        "张三",
+        env=env,
+        check=False,
+    )
     assert placed.returncode == 2 and "--township and --village do not apply" in placed.stderr
     assert "Traceback" not in off.stderr + mixed.stderr + placed.stderr
 
@@ -241,8 +299,9 @@ async def test_the_console_warnings_page_shows_the_quota(services: Services, fak
     await approved(services, await mass_draft(services))
     await send(services)
     await add_staff(services, ("王科长", "admin", []))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(Engine(services))),
-                                 base_url="http://fangfei.test") as console:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(Engine(services))), base_url="http://fangfei.test"
+    ) as console:
         await sign_in(console, "王科长")
         page = (await console.get("/console/warnings")).text
     quota = re.search(r'<p class="hint" id="mass-quota">(.*?)</p>', page, re.S)
