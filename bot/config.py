@@ -233,10 +233,28 @@ class WeChatSettings(BaseModel):
     reply_budget_seconds: float = Field(4.0, gt=0, lt=5)
     max_body_bytes: int = Field(65536, ge=1024)
     menu: list[MenuButton] = []
+    # warnings (bot/broadcasts/): the account's type sets the mass-send quota (服务号 service: each user at most 4
+    # a month; 订阅号 subscription: 1 a day) and whether template messages exist (service accounts only)
+    account_type: Literal["service", "subscription"] = "service"
+    # a template message (模板消息) for warnings outside the 48-hour window: the template's id, which of its
+    # fields take which part of the warning (title, text, area, date, office, hotline), each cut to
+    # template_field_chars, and an optional page (url) or mini program (appid + pagepath) it opens
+    template_id: str = ""
+    template_fields: dict[str, Literal["title", "text", "area", "date", "office", "hotline"]] = {
+        "first": "title", "keyword1": "area", "keyword2": "date", "keyword3": "text", "remark": "hotline"}
+    template_field_chars: int = Field(200, ge=1)
+    template_url: str = Field("", pattern=r"^(https?://\S+)?$")
+    template_miniprogram_appid: str = ""
+    template_miniprogram_path: str = ""
 
     @property
     def enabled(self) -> bool:
         return bool(self.token)
+
+    @property
+    def can_send(self) -> bool:
+        """Customer-service, template and mass messages need the API (the app secret) besides the server token."""
+        return self.enabled and bool(self.app_secret)
 
     @property
     def safe_mode(self) -> bool:
@@ -392,6 +410,13 @@ class Settings(BaseSettings):
                 self.wechat.app_id and self.wechat.app_secret and self.http.public_url):
             raise ValueError("wechat.page_sign_in and wechat.page_share need wechat.app_id, "
                              "FANGFEI_WECHAT__APP_SECRET and http.public_url")
+        if self.wechat.template_id and self.wechat.account_type != "service":
+            raise ValueError("wechat.template_id: template messages exist only for service accounts "
+                             "(wechat.account_type: service)")
+        if self.wechat.template_id and not self.wechat.template_fields:
+            raise ValueError("wechat.template_fields: name at least one field of the template")
+        if bool(self.wechat.template_miniprogram_appid) != bool(self.wechat.template_miniprogram_path):
+            raise ValueError("wechat.template_miniprogram_appid and template_miniprogram_path go together")
         return self
 
     @classmethod

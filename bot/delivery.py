@@ -10,6 +10,7 @@ from typing import Any
 
 from telegram import Bot
 
+from bot.broadcasts import mass
 from bot.broadcasts import senders as warning_senders
 from bot.broadcasts.segments import is_quiet
 from bot.channels.wechat_api import WeChatApi
@@ -55,7 +56,10 @@ class OutboxWorker:
             senders["warn-telegram"] = senders["relay-telegram"] = warning_senders.telegram(telegram_bot, services.db)
         if wechat_api is not None:
             senders["warn-wechat"] = senders["relay-wechat"] = warning_senders.wechat(wechat_api, services.db,
-                                                                                       services.vault)
+                                                                                       services.vault, settings)
+            senders["warn-wechat-tpl"] = warning_senders.wechat_template(wechat_api, services.db, services.vault,
+                                                                         settings)
+            senders[mass.ROUTE] = mass.sender(wechat_api, services.db, settings)
         if settings.broadcasts.township_robots:  # township staff groups, each robot keeping its own 20 a minute
             robots = {code: self._robot(url, settings.wecom)
                       for code, url in settings.broadcasts.township_robots.items() if url}
@@ -72,7 +76,8 @@ class OutboxWorker:
             shared = SharedRate(services.db, "telegram", settings.telegram.max_messages_per_second)
             options.setdefault("rates", {"telegram": shared, "warn-telegram": shared, "relay-telegram": shared})
         # a warning goes to thousands of residents: several at once, within the shared rate
-        options.setdefault("parallel", {"warn-telegram": 8, "warn-wechat": 8, "warn-notice": 8, "warn-wecom": 8})
+        options.setdefault("parallel", {"warn-telegram": 8, "warn-wechat": 8, "warn-wechat-tpl": 8, "warn-notice": 8,
+                                        "warn-wecom": 8})
         options.setdefault("lease_seconds", settings.outbox.lease_seconds)
         options.setdefault("unknown_pause", settings.outbox.unknown_pause_minutes * 60)
         options.setdefault("quiet", lambda: is_quiet(settings.broadcasts, utcnow()))

@@ -114,6 +114,7 @@ class Engine:
             if len(text) > limit:
                 turn.text = text[:limit]
                 turn.say(f"您的消息太长了，我只看了前 {limit} 个字。")
+            await subscribers.seen(tx, inbound.channel, inbound.user)  # a platform's messaging window opens again
             if conversation.notice:  # news kept for the user's next visit (e.g. a tip's new status)
                 turn.say(conversation.notice)
                 conversation.notice = None

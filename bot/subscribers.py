@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Subscriber
+from bot.storage.database import TurnTransaction
+from bot.storage.models import Subscriber, utcnow
 
 AUDIENCES = {"elderly": "老年人", "student": "学生", "other": "其他"}
+WINDOW_CHANNELS = ("wechat",)  # platforms that let us message a user only for a while after they wrote
+SEEN_EVERY = timedelta(minutes=10)  # `last_seen` is written at most this often (so it may be this much early)
+_TABLE = Subscriber.__table__
+_SEEN = (update(_TABLE).where(_TABLE.c.channel == bindparam("on"), _TABLE.c.user_id == bindparam("who"),
+                              or_(_TABLE.c.last_seen.is_(None), _TABLE.c.last_seen < bindparam("stale"),
+                                  _TABLE.c.reachable.is_(False)))
+         .values(last_seen=bindparam("at"), reachable=True))
+_PG_SEEN = ("UPDATE subscribers SET last_seen = $4, reachable = true WHERE channel = $1 AND user_id = $2"
+            " AND (last_seen IS NULL OR last_seen < $3 OR NOT reachable)")
 
 
 async def find(session: AsyncSession, channel: str, user: str) -> Subscriber | None:
@@ -59,3 +71,14 @@ async def mark_reachable(session: AsyncSession, channel: str, user: str) -> None
     sub = await find(session, channel, user)
     if sub is not None and not sub.reachable:
         sub.reachable = True
+
+
+async def seen(tx: TurnTransaction, channel: str, user: str) -> None:
+    """The user wrote or tapped: on a platform with a messaging window, their window opens again, and a subscriber
+    marked unreachable (they had unfollowed) is reachable again, since they follow once more. Written with the turn
+    (on PostgreSQL just after it), at most every SEEN_EVERY; a user who subscribed to nothing changes nothing."""
+    if channel not in WINDOW_CHANNELS:
+        return
+    now = utcnow()
+    await tx.execute_after(_PG_SEEN, _SEEN, {"on": channel, "who": user, "stale": now - SEEN_EVERY,
+                                             "at": now})

@@ -62,6 +62,21 @@ FakeWeChat (Official Account, ``https://api.weixin.qq.com``), reference:
   the count) a window of ``window`` seconds from ``at`` (default: now) allowing ``quota`` messages; sending outside it
   -> 45015, beyond the quota -> 45047.  ``window_of(openid)`` shows the state.  Text over 2048 UTF-8 bytes -> 45002
   (a violation), empty text -> 44004 (a violation).
+* Template messages: ``POST /cgi-bin/message/template/send`` (``touser``, ``template_id`` one of ``templates`` —
+  ``add_template(id, fields)``; another -> 40037, a violation —, ``data`` ``{field: {"value": str}}`` with the
+  template's fields only (47001, a violation), optional ``url`` (http(s)://) and ``miniprogram`` ``{appid,
+  pagepath}``); no window, but a user who unfollowed (``unfollow(openid)``; ``follow(openid)`` undoes it) -> 43004,
+  one who turned template messages off (``refuse_templates(openid)``) -> 43101.  Recorded in ``templates_sent``
+  (touser, template_id, data (the values), url, miniprogram, msgid, time).  Customer-service messages to a user who
+  unfollowed -> 43004 too.
+* Mass sends: ``POST /cgi-bin/message/mass/sendall`` with ``filter {"is_to_all": false, "tag_id": N}`` (a tag of
+  ``tag(openid, tag_id)``; an unknown tag -> 40050) and a text (``msgtype: text``, ``text.content``).  The quota
+  follows ``mass_account_type`` ("service": each user gets at most 4 a calendar month (China time) — a send whose
+  tag has no one left under it -> 45028; "subscription": one send a China day -> 45028).  Answers ``msg_id`` and
+  ``msg_data_id``; recorded in ``mass_sent`` (tag_id, content, recipients, msg_id, time).
+* Held answers: ``hold_answer(path_suffix, seconds)``: calls to that path are processed at once and their answer
+  is sent ``seconds`` later (a process killed meanwhile never learns the outcome); ``hold_answer(path, None)`` ends
+  it.
 * Menu validation like WeChat: 1-3 buttons (40016), names <= 16 bytes (40018) / sub-buttons <= 60 bytes (40025),
   1-5 sub-buttons (40023), types (40017/40024), keys 1-128 bytes for click/scancode/pic/location types
   (40019/40026), urls 1-1024 bytes for view/miniprogram (40020/40027) starting with http(s):// (40055/40054),
@@ -207,6 +222,11 @@ ERRMSGS: dict[int, str] = {
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit, must slower, retry next minute",
     45015: "response out of time limit or subscription is canceled",
+    45028: "has no masssend quota",
+    40037: "invalid template_id",
+    40050: "invalid tag id",
+    43004: "require subscribe",
+    43101: "user refuse to accept the msg",
     45047: "out of response count limit",
     46003: "menu no exist",
     47001: "data format error",
@@ -500,12 +520,23 @@ class FakeWeChat(_FakeBase):
         self._current: dict[str, str] = {}  # kind -> token
         self._windows: dict[str, _Window] = {}
         self._media: dict[str, _Media] = {}
+        self.templates: dict[str, tuple[str, ...]] = {}  # template id -> its fields
+        self.templates_sent: list[dict[str, Any]] = []
+        self.mass_account_type = "service"
+        self.mass_sent: list[dict[str, Any]] = []
+        self._unfollowed: set[str] = set()
+        self._refusing: set[str] = set()
+        self._tags: dict[int, set[str]] = {}
+        self._mass_counts: dict[tuple[str, str], int] = {}  # (openid or "*", period) -> mass sends received
+        self._holds: dict[str, float] = {}  # path suffix -> seconds an answer is held
         # a handler answers a JSON object, or a whole Response (media downloads)
         self._routes: dict[str, tuple[str, Callable[[Request, Any], dict[str, Any] | Response], bool]] = {
             # path -> (HTTP method, handler, needs access_token)
             "/cgi-bin/stable_token": ("POST", self._api_stable_token, False),
             "/cgi-bin/token": ("GET", self._api_token, False),
             "/cgi-bin/message/custom/send": ("POST", self._api_custom_send, True),
+            "/cgi-bin/message/template/send": ("POST", self._api_template_send, True),
+            "/cgi-bin/message/mass/sendall": ("POST", self._api_mass_sendall, True),
             "/cgi-bin/message/custom/typing": ("POST", self._api_custom_typing, True),
             "/cgi-bin/menu/create": ("POST", self._api_menu_create, True),
             "/cgi-bin/menu/get": ("GET", self._api_menu_get, True),
@@ -573,6 +604,14 @@ class FakeWeChat(_FakeBase):
             self._record_call(record, result.status_code, 0 if result.status_code == 200 else None, None)
             return result
         self._record_call(record, 200, result.get("errcode", 0), result.get("errmsg"))
+        with self._lock:
+            hold = next((seconds for suffix, seconds in self._holds.items() if path.endswith(suffix)), None)
+        if hold:
+            closing = self._closing
+            try:
+                await asyncio.wait_for(closing.wait() if closing is not None else asyncio.sleep(hold), hold)
+            except TimeoutError:
+                pass
         return self._json(result)
 
     def _record_call(self, record: dict[str, Any], status: int, errcode: int | None, errmsg: str | None) -> None:
@@ -728,6 +767,8 @@ class FakeWeChat(_FakeBase):
             if not content:
                 raise WxError(40007, violation="missing_media_id")
         with self._lock:
+            if body.get("touser") in self._unfollowed:
+                raise WxError(43004)
             w = self._window_for(body.get("touser"))
             if w.used >= w.quota:
                 raise WxError(45047)
@@ -735,6 +776,111 @@ class FakeWeChat(_FakeBase):
             self.sent.append({"touser": body["touser"], "msgtype": msgtype, "content": content,
                               "message": copy.deepcopy(body), "time": self.now()})
         return {"errcode": 0, "errmsg": "ok"}
+
+    # ---------------------------------------------------------------------------------------------- templates, mass
+
+    def add_template(self, template_id: str, fields: tuple[str, ...] = ("first", "keyword1", "keyword2", "keyword3",
+                                                                         "remark")) -> None:
+        with self._lock:
+            self.templates[template_id] = tuple(fields)
+
+    def unfollow(self, openid: str) -> None:
+        with self._lock:
+            self._unfollowed.add(openid)
+
+    def follow(self, openid: str) -> None:
+        with self._lock:
+            self._unfollowed.discard(openid)
+
+    def refuse_templates(self, openid: str) -> None:
+        with self._lock:
+            self._refusing.add(openid)
+
+    def tag(self, openid: str, tag_id: int) -> None:
+        with self._lock:
+            self._tags.setdefault(tag_id, set()).add(openid)
+
+    def hold_answer(self, path_suffix: str, seconds: float | None) -> None:
+        suffix = "/" + path_suffix.strip("/")
+        with self._lock:
+            if seconds:
+                self._holds[suffix] = seconds
+            else:
+                self._holds.pop(suffix, None)
+
+    def _api_template_send(self, request: Request, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise WxError(47001, violation="bad_body")
+        touser, template_id, data = body.get("touser"), body.get("template_id"), body.get("data")
+        if not isinstance(touser, str) or not touser:
+            raise WxError(40003, violation="bad_openid")
+        with self._lock:
+            fields = self.templates.get(template_id) if isinstance(template_id, str) else None
+        if fields is None:
+            raise WxError(40037, violation="unknown_template")
+        if (not isinstance(data, dict) or not data or any(k not in fields for k in data)
+                or any(not isinstance(v, dict) or not isinstance(v.get("value"), str) for v in data.values())):
+            raise WxError(47001, "data format error hint: data must be {field: {value: str}} of the template's fields",
+                          violation="bad_template_data")
+        url = body.get("url")
+        if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+            raise WxError(47001, "data format error hint: url", violation="bad_url")
+        mini = body.get("miniprogram")
+        if mini is not None and (not isinstance(mini, dict) or not mini.get("appid") or not mini.get("pagepath")):
+            raise WxError(47001, "data format error hint: miniprogram needs appid and pagepath", violation="bad_body")
+        with self._lock:
+            if touser in self._unfollowed:
+                raise WxError(43004)
+            if touser in self._refusing:
+                raise WxError(43101)
+            msgid = 1000 + len(self.templates_sent) + 1
+            self.templates_sent.append({"touser": touser, "template_id": template_id,
+                                        "data": {k: v["value"] for k, v in data.items()}, "url": url,
+                                        "miniprogram": copy.deepcopy(mini), "msgid": msgid, "time": self.now()})
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
+
+    def templates_to(self, openid: str) -> list[dict[str, str]]:
+        with self._lock:
+            return [r["data"] for r in self.templates_sent if r["touser"] == openid]
+
+    def _api_mass_sendall(self, request: Request, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise WxError(47001, violation="bad_body")
+        filt = body.get("filter")
+        if not isinstance(filt, dict) or not isinstance(filt.get("is_to_all"), bool):
+            raise WxError(47001, "data format error hint: filter.is_to_all", violation="bad_body")
+        if body.get("msgtype") != "text":
+            raise WxError(40008, violation="bad_msgtype")
+        content = (body.get("text") or {}).get("content") if isinstance(body.get("text"), dict) else None
+        if not isinstance(content, str) or not content:
+            raise WxError(44004, violation="empty_content")
+        with self._lock:
+            if filt["is_to_all"]:
+                members = set().union(*self._tags.values()) if self._tags else set()
+            else:
+                tag_id = filt.get("tag_id")
+                if not isinstance(tag_id, int) or tag_id not in self._tags:
+                    raise WxError(40050)
+                members = set(self._tags[tag_id])
+            members -= self._unfollowed
+            local = time.gmtime(self.now() + 8 * 3600)
+            if self.mass_account_type == "subscription":
+                day = time.strftime("%Y-%m-%d", local)
+                if self._mass_counts.get(("*", day), 0) >= 1:
+                    raise WxError(45028)
+                self._mass_counts[("*", day)] = 1
+                recipients = sorted(members)
+            else:
+                month = time.strftime("%Y-%m", local)
+                recipients = sorted(m for m in members if self._mass_counts.get((m, month), 0) < 4)
+                if not recipients:
+                    raise WxError(45028)
+                for m in recipients:
+                    self._mass_counts[(m, month)] = self._mass_counts.get((m, month), 0) + 1
+            msg_id = 3_000_000 + len(self.mass_sent) + 1
+            self.mass_sent.append({"tag_id": filt.get("tag_id"), "content": content, "recipients": recipients,
+                                   "msg_id": msg_id, "time": self.now()})
+        return {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id, "msg_data_id": msg_id * 10}
 
     def _api_custom_typing(self, request: Request, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -907,7 +1053,8 @@ class FakeWeChat(_FakeBase):
     def clear_records(self) -> None:
         """Forget recorded calls, sends, violations (tokens, windows, menu and the token counter are kept)."""
         with self._lock:
-            for records in (self.sent, self.calls, self.violations, self.injected, self.typing):
+            for records in (self.sent, self.calls, self.violations, self.injected, self.typing, self.templates_sent,
+                            self.mass_sent):
                 records.clear()
 
     def wait_sent(self, n: int = 1, timeout: float = 10.0, *, touser: str | None = None) -> Any:

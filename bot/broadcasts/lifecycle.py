@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.broadcasts import relay, segments
+from bot.broadcasts import mass, relay, segments
 from bot.config import Settings
 from bot.outbox import CANCELLED, FAILED, PENDING, SENT, TABLE, UNREACHABLE, enqueue
 from bot.staff import accounts
@@ -72,7 +72,9 @@ def compose(settings: Settings, *, text: str | None, template: str | None, towns
 
 async def create(session: AsyncSession, settings: Settings, *, text: str, template: str | None, audience: str,
                  townships: list[str], villages: list[str], channels: list[str], send_at: datetime | None,
-                 urgent: bool, drafted_by: str) -> Broadcast:
+                 urgent: bool, drafted_by: str, mass_tag: int | None = None) -> Broadcast:
+    """A draft. With `mass_tag`, a WeChat mass send (群发) to the followers with that tag instead of the
+    subscribers of a segment (bot/broadcasts/mass.py)."""
     if audience not in segments.AUDIENCES:
         raise BroadcastError(f"audience: one of {', '.join(segments.AUDIENCES)}")
     region = settings.region
@@ -86,13 +88,38 @@ async def create(session: AsyncSession, settings: Settings, *, text: str, templa
         raise BroadcastError(f"channels: some of {', '.join(known)}")
     if not drafted_by.strip():
         raise BroadcastError("--as: the drafter's name")
+    segment: dict[str, Any] = {"townships": townships, "villages": villages, "channels": channels}
+    if mass_tag is not None:
+        await _check_mass(session, settings, mass_tag, segment, send_at)
+        segment["mass_tag"] = mass_tag
     made = Broadcast(text=text, template=template, audience=audience, urgent=urgent, send_at=send_at,
-                     segment={"townships": townships, "villages": villages, "channels": channels},
-                     drafted_by=drafted_by.strip(), skipped={}, state="draft")
+                     segment=segment, drafted_by=drafted_by.strip(), skipped={}, state="draft")
     session.add(made)
     await session.flush()
     _audit(session, made.drafted_by, "broadcast-draft", made)
     return made
+
+
+async def _check_mass(session: AsyncSession, settings: Settings, tag: int, segment: dict[str, Any],
+                      send_at: datetime | None) -> None:
+    if segment["channels"] != ["wechat"]:
+        raise BroadcastError("--mass-tag: a mass send goes out on WeChat only: give --channels wechat")
+    if segment["townships"] or segment["villages"]:
+        raise BroadcastError("--mass-tag: a mass send reaches the tag's followers: --township and --village do not "
+                             "apply")
+    if not 0 <= tag < 2**31:
+        raise BroadcastError("--mass-tag: a WeChat tag id (a number, 公众号 → 用户管理 → 标签)")
+    if not settings.wechat.can_send:
+        raise BroadcastError("--mass-tag: WeChat is not set up for sending (FANGFEI_WECHAT__TOKEN and "
+                             "FANGFEI_WECHAT__APP_SECRET, wechat.app_id)")
+    await check_quota(session, settings, send_at)
+
+
+async def check_quota(session: AsyncSession, settings: Settings, at: datetime | None) -> None:
+    """Refuse a mass send for a period whose quota is used up, in one line for the operator."""
+    refused = mass.refusal(await mass.quota(session, settings, at))
+    if refused:
+        raise BroadcastError(refused)
 
 
 async def edit(session: AsyncSession, broadcast: Broadcast, actor: str, *, text: str | None = None,
@@ -121,9 +148,12 @@ async def approve(session: AsyncSession, settings: Settings, broadcast: Broadcas
     if not await accounts.may(session, settings, approver, "approve"):
         raise BroadcastError(f"{approver!r} is not an approver (an account with role approver, or config.yaml "
                              "broadcasts.approvers)")
+    now = now or utcnow()
+    if mass.is_mass(broadcast):
+        await check_quota(session, settings, broadcast.send_at if broadcast.send_at and
+                          as_utc(broadcast.send_at) > now else now)
     broadcast.state, broadcast.approved_by = "approved", approver
     _audit(session, approver, "broadcast-approve", broadcast)
-    now = now or utcnow()
     if broadcast.send_at is None or as_utc(broadcast.send_at) <= now:
         await start(session, settings, broadcast, now)
     return broadcast
@@ -138,6 +168,13 @@ async def start(session: AsyncSession, settings: Settings, broadcast: Broadcast,
     if moved.rowcount != 1:
         return 0
     postgres = session.bind.dialect.name == "postgresql"
+    if mass.is_mass(broadcast):  # one message to a tag, sent once (bot/broadcasts/mass.py)
+        added = await enqueue(session, dedup=f"warn-mass:{broadcast.id}", channel=mass.ROUTE,
+                              target=str(mass.tag_of(broadcast)), postgres=postgres, priority=PRIORITY,
+                              payload={"text": f"{broadcast.text}\n\n{mass.FOOTER}", "broadcast": broadcast.id},
+                              broadcast_id=broadcast.id)
+        broadcast.state, broadcast.started_at = "sending", now
+        return int(added)
     insert = pg_insert if postgres else sqlite_insert
     rows = segments.deliveries(settings, broadcast, f"{broadcast.text}\n\n{UNSUBSCRIBE}", priority=PRIORITY,
                                now=now, postgres=postgres)
@@ -223,8 +260,11 @@ async def progress(session: AsyncSession, settings: Settings, broadcast: Broadca
     skipped = sum((broadcast.skipped or {}).values())
     relays = (await relay.coverage(session, settings, broadcast)
               if segments.takes(broadcast, "relay") else [])
-    return {"id": broadcast.id, "state": broadcast.state, "total": sum(totals.values()) + skipped, **totals,
-            "skipped": broadcast.skipped or {}, "routes": routes, "relay": relays}
+    shown = {"id": broadcast.id, "state": broadcast.state, "total": sum(totals.values()) + skipped, **totals,
+             "skipped": broadcast.skipped or {}, "routes": routes, "relay": relays}
+    if mass.is_mass(broadcast):
+        shown["mass"] = await mass.progress(session, broadcast)
+    return shown
 
 
 async def reach(session: AsyncSession, since: datetime) -> dict[str, dict[str, int]]:
@@ -248,6 +288,7 @@ async def advance(session: AsyncSession, settings: Settings, now: datetime) -> i
         await start(session, settings, broadcast, now)
         changed += 1
     changed += bool(await sweep_cancelled(session))
+    changed += await mass.settle_orphans(session, now)
     waiting = select(TABLE.c.id).where(TABLE.c.broadcast_id == Broadcast.id, TABLE.c.status == PENDING).exists()
     finished = await session.execute(update(Broadcast).where(Broadcast.state == "sending", ~waiting)
                                      .values(state="done", finished_at=now))

@@ -37,10 +37,22 @@ class ApiResult:
     ok: bool
     errcode: int = 0
     errmsg: str = ""
+    msg_id: str | None = None  # what a template or mass send answers with
 
 
 class WeChatApiError(Exception):
-    pass
+    """No answer from WeChat. `unsure`: the request may have reached it (a timeout or a dropped connection after
+    it was written), so what it asked for may have happened; otherwise it surely did not (no connection, or
+    WeChat answered with a server error)."""
+
+    def __init__(self, message: str, unsure: bool = False) -> None:
+        super().__init__(message)
+        self.unsure = unsure
+
+
+# transport errors after which the request surely never reached WeChat (as bot/outbox.py's NOT_SENT)
+NOT_SENT: tuple[type[httpx.TransportError], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                                                    httpx.UnsupportedProtocol)
 
 
 class WeChatApi:
@@ -57,20 +69,42 @@ class WeChatApi:
         return await self.call("/cgi-bin/message/custom/send",
                                {"touser": openid, "msgtype": "text", "text": {"content": content}})
 
+    async def send_template(self, openid: str, template_id: str, data: dict[str, str], *, url: str = "",
+                            miniprogram: dict[str, str] | None = None) -> ApiResult:
+        """A template message (service accounts; allowed outside the 48-hour window). Sent once: a failure is
+        raised to the caller (whose outbox retries what surely did not arrive), never repeated here."""
+        payload: dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                   "data": {key: {"value": value} for key, value in data.items()}}
+        if url:
+            payload["url"] = url
+        if miniprogram:
+            payload["miniprogram"] = miniprogram
+        return await self.call("/cgi-bin/message/template/send", payload, retries=0)
+
+    async def send_mass(self, tag_id: int, content: str) -> ApiResult:
+        """A mass text (群发) to the followers with a tag; never repeated here (it counts against a scarce quota)."""
+        return await self.call("/cgi-bin/message/mass/sendall",
+                               {"filter": {"is_to_all": False, "tag_id": tag_id}, "msgtype": "text",
+                                "text": {"content": content}}, retries=0)
+
     async def create_menu(self, buttons: list[dict[str, Any]]) -> ApiResult:
         return await self.call("/cgi-bin/menu/create", {"button": buttons})
 
-    async def call(self, path: str, payload: dict[str, Any]) -> ApiResult:
+    async def call(self, path: str, payload: dict[str, Any], retries: int | None = None) -> ApiResult:
+        """POST to the API with the shared token; an expired or replaced token (40001, 42001 …) is refreshed once
+        and the call made again (WeChat refused the first: nothing happened)."""
         token = await self.token()
         for refreshed in (False, True):
-            body = await self._request("POST", path, json=payload, params={"access_token": token})
+            body = await self._request("POST", path, json=payload, params={"access_token": token}, retries=retries)
             code = int(body.get("errcode", 0))
             if code in TOKEN_ERRORS and not refreshed:
                 token = await self.token(force=True, stale=token)
                 continue
             if code:
                 log.warning("wechat %s failed: errcode %s", path, code)
-            return ApiResult(code == 0, code, str(body.get("errmsg", "")))
+            msg_id = body.get("msg_id", body.get("msgid"))
+            return ApiResult(code == 0, code, str(body.get("errmsg", "")),
+                             str(msg_id) if msg_id is not None else None)
         raise AssertionError("unreachable")
 
     async def token(self, force: bool = False, stale: str | None = None) -> str:
@@ -157,7 +191,8 @@ class WeChatApi:
                 return body if isinstance(body, dict) else {}
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 if attempt == retries:
-                    raise WeChatApiError(f"{path}: {exc.__class__.__name__}") from exc
+                    unsure = isinstance(exc, httpx.TransportError) and not isinstance(exc, NOT_SENT)
+                    raise WeChatApiError(f"{path}: {exc.__class__.__name__}", unsure) from exc
                 await asyncio.sleep(0.3 * 2 ** attempt)
             except ValueError as exc:  # not JSON (a proxy's error page)
                 raise WeChatApiError(f"{path}: the answer is not JSON") from exc

@@ -23,6 +23,7 @@ app = typer.Typer(help="Warning broadcasts (预警提示) to subscribers: drafte
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object (or a list) on stdout.")]
 AsOption = Annotated[str, typer.Option("--as", help="Your name (kept in the audit log).")]
 Id = Annotated[int, typer.Argument(help="The broadcast's id.")]
+DEFAULT_CHANNELS = "telegram,wechat,web,local"
 
 
 def in_transaction(work: Any) -> Any:
@@ -38,6 +39,7 @@ def _described(b: Broadcast) -> dict[str, Any]:
     segment = b.segment or {}
     return {"id": b.id, "state": b.state, "audience": b.audience, "townships": segment.get("townships") or [],
             "villages": segment.get("villages") or [], "channels": segment.get("channels") or [],
+            "mass_tag": segment.get("mass_tag"),
             "urgent": b.urgent, "template": b.template, "text": b.text, "drafted_by": b.drafted_by,
             "approved_by": b.approved_by,
             "at": as_utc(b.send_at).astimezone(CHINA).isoformat() if b.send_at else None}
@@ -50,9 +52,14 @@ def create(text: Annotated[str | None, typer.Option("--text", help="The warning,
            audience: Annotated[str, typer.Option("--audience", help="elderly, student, other or all.")] = "all",
            township: Annotated[list[str] | None, typer.Option("--township", help="A township code; repeat.")] = None,
            village: Annotated[list[str] | None, typer.Option("--village", help="A village code; repeat.")] = None,
-           channels: Annotated[str, typer.Option("--channels", help="Comma-separated: telegram, wechat, web, local, "
-                                                                "relay (village cadres forward it to village groups).")]
-           = "telegram,wechat,web,local",
+           channels: Annotated[str | None, typer.Option("--channels", help="Comma-separated: telegram, wechat, web, "
+                                                                       "local, relay (village cadres forward it to "
+                                                                       "village groups), wecom. Default: telegram, "
+                                                                       "wechat, web, local; wechat with --mass-tag.")]
+           = None,
+           mass_tag: Annotated[int | None, typer.Option("--mass-tag", help="A WeChat mass send (群发) to the "
+                                                                          "followers with this tag id instead, within "
+                                                                          "the account's quota.")] = None,
            company: Annotated[str | None, typer.Option("--company", help="For templates that name one.")] = None,
            at: Annotated[str | None, typer.Option("--at", help="Send at this time once approved (default: at "
                                                                "approval).")] = None,
@@ -72,9 +79,11 @@ def create(text: Annotated[str | None, typer.Option("--text", help="The warning,
     send_at = when(at, "--at")
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        chosen = channels if channels is not None else "wechat" if mass_tag is not None else DEFAULT_CHANNELS
         made = await lifecycle.create(session, s, text=body, template=template, audience=audience, townships=towns,
                                       villages=village or [], urgent=urgent, send_at=send_at, drafted_by=drafted_by,
-                                      channels=[c.strip() for c in channels.split(",") if c.strip()])
+                                      channels=[c.strip() for c in chosen.split(",") if c.strip()],
+                                      mass_tag=mass_tag)
         return _described(made)
 
     made = in_transaction(work)
@@ -128,11 +137,24 @@ def preview(broadcast_id: Id, as_json: JsonOption = False) -> None:
         print_json(shown)
         return
     print(shown["text"])
+    if "mass" in shown:
+        print(_quota_line(shown["mass"]))
+        return
     print(f"\nrecipients: {shown['total']}, reachable now: {shown['reachable']}")
     for route, n in sorted(shown["routes"].items()):
         print(f"  {route}: {n}")
-    for reason, n in sorted(shown["skipped"].items()):
-        print(f"  not reachable ({segments.REASONS.get(reason, reason)}): {n}")
+    for reason, n in sorted({**shown["skipped"], **shown.get("noticed", {})}.items()):
+        print(f"  not reachable now ({segments.REASONS.get(reason, reason)}): {n}")
+    if "wechat" in shown:
+        w = shown["wechat"]
+        print(f"  wechat: {w['customer_service']} by customer-service message (of them {w['unknown_window']} not "
+              f"seen since we keep the time: tried first), {w['template']} by template message, "
+              f"{w['unreachable']} not reachable now")
+
+
+def _quota_line(m: dict[str, Any]) -> str:
+    return (f"\nWeChat mass send to tag {m['tag']}: quota {m['used']} of {m['limit']} used in {m['period']} "
+            f"({m['account_type']} account), {m['left']} left")
 
 
 def _step(name: str, verb: str) -> None:
@@ -199,6 +221,8 @@ def status(broadcast_id: Id, as_json: JsonOption = False,
            watch: Annotated[bool, typer.Option("--watch", help="A live progress bar until it is done.")] = False
            ) -> None:
     """State and counts: sent, failed, unreachable, pending, cancelled; by route."""
+    from bot.broadcasts import mass
+
     shown = _progress(broadcast_id)
     if watch and not as_json:
         with Progress(TextColumn("broadcast {task.fields[id]}: {task.fields[state]}"), BarColumn(),
@@ -222,6 +246,11 @@ def status(broadcast_id: Id, as_json: JsonOption = False,
         table.add_row(route, *(str(counts.get(k, 0)) for k in ("sent", "failed", "unreachable", "pending",
                                                                 "cancelled")))
     console.print(table)
+    if "mass" in shown:
+        m = shown["mass"]
+        state = mass.UNKNOWN if m["state"] == "unknown" else m["state"]
+        print(f"mass send to tag {m['tag']}: {state}" + (f", msg_id {m['msg_id']}" if m["msg_id"] else "")
+              + (f" ({m['error']})" if m["error"] else ""))
     if shown["relay"]:
         relays = Table("village", "cadres", "relayed", "first relayed (China time)")
         for r in shown["relay"]:

@@ -68,6 +68,8 @@ class Subscriber(Base):
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # when a WeChat subscriber last wrote or tapped (at most SEEN_EVERY late): their 48-hour window
+    last_seen: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class QuestionGap(Base):
@@ -524,3 +526,29 @@ class StaffSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WeChatMassSend(Base):
+    """A warning's WeChat mass send (群发) to a tag: the intent is written before the API call and the outcome after,
+    so a send whose process died in between is reported as of unknown outcome, never sent again."""
+
+    __tablename__ = "wechat_mass_sends"
+
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(10))  # the quota's period: 2026-05 (service) or 2026-05-14
+    state: Mapped[str] = mapped_column(String(16))  # sending | sent | failed | unknown | retry
+    msg_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    error: Mapped[str | None] = mapped_column(String(200), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WeChatMassQuota(Base):
+    """Mass sends counted against the account's quota in one period (a month or a China day)."""
+
+    __tablename__ = "wechat_mass_quota"
+
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)

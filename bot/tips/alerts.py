@@ -107,7 +107,7 @@ def can_message(settings: Settings, channel: str) -> bool:
     if channel == "telegram":
         return bool(settings.telegram.token)
     if channel == "wechat":
-        return settings.wechat.enabled and bool(settings.wechat.app_secret)
+        return settings.wechat.can_send
     return False
 
 
@@ -160,7 +160,7 @@ async def wechat_text(api: WeChatApi, db: Database, vault: Vault, openid: str, t
     """Send a customer-service text; when WeChat will not take one for this user now (window closed, quota used
     up, unfollowed) leave it as a notice for their next message and return `noticed`."""
     try:
-        result = await api.send_text(openid, _cut_bytes(text, WECHAT_MAX_TEXT))
+        result = await api.send_text(openid, cut_bytes(text, WECHAT_MAX_TEXT))
     except WeChatApiError as exc:
         return Outcome.retry(str(exc))
     if result.ok:
@@ -179,6 +179,6 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _cut_bytes(text: str, limit: int) -> str:
+def cut_bytes(text: str, limit: int) -> str:
     raw = text.encode()
     return text if len(raw) <= limit else raw[: limit - 3].decode(errors="ignore") + "…"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from bot.broadcasts import lifecycle, segments
+from bot.broadcasts import lifecycle, mass, segments
 from bot.broadcasts import report as delivery_report
 from bot.broadcasts.lifecycle import BroadcastError
 from bot.staff import accounts
@@ -73,7 +73,8 @@ def _plain(message: str) -> str:
                        ("not a date", "发送时间看不懂，请重新选择。"), ("not a draft", "这条预警已经不是草稿了。"),
                        ("only a draft", "只有草稿可以修改。"), ("nothing to pause", "现在没有可暂停的发送。"),
                        ("not paused", "这条预警没有暂停。"), ("already", "这条预警已经结束了。"),
-                       ("nothing to retry", "现在没有可以重发的。")):
+                       ("nothing to retry", "现在没有可以重发的。"),
+                       ("quota used up", "本期的微信群发次数用完了，请下个周期再发，或直接发给订阅的居民。")):
         if key in message:
             return words
     return "这个操作现在不能做。"
@@ -83,9 +84,10 @@ async def listing(desk: Desk, problem: str | None = None, status: int = 200) -> 
     rows = [b for b in await desk.session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(200))
             if segments.visible_to(desk.settings, b, desk.townships)]
     townships = desk.own_townships()
+    quota = await mass.quota(desk.session, desk.settings) if desk.settings.wechat.can_send else None
     return desk.page("warnings.html", status, rows=rows, templates=_templates(desk), townships=townships,
                      audiences=AUDIENCE_NAMES, channels=CHANNEL_NAMES, states=STATE_NAMES, problem=problem,
-                     local_time=local_time)
+                     local_time=local_time, quota=quota)
 
 
 async def preview(desk: Desk) -> Response:
