@@ -18,6 +18,9 @@ _SEEN = (update(_TABLE).where(_TABLE.c.channel == bindparam("on"), _TABLE.c.user
                               or_(_TABLE.c.last_seen.is_(None), _TABLE.c.last_seen < bindparam("stale"),
                                   _TABLE.c.reachable.is_(False)))
          .values(last_seen=bindparam("at"), reachable=True))
+_REACHABLE = (update(_TABLE).where(_TABLE.c.channel == bindparam("on"), _TABLE.c.user_id == bindparam("who"),
+                                   _TABLE.c.reachable.is_(False)).values(reachable=True))
+_PG_REACHABLE = "UPDATE subscribers SET reachable = true WHERE channel = $1 AND user_id = $2 AND NOT reachable"
 _PG_SEEN = ("UPDATE subscribers SET last_seen = $4, reachable = true WHERE channel = $1 AND user_id = $2"
             " AND (last_seen IS NULL OR last_seen < $3 OR NOT reachable)")
 
@@ -61,23 +64,18 @@ def describe(sub: Subscriber) -> str:
 
 
 async def mark_unreachable(session: AsyncSession, channel: str, user: str) -> None:
-    """The user blocked the bot: later broadcasts skip them (a new message from them makes them reachable again)."""
+    """The user blocked the bot or unfollowed: later broadcasts skip them (`seen` makes them reachable again)."""
     sub = await find(session, channel, user)
     if sub is not None:
         sub.reachable = False
 
 
-async def mark_reachable(session: AsyncSession, channel: str, user: str) -> None:
-    sub = await find(session, channel, user)
-    if sub is not None and not sub.reachable:
-        sub.reachable = True
-
-
 async def seen(tx: TurnTransaction, channel: str, user: str) -> None:
-    """The user wrote or tapped: on a platform with a messaging window, their window opens again, and a subscriber
-    marked unreachable (they had unfollowed) is reachable again, since they follow once more. Written with the turn
-    (on PostgreSQL just after it), at most every SEEN_EVERY; a user who subscribed to nothing changes nothing."""
+    """The user wrote or tapped, so they follow us again or unblocked the bot: a subscriber marked unreachable is
+    reachable again; and on a platform with a messaging window, their window opens again. Written with the turn (on
+    PostgreSQL just after it), the window at most every SEEN_EVERY; a user who subscribed to nothing changes nothing."""
     if channel not in WINDOW_CHANNELS:
+        await tx.execute_after(_PG_REACHABLE, _REACHABLE, {"on": channel, "who": user})
         return
     now = utcnow()
     await tx.execute_after(_PG_SEEN, _SEEN, {"on": channel, "who": user, "stale": now - SEEN_EVERY,

@@ -280,6 +280,13 @@ async def test_a_blocked_resident_is_unreachable_and_retry_resends_only_refused_
     cells = " ".join(str(v) for rows in sheets.values() for row in rows for v in row)
     assert all(str(chat) not in cells for chat, *_ in PEOPLE)
 
+    # they unblock the bot and write: reachable for the next warning again; someone else's message changes nothing
+    await Engine(services).handle(Inbound(channel="telegram", user="7001", chat="7001", text="你好"))
+    await Engine(services).handle(Inbound(channel="web", user="7001", chat="7001", text="你好"))
+    async with services.db.session() as session:
+        back = await subscribers.find(session, "telegram", "7001")
+        assert back is not None and back.reachable
+
 
 async def test_staff_drive_a_warning_from_the_cli(db_env: dict[str, str], services: Services,
                                                  tmp_path: Path) -> None:
