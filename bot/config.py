@@ -182,6 +182,9 @@ class StaffMember(BaseModel):
     id: int
     # admin and staff use the staff commands; a handler also may see a reporter's identity (audited)
     role: Literal["admin", "handler", "staff"] = "staff"
+    # the console account (`fangfei staff add`) this person acts as: then the account's role, townships and
+    # disabled flag decide instead of `role`, and the ledger and audit log carry the account's name
+    account: str = ""
 
 
 class TelegramSettings(BaseModel):
@@ -207,8 +210,8 @@ class TelegramSettings(BaseModel):
             raise ValueError("must start with /")
         return value
 
-    def role_of(self, user_id: int | str) -> str | None:
-        return next((m.role for m in self.staff if str(m.id) == str(user_id)), None)
+    def member(self, user_id: int | str) -> StaffMember | None:
+        return next((m for m in self.staff if str(m.id) == str(user_id)), None)
 
 
 class MenuButton(BaseModel):

@@ -33,6 +33,8 @@ class Inbound:
     numbered: bool = False
     # Staff role of the sender ("admin" / "staff"), looked up by the channel from config; None for residents.
     role: str | None = None
+    # The console account a staff sender acts as, when the channel's staff list names one.
+    account: str | None = None
     # The message comes from the configured staff chat.
     staff_chat: bool = False
     # Photos and files that came with the message.

@@ -18,6 +18,7 @@ from bot.config import Settings, StaffMember, TelegramSettings
 from bot.engine import Engine
 from bot.outbox import Dispatcher
 from bot.services import Services
+from bot.staff import accounts
 from bot.storage.conversations import key_of
 from bot.storage.models import AuditEntry, Conversation, OutboxMessage, QuestionGap, Tip, TipChange, TipEvidence
 from bot.tips import alerts, evidence, ledger
@@ -364,6 +365,50 @@ async def test_only_a_handler_sees_who_reported_privately_and_audited(telegram: 
     async with engine.services.db.session() as s:
         [entry] = list(await s.scalars(select(AuditEntry)))
     assert (entry.actor, entry.action, entry.subject) == (f"telegram:{HANDLER}", "reveal-identity", receipt.group(0))
+
+
+async def test_telegram_staff_who_name_a_console_account_act_as_it(engine: Engine, fake: FakeTelegram,
+                                                                    web: httpx.AsyncClient) -> None:
+    """The account decides, not the configured role: its role (reveals), its townships (tips of other townships
+    are not found) and its disabled flag; the ledger and the audit log carry its name."""
+    services = engine.services
+    async with services.db.transaction() as s:
+        await accounts.add(s, services.settings, "赵经办", "handler", ["hekou"], None)
+        await accounts.add(s, services.settings, "钱经办", "handler", ["chengguan"], None)
+        await accounts.add(s, services.settings, "孙网格", "staff", [], None)
+    hekou, chengguan, county, nobody = 4010, 4011, 4012, 4013
+    configured = TelegramSettings(token=fake.token, base_url=fake.base_url, staff_chat_id=STAFF_CHAT, staff=[
+        StaffMember(id=hekou, account="赵经办"), StaffMember(id=chengguan, account="钱经办"),
+        StaffMember(id=county, role="handler", account="孙网格"), StaffMember(id=nobody, account="没这个人")])
+    services.settings.telegram = configured
+    channel = TelegramChannel(engine, configured)
+    await channel.start()
+    try:
+        me = WebUser(web, "web-named")
+        await fill_in_named(me)
+        await me.tap("确认提交")
+        receipt = RECEIPT.search(me.text)
+        assert receipt is not None
+        async with services.db.transaction() as s:
+            await s.execute(update(Tip).values(township="城关镇"))
+        reveal = f"/reveal {receipt.group(0)}"
+        assert "没有找到" in tg_text(await say(fake, reveal, user=hekou))  # another township's tip
+        assert "只有经办人" in tg_text(await say(fake, reveal, user=county))  # config says handler; the account not
+        assert "没有找到" in tg_text(await say(fake, f"/take {receipt.group(0)}", user=hekou))
+        shown = tg_text(await say(fake, reveal, user=chengguan))
+        assert NAME in shown and PHONE in shown
+        assert "已由 孙网格 认领" in tg_text(await say(fake, f"/take {receipt.group(0)}", user=county))
+        assert "已停用" in tg_text(await say(fake, "/stats", user=nobody))
+        async with services.db.transaction() as s:
+            await accounts.set_disabled(s, "孙网格")
+        assert "已停用" in tg_text(await say(fake, f"/verify {receipt.group(0)}", user=county))
+        async with services.db.session() as s:
+            tip = await s.scalar(select(Tip))
+            assert tip is not None and (tip.assignee, tip.status) == ("孙网格", "new")
+            entries = [(e.actor, e.action) for e in await s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+        assert ("钱经办", "reveal-identity") in entries and all(actor != "赵经办" for actor, _ in entries)
+    finally:
+        await channel.stop()
 
 
 # -- WeChat ----------------------------------------------------------------------------------------------------

@@ -205,6 +205,11 @@ class TelegramChannel:
         return Response(status_code=200)
 
     # -- updates to the engine ----------------------------------------------------------------------------------
+    def _sender(self, user_id: int) -> dict[str, str | None]:
+        """The staff fields of an Inbound: the configured role and console account, or none for a resident."""
+        member = self.settings.member(user_id)
+        return {"role": member.role if member else None, "account": member.account or None if member else None}
+
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None or message.from_user is None or message.text is None:
@@ -212,7 +217,7 @@ class TelegramChannel:
         is_group = message.chat.type in GROUPS
         text, addressed = self._addressed_text(message, is_group)
         inbound = Inbound(channel=CHANNEL, user=str(message.from_user.id), chat=str(message.chat.id), text=text,
-                          is_group=is_group, addressed=addressed, role=self.settings.role_of(message.from_user.id),
+                          is_group=is_group, addressed=addressed, **self._sender(message.from_user.id),
                           staff_chat=message.chat.id == self.settings.staff_chat_id)
         await self._answer_once(update, inbound, message.chat.id)
 
@@ -234,7 +239,7 @@ class TelegramChannel:
             kind = "voice" if message.voice else "location"
         inbound = Inbound(channel=CHANNEL, user=str(message.from_user.id), chat=str(message.chat.id),
                           text=message.caption or "", kind=kind, media=media,
-                          role=self.settings.role_of(message.from_user.id))
+                          **self._sender(message.from_user.id))
         await self._answer_once(update, inbound, message.chat.id)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -245,7 +250,7 @@ class TelegramChannel:
         chat_id = chat.id if chat else query.from_user.id
         inbound = Inbound(channel=CHANNEL, user=str(query.from_user.id), chat=str(chat_id), text=query.data or "",
                           is_group=bool(chat and chat.type in GROUPS), addressed=True,
-                          role=self.settings.role_of(query.from_user.id),
+                          **self._sender(query.from_user.id),
                           staff_chat=chat_id == self.settings.staff_chat_id)
         if await self._answer_once(update, inbound, chat_id):
             with contextlib.suppress(TelegramError):  # the tap's spinner; an old tap may no longer be answerable
