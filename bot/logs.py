@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from collections.abc import Iterable
+from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from bot.config import SECRETS, Settings
 
@@ -56,12 +60,36 @@ class Redactor(logging.Filter):
             message = f"{record.msg} {record.args}"
         record.msg, record.args = self.redact(message), ()
         if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = format_exception(record.exc_info)
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+def format_exception(exc_info: ExcInfo) -> str:
+    """A traceback as logging prints it; but where a database error is in the chain, no exception's message: a
+    driver quotes the values it was given ("Key (name)=(张秀兰) already exists"), and values can be residents' words.
+    Then each exception is its type, and a failed statement its SQL (values are bound apart from it)."""
+    chain: list[BaseException] = []
+    exc = exc_info[1]
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if not any(isinstance(e, DBAPIError) for e in chain):
+        return logging.Formatter().formatException(exc_info)
+    parts = []
+    for e in reversed(chain):
+        what = f"{type(e).__module__}.{type(e).__qualname__}"
+        if isinstance(e, StatementError) and e.statement:
+            what += f" in: {' '.join(e.statement.split())[:500]}"
+        parts.append("Traceback (most recent call last):\n" + "".join(traceback.format_tb(e.__traceback__))
+                     + f"{what} (message withheld: a database error can quote the values it was given)")
+    return "\n\nThe above exception led to the following exception:\n\n".join(parts)
 
 
 def install(settings: Settings) -> Redactor:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import io
 import logging
 
+from sqlalchemy.exc import IntegrityError
+
 from bot import logs
 from bot.config import Settings
+from bot.services import Services
+from bot.storage.models import StaffAccount
 
 TOKEN = "987654321:AAHsecretTelegramTokenValue-_0123456"
 ROBOT_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
@@ -45,3 +49,32 @@ def test_secrets_are_redacted_from_messages_arguments_and_tracebacks(base_settin
     assert "send?key=[redacted]" in out and "access_token=[redacted]&media_id=m-1" in out
     assert "/bot[redacted]/sendMessage" in out and "/bot[redacted]/getMe" in out and "Traceback" in out
     assert out.count("[redacted]") == 9  # 3 + 1 + 1 + 1 + 2 + 1 (the traceback's message)
+
+
+async def test_a_failed_statement_logged_with_its_traceback_names_none_of_its_values(services: Services,
+                                                                                     base_settings: Settings) -> None:
+    """A database error logged with its traceback (the console's and the engine's last resort) holds neither
+    SQLAlchemy's "[parameters: …]" nor the driver's quotation of them (PostgreSQL: "Key (name)=(…) already
+    exists"); the statement and the exceptions' types are kept for whoever debugs it."""
+    words = "张秀兰 13912345678"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logs.Redactor(logs.secret_values(base_settings)))
+    log = logging.getLogger("test.logs.database")
+    log.addHandler(handler)
+    try:
+        for _ in range(2):  # the second is refused: the name is taken
+            try:
+                async with services.db.transaction() as session:
+                    session.add(StaffAccount(name=words, role="staff", townships=[]))
+            except IntegrityError:
+                log.exception("console: the request failed")
+    finally:
+        log.removeHandler(handler)
+    out = stream.getvalue()
+    assert "IntegrityError" in out and "INSERT INTO staff_accounts" in out and "Traceback" in out
+    assert "13912345678" not in out and "张秀兰" not in out, out
+    try:  # anything else keeps its message
+        raise ValueError("an ordinary error says what went wrong")
+    except ValueError as exc:
+        assert "what went wrong" in logs.format_exception((ValueError, exc, exc.__traceback__))

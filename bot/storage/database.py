@@ -35,7 +35,9 @@ class Database:
         self.url = make_url(url)
         if sqlite_folder(url) == LOCAL_DATA:
             LOCAL_DATA.mkdir(exist_ok=True)  # the local default works on a fresh checkout; another folder must exist
-        kwargs: dict[str, object] = {"echo": echo}
+        # hide_parameters: a failed statement's error (logged with its traceback) names no value it carried, since
+        # values can be residents' or staff members' words
+        kwargs: dict[str, object] = {"echo": echo, "hide_parameters": True}
         if not self.is_sqlite:
             # no pre-ping: it costs a round trip per message; connections broken by a database restart are
             # dropped when they fail, and pool_recycle retires idle ones
