@@ -14,7 +14,7 @@ from bot.broadcasts import mass
 from bot.broadcasts import senders as warning_senders
 from bot.broadcasts.segments import is_quiet
 from bot.channels.wechat_api import WeChatApi
-from bot.channels.wecom import WeComRobot
+from bot.channels.wecom import WeComRobot, shared_rate
 from bot.config import WeComSettings
 from bot.outbox import Dispatcher, Sender
 from bot.rate import SharedRate
@@ -37,6 +37,7 @@ class OutboxWorker:
     def __init__(self, services: Services, *, telegram_bot: Bot | None = None, wechat_api: WeChatApi | None = None,
                  wecom_robot: WeComRobot | None = None, poll: float = 1.0, **options: Any) -> None:
         settings = services.settings
+        self._db = services.db
         self._owned: list[WeComRobot | WeChatApi] = []
         senders: dict[str, Sender] = {}
         if telegram_bot is not None:
@@ -60,7 +61,7 @@ class OutboxWorker:
             senders["warn-wechat-tpl"] = warning_senders.wechat_template(wechat_api, services.db, services.vault,
                                                                          settings)
             senders[mass.ROUTE] = mass.sender(wechat_api, services.db, settings)
-        if settings.broadcasts.township_robots:  # township staff groups, each robot keeping its own 20 a minute
+        if settings.broadcasts.township_robots:  # township staff groups, each robot at its own 20 a minute
             robots = {code: self._robot(url, settings.wecom)
                       for code, url in settings.broadcasts.township_robots.items() if url}
             senders["warn-wecom"] = warning_senders.wecom(robots)
@@ -87,8 +88,10 @@ class OutboxWorker:
         self.task: asyncio.Task[None] | None = None
 
     def _robot(self, url: str, wecom: WeComSettings) -> WeComRobot:
-        """A WeCom group robot this worker makes (and closes at `stop()`)."""
-        robot = WeComRobot(url, wecom.max_per_minute, timeout=wecom.read_timeout, connect_timeout=wecom.connect_timeout)
+        """A WeCom group robot this worker makes (and closes at `stop()`), its rate shared with every process (the
+        schedule is named by a digest of the URL, which holds the robot's key)."""
+        robot = WeComRobot(url, wecom.max_per_minute, timeout=wecom.read_timeout, connect_timeout=wecom.connect_timeout,
+                           shared=shared_rate(self._db, url, wecom.max_per_minute))
         self._owned.append(robot)
         return robot
 

@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import subscribers
+from bot.channels.wecom import WeComRobot, shared_rate
 from bot.rate import SharedRate
 from bot.services import Services
 from bot.storage.database import Database
 from bot.storage.models import OutboxMessage
 from tests.fake_telegram import FakeTelegram
+from tests.fake_wechat import FakeWeComRobot
 from tests.support import Server
 from tests.test_broadcasts import approved, drafted, progress, with_broadcasts
 
@@ -62,6 +64,26 @@ async def _rows(services: Services, broadcast_id: int) -> list[Any]:
     async with services.db.session() as session:
         return list((await session.execute(select(OutboxMessage.status, OutboxMessage.unknowns)
                                            .where(OutboxMessage.broadcast_id == broadcast_id))).all())
+
+
+async def test_two_processes_keep_one_wecom_robot_within_its_rate(db_url: str, database: Database) -> None:
+    """WeCom counts messages per robot: two processes' robots for one group URL share its schedule, so together
+    they stay within its limit (each alone would keep only its own); the fake refuses what is over with 45009."""
+    limit, window = 6, 3.0  # 20 a minute in production; shorter here
+    with FakeWeComRobot(rate_limit=(limit, window)) as fake:
+        pools = [Database(db_url), Database(db_url)]
+        robots = [WeComRobot(fake.url, limit, window=window, retries=0,
+                             shared=shared_rate(db, fake.url, limit, window)) for db in pools]
+        try:
+            results = await asyncio.gather(*(robot.send_text(f"第{n}条：{i}") for n, robot in enumerate(robots)
+                                             for i in range(limit)))
+        finally:
+            for robot in robots:
+                await robot.close()
+            for db in pools:
+                await db.close()
+        assert [r.kind for r in results] == ["sent"] * 2 * limit, [(r.reason, fake.rate_violations) for r in results]
+        assert len(fake.received) == 2 * limit and fake.rate_violations == []
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["both-live", "one-killed"])

@@ -9,6 +9,7 @@ no idempotency key, and repeating a message that did arrive would post it twice.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import deque
@@ -18,6 +19,8 @@ from typing import Literal
 import httpx
 
 from bot.outbox import NOT_SENT
+from bot.rate import SharedRate
+from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
 WINDOW = 60.0
@@ -39,10 +42,20 @@ class Delivery:
         return self.kind == "sent"
 
 
+def shared_rate(db: Database, url: str, per_minute: int, window: float = WINDOW) -> SharedRate:
+    """The schedule every process keeps one robot to: named by a digest of its URL (which holds the robot's key), a
+    slot a little more than window/per_minute apart, so no window of WeCom's holds one message too many."""
+    return SharedRate(db, f"wecom:{hashlib.sha256(url.encode()).hexdigest()[:16]}", per_minute / window * 0.95)
+
+
 class WeComRobot:
     def __init__(self, webhook_url: str, per_minute: int = 20, retries: int = 3, backoff: float = 1.0,
-                 timeout: float = 20.0, window: float = WINDOW, connect_timeout: float = 5.0) -> None:
+                 timeout: float = 20.0, window: float = WINDOW, connect_timeout: float = 5.0,
+                 shared: SharedRate | None = None) -> None:
+        """`shared`: the robot's rate as every process sees it (WeCom counts per robot, not per process): each
+        message also takes one of its slots, and a 45009 holds them all."""
         self.url, self.per_minute, self.retries, self.backoff = webhook_url, per_minute, retries, backoff
+        self.shared = shared
         self.window = window
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=connect_timeout))
         self.sent_at: deque[list[float]] = deque()  # one mutable slot per message in the window
@@ -73,7 +86,10 @@ class WeComRobot:
                     log.error("wecom robot: message not delivered (%s)", delivery.reason)
                 return delivery
             log.warning("wecom robot: %s; retry %d of %d", delivery.reason, attempt + 1, self.retries)
-            await asyncio.sleep(self.window / self.per_minute if code == RATE_LIMITED else self.backoff * 2 ** attempt)
+            pause = self.window / self.per_minute if code == RATE_LIMITED else self.backoff * 2 ** attempt
+            if self.shared is not None and code == RATE_LIMITED:
+                await self.shared.hold(pause)
+            await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
     async def _post(self, payload: dict[str, object]) -> tuple[Delivery, int | None]:
@@ -106,5 +122,8 @@ class WeComRobot:
                 if len(self.sent_at) < self.per_minute:
                     slot = [now]
                     self.sent_at.append(slot)
+                    if self.shared is not None:
+                        await self.shared.take()
+                        slot[0] = time.monotonic()
                     return slot
                 await asyncio.sleep(self.window - (now - self.sent_at[0][0]) + 0.01)
