@@ -11,15 +11,22 @@ from pathlib import Path
 
 import yaml
 
+from tests.cli_process import run_forked
+
 ROOT = Path(__file__).resolve().parent.parent
 FANGFEI = str(Path(sys.executable).parent / "fangfei")
 
 
 def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+        check: bool = True, script: bool = False) -> subprocess.CompletedProcess[str]:
+    """`fangfei ARGS` in a process of its own: forked from a server that has imported the CLI already
+    (tests/cli_process.py), or with `script` (or FANGFEI_TEST_CLI=exec) the installed script itself."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([FANGFEI, *args], input=stdin, capture_output=True, text=True, env=full_env, cwd=cwd,
-                          timeout=120)
+    if script or os.environ.get("FANGFEI_TEST_CLI") == "exec":
+        proc = subprocess.run([FANGFEI, *args], input=stdin, capture_output=True, text=True, env=full_env, cwd=cwd,
+                              timeout=120)
+    else:
+        proc = run_forked(list(args), stdin=stdin, env=full_env, cwd=cwd, timeout=120)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -29,7 +36,7 @@ def test_chat_from_a_pipe_runs_a_whole_conversation(tmp_path: Path) -> None:
     env = {"FANGFEI_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}
     lines = ["你好", "2", "有人说交三千会员费，平台帮我还清五万网贷", "1", "1", "",
              "火车票怎么买", "订阅提醒", "2", "1", "1", "退订"]
-    out = run("chat", stdin="\n".join(lines) + "\n", env=env).stdout
+    out = run("chat", stdin="\n".join(lines) + "\n", env=env, script=True).stdout  # the installed script itself
     assert "防范非法集资小助手" in out
     assert "  2. 风险自测" in out
     assert "请把对方是怎么说的告诉我" in out
