@@ -89,6 +89,28 @@ def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
+# Plain words (issue 15 §3): what a resident reads, cut into sentences, each measured in characters.
+SENTENCE_END = re.compile(r"[。！？；!?;\n]")
+SENTENCE_PLAIN = 25   # most sentences at most this long ...
+SENTENCE_MAX = 45     # ... and none longer than this
+LONG_SHARE = 0.12     # the share of sentences allowed past SENTENCE_PLAIN
+
+
+def reply_texts(entry: Entry) -> list[tuple[str, str]]:
+    """The texts of an entry that are sent as replies, by field: the summary and the three body parts."""
+    return [("summary", entry.summary), *((f"body.{part}", entry.body[part]) for part in BODY_PARTS)]
+
+
+def sentences(text: str) -> list[str]:
+    """A reply's sentences: cut at 。！？； and line breaks, stripped, empty pieces dropped."""
+    return [s.strip() for s in SENTENCE_END.split(text) if s.strip()]
+
+
+def sentence_length(sentence: str) -> int:
+    """Characters a reader sees, a placeholder counted by its name (`{hotline}` as 7), spaces not counted."""
+    return sum(1 for ch in sentence if ch not in "{}" and not ch.isspace())
+
+
 def _text_fields(raw: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for key in ("title", "summary"):
