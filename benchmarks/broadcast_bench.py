@@ -111,7 +111,7 @@ async def delivery(url: str, recipients: int, rate: float) -> None:
             server.env["FANGFEI_TELEGRAM__WEBHOOK_URL"] = f"{server.base}/telegram/webhook"
             server.start()
         injected = killed = False
-        killed_at = float("inf")
+        killed_at = injected_at = float("inf")
         try:
             broadcast_id, _ = await send(services, "【防非提醒】有人上门推销“养老项目”，请不要交钱。", ["telegram"])
             while True:
@@ -121,7 +121,7 @@ async def delivery(url: str, recipients: int, rate: float) -> None:
                 done = recipients - shown["pending"]
                 if not injected and done >= recipients * 0.2:
                     fake.fail("sendMessage", 429, times=3, retry_after=1)
-                    injected = True
+                    injected, injected_at = True, time.time()
                 if not killed and done >= recipients * 0.4:
                     servers[0].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
                     killed, killed_at = True, time.time()
@@ -149,6 +149,10 @@ async def delivery(url: str, recipients: int, rate: float) -> None:
         print(f"  two processes {two:6.1f} msg/s before the kill, one {one:6.1f} msg/s after")
         print(f"  delivered {unique:,}/{recipients:,}  lost {recipients - unique}  duplicates {len(chats) - unique}  "
               f"refused by the fake (429) {limited}  states {shown['sent']} sent, {shown['failed']} failed")
+        start = sends[0]["time"]
+        marks = [f"{v['time'] - start:.1f}s" for v in fake.rate_violations if v["scope"] == "global"]
+        print(f"  the fake's own 429s (over its window) at {', '.join(marks) or 'none'}; injected at "
+              f"{injected_at - start:.1f}s, kill at {killed_at - start:.1f}s")
         await reset(db)
         await db.close()
 

@@ -125,9 +125,14 @@ class Dispatcher:
         self.unknown_pause = unknown_pause
         self._warned: set[str] = set()
         self._orphans_checked: float | None = None
+        self._queued: dict[tuple[str, str], list[Claimed]] = {}  # recipients with rows in hand, and those rows
+        self._rooms: dict[str, asyncio.Semaphore] = {}  # per channel: room for `parallel[channel]` recipients
+        self._sending: set[asyncio.Task[None]] = set()
+        self._in_hand = 0  # rows claimed and not yet settled
 
-    async def claim(self) -> list[Claimed]:
-        """Take up to `batch` due rows of channels we can send: lease them and count the attempt (committed)."""
+    async def claim(self, limit: int | None = None) -> list[Claimed]:
+        """Take up to `limit` (default `batch`) due rows of channels we can send: lease them and count the attempt
+        (committed)."""
         if not self.senders:
             return []
         await self._recover()
@@ -136,7 +141,7 @@ class Dispatcher:
         due = (select(TABLE.c.id)
                .where(TABLE.c.status == PENDING, TABLE.c.next_attempt_at <= now, TABLE.c.lease_until.is_(None),
                       TABLE.c.channel.in_(sorted(self.senders)))
-               .order_by(TABLE.c.priority.desc(), TABLE.c.next_attempt_at, TABLE.c.id).limit(self.batch)
+               .order_by(TABLE.c.priority.desc(), TABLE.c.next_attempt_at, TABLE.c.id).limit(limit or self.batch)
                .with_for_update(skip_locked=True))  # PostgreSQL only; SQLite renders no FOR UPDATE
         stopped = select(Broadcast.id).where(Broadcast.state.in_(("paused", "cancelled")))
         due = due.where(TABLE.c.broadcast_id.is_(None) | TABLE.c.broadcast_id.not_in(stopped.scalar_subquery()))
@@ -183,36 +188,70 @@ class Dispatcher:
         channel up to `parallel[channel]` recipients at once (one by default)."""
         await self._check_orphans()
         rows = await self.claim()
-        # a channel's shared rate, if it has one, paces all its sends
-        by_target: dict[tuple[str, str], list[Claimed]] = {}
-        for row in rows:
-            by_target.setdefault((row.channel, row.target), []).append(row)
-        rooms = {channel: asyncio.Semaphore(self.parallel.get(channel, 1)) for channel, _ in by_target}
-        await asyncio.gather(*(self._deliver_all(batch, rooms[channel]) for (channel, _), batch in by_target.items()))
+        await asyncio.gather(*self._start(rows))
         return len(rows)
 
     async def run(self, stop: asyncio.Event, poll: float = 1.0) -> None:
-        """Deliver until `stop` is set; a full batch is followed at once by the next, otherwise wait `poll`."""
-        while not stop.is_set():
-            handled = 0
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("outbox: dispatch round failed; trying again")
-            if handled < self.batch:
-                try:
-                    await asyncio.wait_for(stop.wait(), poll)
-                except TimeoutError:
-                    pass
+        """Deliver until `stop` is set, topping the rows in hand up to a batch whenever half of it is sent, so that a
+        bulk send keeps its channel's pace from one batch to the next (and a worker never holds more than a batch);
+        with nothing due, look again after `poll` seconds."""
+        waiting = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                full = False
+                if self._in_hand <= self.batch // 2:
+                    try:
+                        await self._check_orphans()
+                        room = self.batch - self._in_hand
+                        rows = await self.claim(room)
+                        full = len(rows) == room
+                        self._start(rows)
+                    except Exception:
+                        log.exception("outbox: dispatch round failed; trying again")
+                if full or self._in_hand > self.batch // 2:  # more is due: go on once some of it is sent
+                    await asyncio.wait({waiting, *self._sending}, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await asyncio.wait({waiting}, timeout=poll)
+            await asyncio.gather(*self._sending)  # the rows in hand are finished (or their lease lapses)
+        finally:
+            waiting.cancel()
+            for task in self._sending:  # cancelled while sending: what is left comes back when its lease lapses
+                task.cancel()
 
     # -- internals ------------------------------------------------------------------------------------------------
-    async def _deliver_all(self, rows: list[Claimed], room: asyncio.Semaphore) -> None:
-        async with room:
-            for row in rows:
-                try:
-                    await self.deliver(row)
-                except Exception:  # the database failed us: the lease lapses and the row comes back
-                    log.exception("outbox: message %d (%s) could not be recorded", row.id, row.channel)
+    def _start(self, rows: list[Claimed]) -> list[asyncio.Task[None]]:
+        """Deliver claimed rows in the background: a recipient's rows one after the other (after any of theirs
+        still in hand), up to `parallel[channel]` recipients of a channel at once."""
+        started = []
+        for row in rows:
+            self._in_hand += 1
+            key = (row.channel, row.target)
+            if key in self._queued:  # this recipient has a row in hand: this one follows it
+                self._queued[key].append(row)
+                continue
+            self._queued[key] = [row]
+            room = self._rooms.setdefault(row.channel, asyncio.Semaphore(self.parallel.get(row.channel, 1)))
+            task = asyncio.create_task(self._deliver_queue(key, room))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+            started.append(task)
+        return started
+
+    async def _deliver_queue(self, key: tuple[str, str], room: asyncio.Semaphore) -> None:
+        queue = self._queued[key]
+        try:
+            async with room:
+                while queue:
+                    row = queue.pop(0)
+                    try:
+                        await self.deliver(row)
+                    except Exception:  # the database failed us: the lease lapses and the row comes back
+                        log.exception("outbox: message %d (%s) could not be recorded", row.id, row.channel)
+                    finally:
+                        self._in_hand -= 1
+        finally:
+            self._in_hand -= len(queue)
+            del self._queued[key]
 
     async def _keep(self, row: Claimed) -> bool:
         """Renew the lease before sending when half of it is gone (a long batch); False if the claim was lost."""

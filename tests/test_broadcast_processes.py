@@ -10,19 +10,25 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from telegram.ext import ExtBot
 
 from bot import subscribers
+from bot.channels.telegram import RetryingLimiter
 from bot.channels.wecom import WeComRobot, shared_rate
+from bot.outbox import Dispatcher, enqueue
 from bot.rate import SharedRate
 from bot.services import Services
 from bot.storage.database import Database
 from bot.storage.models import OutboxMessage
+from bot.tips import alerts
+from bot.vault import Vault
 from tests.fake_telegram import FakeTelegram
 from tests.fake_wechat import FakeWeComRobot
 from tests.support import Server
 from tests.test_broadcasts import approved, drafted, progress, with_broadcasts
 
 CHATS = list(range(7100, 7190))
+SECRET = "a-test-secret-key-for-the-vault-0123456789"
 RATE = 20.0  # messages a second, for both processes together (the fake answers 429 above 30)
 
 
@@ -51,6 +57,47 @@ async def test_a_shared_rate_holds_for_every_pool_and_a_hold_stops_them_all(db_u
     finally:
         for db in pools:
             await db.close()
+
+
+async def test_a_429_to_one_process_holds_every_process_and_no_copy_is_lost_or_doubled(db_url: str,
+                                                                                     database: Database) -> None:
+    """Two processes' dispatchers, each with the application's own bot (PTB's rate limiter extended by ours), send
+    one batch of alerts on one shared schedule. Telegram answers one send with "retry after 2": that send comes
+    back to the outbox and the schedule holds both processes, instead of PTB pausing only the process that got it
+    while the other goes on (and then releasing the paused one's sends in a burst)."""
+    users = list(range(7300, 7360))
+    with FakeTelegram() as fake:
+        pools = [Database(db_url), Database(db_url)]
+        bots = [ExtBot(fake.token, base_url=fake.base_url, rate_limiter=RetryingLimiter(3, 30)) for _ in pools]
+        async with pools[0].transaction() as session:
+            for user in users:
+                await enqueue(session, dedup=f"hold:{user}", channel="telegram", target=str(user),
+                              payload={"text": f"提醒 {user}"}, postgres=not pools[0].is_sqlite)
+        dispatchers = [Dispatcher(db, {"telegram": alerts.telegram_sender(bot, Vault(SECRET))}, base_backoff=0.1,
+                                  rates={"telegram": SharedRate(db, "telegram", per_second=RATE)},
+                                  parallel={"telegram": 4}) for db, bot in zip(pools, bots, strict=True)]
+        stop = asyncio.Event()
+        try:
+            for bot in bots:
+                await bot.initialize()
+            running = [asyncio.create_task(d.run(stop, poll=0.2)) for d in dispatchers]
+            await fake.wait_for(lambda: len(fake.sent) >= 15, timeout=30)
+            fake.fail("sendMessage", 429, times=1, retry_after=2)
+            await fake.wait_for(lambda: len({c["chat_id"] for c in fake.sent}) == len(users), timeout=60)
+            stop.set()
+            await asyncio.gather(*running)
+        finally:
+            for bot in bots:
+                await bot.shutdown()
+            for db in pools:
+                await db.close()
+        calls = fake.calls_to("sendMessage")
+        refused = [c for c in calls if c["status"] == 429]
+        assert len(refused) == 1
+        held = [c for c in calls if refused[0]["time"] + 0.5 < c["time"] < refused[0]["time"] + 1.9]
+        assert held == []  # sends booked before the 429 may still go; after them, nobody sends until it is over
+        assert sorted(c["chat_id"] for c in fake.sent) == users  # each once, the refused one included
+        assert [v for v in fake.rate_violations if v["scope"] == "global"] == []
 
 
 def _env(db_env: dict[str, str], fake: FakeTelegram) -> dict[str, str]:

@@ -25,7 +25,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot import subscribers
 from bot.broadcasts.segments import WINDOW_CLOSED
-from bot.channels.telegram_errors import delivery_outcome
+from bot.channels.telegram_errors import delivery_outcome, paced
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.channels.wecom import WeComRobot
 from bot.config import Settings
@@ -47,7 +47,7 @@ def telegram(bot: Bot, db: Database) -> Sender:
         try:
             buttons = [InlineKeyboardButton(label, callback_data=data) for label, data in payload.get("buttons") or []]
             await bot.send_message(int(target), payload["text"][: MessageLimit.MAX_TEXT_LENGTH],
-                                   reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None)
+                                   reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None, **paced(bot))
         except Forbidden as exc:
             async with db.transaction() as session:
                 await subscribers.mark_unreachable(session, "telegram", target)

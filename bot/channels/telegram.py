@@ -1,9 +1,10 @@
 """Telegram channel: python-telegram-bot talks to Telegram; this module only translates.
 
 Updates become `Inbound`s for the engine; its `Reply`s become messages with inline keyboards. Sending goes through
-PTB's AIORateLimiter (30 messages/s overall, 20 a minute per group, waits out 429 `retry_after`), extended with
-bounded retries of requests that surely did not reach Telegram (a refused connection, a server error); a request
-whose answer never came is not repeated. Each update is handled once (its update_id is recorded with the turn).
+PTB's AIORateLimiter (30 messages/s overall, 20 a minute per group), extended with bounded retries of 429s after
+their `retry_after` (a send the outbox paces gets its 429 back, see RetryingLimiter) and of requests that surely did
+not reach Telegram (a refused connection, a server error); a request whose answer never came is not repeated.
+Each update is handled once (its update_id is recorded with the turn).
 Updates of one chat are processed in order, different chats in parallel. Long polling is the default; with
 `telegram.webhook_url` our own HTTP server receives the updates and answers Telegram once one is handled.
 """
@@ -43,7 +44,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram_errors import never_sent
+from bot.channels.telegram_errors import PACED, never_sent, retry_seconds
 from bot.channels.telegram_groups import TelegramGroupTalk
 from bot.config import TelegramSettings
 from bot.engine import Engine
@@ -62,17 +63,23 @@ GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
 
 
 class RetryingLimiter(AIORateLimiter):
-    """AIORateLimiter (flood limits, 429 waits) plus bounded retries with backoff on network and 5xx errors.
+    """AIORateLimiter (flood limits) plus bounded retries: of 429s after their `retry_after`, and with backoff of
+    network and 5xx errors.
 
     A request that posts a message is retried only when it surely posted nothing (Telegram answered with an error, or
     no connection was made): after a read timeout or a dropped connection the message may have arrived, and sending
     it again could post it twice. The caller decides then (the outbox tries once more, much later).
+
+    A send made with `rate_limit_args=PACED` gets a 429 raised at once: its caller (the outbox) keeps a send schedule
+    shared by every process and holds all of them for `retry_after`. Waiting it out here instead would pause only
+    this process, whose booked slots then lapse while the others go on, and release its waiting sends in one burst
+    at the end of the pause, which draws the next 429.
     """
 
     POSTS = ("send", "forward", "copy")  # Bot API methods that post a message
 
     def __init__(self, retries: int, per_second: float = 30, backoff: float = 0.5) -> None:
-        super().__init__(overall_max_rate=per_second, max_retries=retries)
+        super().__init__(overall_max_rate=per_second, max_retries=0)  # 429s are retried below, or raised
         self.retries, self.backoff = retries, backoff
 
     async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
@@ -80,9 +87,14 @@ class RetryingLimiter(AIORateLimiter):
                               rate_limit_args: int | None) -> Any:
         for attempt in range(self.retries + 1):
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-            except (BadRequest, RetryAfter):
+                return await super().process_request(callback, args, kwargs, endpoint, data, None)
+            except BadRequest:
                 raise
+            except RetryAfter as exc:
+                if attempt == self.retries or rate_limit_args == PACED:
+                    raise
+                log.info("telegram %s: too many requests; waiting %.0f s", endpoint, retry_seconds(exc))
+                await asyncio.sleep(retry_seconds(exc) + 0.1)
             except NetworkError as exc:
                 harmless = never_sent(exc) or not endpoint.startswith(self.POSTS)  # cannot post a message twice
                 if attempt == self.retries or not harmless:

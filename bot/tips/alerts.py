@@ -17,7 +17,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 from telegram.error import TelegramError
 
-from bot.channels.telegram_errors import delivery_outcome
+from bot.channels.telegram_errors import delivery_outcome, paced
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.channels.wecom import WeComRobot
 from bot.config import Settings
@@ -123,7 +123,7 @@ def telegram_sender(bot: Bot, vault: Vault) -> Sender:
         buttons = [InlineKeyboardButton(label, callback_data=data) for label, data in payload.get("buttons") or []]
         try:
             await bot.send_message(chat_id, _cut(payload["text"], MessageLimit.MAX_TEXT_LENGTH),
-                                   reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None)
+                                   reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None, **paced(bot))
         except TelegramError as exc:
             return delivery_outcome(exc, repeatable=False)
         return Outcome.sent()
