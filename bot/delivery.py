@@ -61,6 +61,7 @@ class OutboxWorker:
             senders["warn-wechat-tpl"] = warning_senders.wechat_template(wechat_api, services.db, services.vault,
                                                                          settings)
             senders[mass.ROUTE] = mass.sender(wechat_api, services.db, settings)
+            senders[mass.UNTAG] = mass.untagger(wechat_api)
         if settings.broadcasts.township_robots:  # township staff groups, each robot at its own 20 a minute
             robots = {code: self._robot(url, settings.wecom)
                       for code, url in settings.broadcasts.township_robots.items() if url}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import subscribers
+from bot.broadcasts import mass
 from bot.conversation import Choice, Turn, action, keywords
 from handlers.menu import BACK, MAIN_MENU
 
@@ -75,7 +76,11 @@ async def _save(turn: Turn) -> None:
 @action("subscribe.stop")
 async def stop(turn: Turn, _: str = "") -> None:
     turn.finish()
-    if await subscribers.unsubscribe(turn.session, turn.inbound.channel, turn.inbound.user):
+    stopped = await subscribers.unsubscribe(turn.session, turn.inbound.channel, turn.inbound.user)
+    # mass warnings go to WeChat tags, subscribed or not: leaving them stops those too
+    untagged = await mass.opt_out(turn.session, turn.inbound.channel, turn.inbound.user,
+                                  postgres=not turn.services.db.is_sqlite)
+    if stopped or untagged:
         turn.say(f"已经退订了，以后不再给您发提醒。想再订阅，请{turn.tap('订阅提醒', MAIN_MENU)}。", MAIN_MENU)
     else:
         turn.say(f"您还没有订阅提醒。想订阅，请{turn.tap('订阅提醒', MAIN_MENU)}。", MAIN_MENU)

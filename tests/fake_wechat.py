@@ -225,6 +225,7 @@ ERRMSGS: dict[int, str] = {
     45028: "has no masssend quota",
     40037: "invalid template_id",
     40050: "invalid tag id",
+    45159: "invalid tag id",
     43004: "require subscribe",
     43101: "user refuse to accept the msg",
     45047: "out of response count limit",
@@ -537,6 +538,7 @@ class FakeWeChat(_FakeBase):
             "/cgi-bin/message/custom/send": ("POST", self._api_custom_send, True),
             "/cgi-bin/message/template/send": ("POST", self._api_template_send, True),
             "/cgi-bin/message/mass/sendall": ("POST", self._api_mass_sendall, True),
+            "/cgi-bin/tags/members/batchuntagging": ("POST", self._api_untag, True),
             "/cgi-bin/message/custom/typing": ("POST", self._api_custom_typing, True),
             "/cgi-bin/menu/create": ("POST", self._api_menu_create, True),
             "/cgi-bin/menu/get": ("GET", self._api_menu_get, True),
@@ -842,6 +844,22 @@ class FakeWeChat(_FakeBase):
     def templates_to(self, openid: str) -> list[dict[str, str]]:
         with self._lock:
             return [r["data"] for r in self.templates_sent if r["touser"] == openid]
+
+    def tagged(self, tag_id: int) -> set[str]:
+        with self._lock:
+            return set(self._tags.get(tag_id, set()))
+
+    def _api_untag(self, request: Request, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("openid_list"), list):
+            raise WxError(47001, violation="bad_body")
+        openids, tag_id = body["openid_list"], body.get("tagid")
+        if not 1 <= len(openids) <= 50 or not all(isinstance(o, str) and o for o in openids):
+            raise WxError(40032, "invalid openid list size", violation="bad_body")
+        with self._lock:
+            if not isinstance(tag_id, int) or tag_id not in self._tags:
+                raise WxError(45159)
+            self._tags[tag_id] -= set(openids)
+        return {"errcode": 0, "errmsg": "ok"}
 
     def _api_mass_sendall(self, request: Request, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):

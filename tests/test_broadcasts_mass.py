@@ -15,17 +15,19 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bot import subscribers
 from bot.broadcasts import lifecycle, mass, segments
 from bot.channels.wechat_api import WeChatApi
 from bot.engine import Engine
 from bot.outbox import Dispatcher
 from bot.services import Services
 from bot.storage.models import Broadcast, OutboxMessage, utcnow
+from bot.types import Inbound
 from bot.web.app import create_app
 from tests.console_support import add_staff, sign_in
 from tests.fake_wechat import FakeWeChat
 from tests.support import Server
-from tests.test_broadcasts import approved, drafted, drain, progress
+from tests.test_broadcasts import UNSUBSCRIBE, approved, drafted, drain, progress
 from tests.test_broadcasts_wechat import TEXT, on_wechat
 from tests.test_cli import run
 
@@ -87,7 +89,7 @@ async def test_a_mass_send_goes_once_to_its_tag_and_counts_against_the_quota(
     await send(services)
     [job] = fake.mass_sent
     assert job["tag_id"] == TAG and job["recipients"] == ["o-1", "o-2", "o-3"]
-    assert job["content"] == f"{TEXT}\n\n{mass.FOOTER}"
+    assert job["content"] == f"{TEXT}\n\n{UNSUBSCRIBE}"  # how to stop them, as every warning ends
     done = await progress(services, broadcast_id)
     assert done["mass"] == {
         "tag": TAG,
@@ -190,6 +192,52 @@ async def test_no_answer_is_an_unknown_outcome_never_sent_again_nor_by_retry_fai
     await send(services)
     assert len(fake.mass_sent) == 1 and len(fake.calls_to("message/mass/sendall")) == 1
     assert (await quota_now(services))["used"] == 1  # it may have gone out: it counts
+
+
+async def test_replying_tuiding_to_a_mass_warning_takes_the_follower_out_of_its_tags(
+    services: Services, fake: FakeWeChat
+) -> None:
+    """o-1 never subscribed here, o-2 did: both reply 退订 to the mass warning through signed XML; both leave the
+    tag (by the outbox, once each, also when they say it twice), o-2's subscription stops, and the next mass
+    warning reaches only o-3. Telegram's 退订 touches no tag."""
+    from bot.channels.wechat import WeChatChannel
+    from tests.test_wechat import wechat_settings as channel_settings
+    from tests.wechat_client import WeChatServer
+
+    services = on_wechat(services, fake)
+    async with services.db.transaction() as session:
+        await subscribers.subscribe(session, "wechat", "o-2", "elderly", None, None)
+    first = await mass_draft(services)
+    await approved(services, first)
+    await send(services)
+    assert fake.mass_sent[0]["recipients"] == ["o-1", "o-2", "o-3"]
+
+    engine = Engine(services)
+    channel = WeChatChannel(engine, channel_settings(True))
+    app = create_app(engine, channel.routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oa.test") as client:
+        oa = WeChatServer(client, safe=True)
+        assert "已经退订了" in await oa.say("o-1", "退订")
+        assert "已经退订了" in await oa.say("o-1", "退订")  # said twice: still one removal
+        assert "已经退订了" in await oa.say("o-2", "退订")
+    await channel.close()
+    [said] = await engine.handle(Inbound(channel="telegram", user="7001", chat="7001", text="退订"))
+    assert "还没有订阅" in said.text  # nothing to leave there
+    api = WeChatApi(services.settings.wechat, services.db)
+    try:
+        await drain(Dispatcher(services.db, {mass.UNTAG: mass.untagger(api)}, base_backoff=0.01))
+    finally:
+        await api.close()
+    assert fake.tagged(TAG) == {"o-3"}
+    assert len([c for c in fake.calls if c["path"].endswith("batchuntagging")]) == 2
+    async with services.db.session() as session:
+        assert (await subscribers.find(session, "wechat", "o-2")).active is False  # type: ignore[union-attr]
+
+    second = await mass_draft(services)
+    await approved(services, second)
+    await send(services)
+    assert fake.mass_sent[1]["recipients"] == ["o-3"]
+    fake.assert_no_violations()
 
 
 def _env(db_env: dict[str, str], fake: FakeWeChat) -> dict[str, str]:

@@ -171,7 +171,7 @@ async def start(session: AsyncSession, settings: Settings, broadcast: Broadcast,
     if mass.is_mass(broadcast):  # one message to a tag, sent once (bot/broadcasts/mass.py)
         added = await enqueue(session, dedup=f"warn-mass:{broadcast.id}", channel=mass.ROUTE,
                               target=str(mass.tag_of(broadcast)), postgres=postgres, priority=PRIORITY,
-                              payload={"text": f"{broadcast.text}\n\n{mass.FOOTER}", "broadcast": broadcast.id},
+                              payload={"text": f"{broadcast.text}\n\n{UNSUBSCRIBE}", "broadcast": broadcast.id},
                               broadcast_id=broadcast.id)
         broadcast.state, broadcast.started_at = "sending", now
         return int(added)

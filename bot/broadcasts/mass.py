@@ -11,6 +11,9 @@
   "outcome unknown" for the operator to check in the account's 群发记录, and `retry-failed` leaves it alone.
   Only a send WeChat surely did not take (no connection, a server error, "busy", the API limit 45009) is retried
   by the outbox, with its backoff; a refusal fails it.
+- Stopping them: a mass message ends, like every warning, with "回复“退订”". A follower who replies so is taken out
+  of every tag a mass warning went to (`opt_out`, through the outbox: route `wechat-untag`), so later mass sends to
+  those tags miss them, whether or not they had subscribed here.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.wechat_api import WeChatApi, WeChatApiError
 from bot.config import Settings
-from bot.outbox import FAILED, PENDING, TABLE, Outcome, Sender
+from bot.outbox import FAILED, PENDING, TABLE, Outcome, Sender, enqueue
 from bot.storage.database import Database
 from bot.storage.models import Broadcast, WeChatMassQuota, WeChatMassSend, utcnow
 from bot.tips.ledger import CHINA, as_utc
@@ -42,8 +45,8 @@ RULES = {
 COUNTED = ("sending", "sent", "unknown")  # states that used a slot of the quota
 RETRY = {-1, 45009}  # system busy, API call limit reached: nothing was sent; the outbox tries again later
 NO_QUOTA = {45028}  # WeChat: no mass-send quota left for this period
-# a mass send reaches followers who never subscribed here, so "回复退订" would not stop it: say what does
-FOOTER = "不想再收到本号的群发提醒，可在公众号的“设置”里关闭“接收消息”，或取消关注。"
+UNTAG = "wechat-untag"  # outbox route: a follower who replied 退订 leaves the tags mass warnings went to
+GONE_TAG = {45159}  # WeChat: no such tag (deleted since): nothing to leave
 UNKNOWN = (
     "outcome unknown: the mass send may have gone out; not sent again (check 群发记录 in the account's admin pages)"
 )
@@ -232,6 +235,36 @@ async def _settle(
             await session.execute(update(WeChatMassQuota).where(WeChatMassQuota.period == row.period).values(used=used))
         if state == "unknown":
             await _may_have_arrived(session, broadcast_id)
+
+
+async def opt_out(session: AsyncSession, channel: str, user: str, *, postgres: bool) -> bool:
+    """A WeChat follower asked to stop warnings: queue their removal from every tag a mass warning went to (at most
+    once a day each); False when there is none (or the user is not on WeChat)."""
+    if channel != "wechat":
+        return False
+    segments = await session.scalars(select(Broadcast.segment).where(Broadcast.segment.is_not(None)))
+    tags = sorted({int(s["mass_tag"]) for s in segments if isinstance(s, dict) and s.get("mass_tag") is not None})
+    day = utcnow().astimezone(CHINA).date().isoformat()
+    for tag in tags:
+        await enqueue(session, dedup=f"{UNTAG}:{tag}:{day}:{user}", channel=UNTAG, target=user,
+                      payload={"tag": tag}, postgres=postgres)
+    return bool(tags)
+
+
+def untagger(api: WeChatApi) -> Sender:
+    """payload {"tag"}: target is the follower's openid."""
+
+    async def send(target: str, payload: dict[str, Any]) -> Outcome:
+        try:
+            result = await api.untag(target, int(payload["tag"]))
+        except WeChatApiError as exc:
+            return Outcome.retry(str(exc))  # repeating it is harmless
+        if result.ok or result.errcode in GONE_TAG:
+            return Outcome.sent()
+        error = f"errcode {result.errcode}"
+        return Outcome.retry(error) if result.errcode in RETRY else Outcome.failed(error)
+
+    return send
 
 
 def sender(api: WeChatApi, db: Database, settings: Settings) -> Sender:

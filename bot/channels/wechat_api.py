@@ -87,6 +87,10 @@ class WeChatApi:
                                {"filter": {"is_to_all": False, "tag_id": tag_id}, "msgtype": "text",
                                 "text": {"content": content}}, retries=0)
 
+    async def untag(self, openid: str, tag_id: int) -> ApiResult:
+        """Take a follower out of a tag (harmless to repeat: one not in it stays out)."""
+        return await self.call("/cgi-bin/tags/members/batchuntagging", {"openid_list": [openid], "tagid": tag_id})
+
     async def create_menu(self, buttons: list[dict[str, Any]]) -> ApiResult:
         return await self.call("/cgi-bin/menu/create", {"button": buttons})
 
