@@ -60,8 +60,9 @@ class CategoryModel:
         length = math.sqrt(sum(x * x for x in vec.values())) or 1.0
         return {f: x / length for f, x in vec.items() if x}
 
-    def scores(self, feats: Mapping[str, float]) -> dict[str, float]:
-        """Per class, how well the text fits it (higher is better; comparable across classes of one text)."""
+    def fits(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, the weighted log-likelihood of the text under the class's complement-derived weights
+        (higher is better)."""
         vec = {f: x for f, x in self._vector(feats).items() if f in self.total}
         # Σ x·(log z_c − log(total − own_c + α)) = log z_c·Σx − Σ x·log(total + α) + Σ over c's features x·delta
         mass = sum(vec.values())
@@ -70,17 +71,28 @@ class CategoryModel:
         for f, x in vec.items():
             for c, delta in self.owners[f]:
                 fit[c] += x * delta
+        return fit
+
+    def scores(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, how well the text fits it (higher is better; comparable across classes of one text)."""
+        fit = self.fits(feats)
         return {c: fit[c] / self.norm[c] for c in self.labels}
 
-    def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
-        """Per class, a probability: the scores standardised over the classes, then a softmax."""
+    def standardized(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, the score standardised over the classes (mean 0, spread 1; all 0 for a text of unknown
+        features only)."""
         scores = self.scores(feats)
         values = list(scores.values())
         mean = sum(values) / len(values)
         spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
         if spread == 0:
-            return {c: 1.0 / len(scores) for c in scores}
-        top = max(values)
-        exp = {c: math.exp(self.temperature * (v - top) / spread) for c, v in scores.items()}
+            return dict.fromkeys(scores, 0.0)
+        return {c: (v - mean) / spread for c, v in scores.items()}
+
+    def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, a probability: the standardised scores through a softmax."""
+        z = self.standardized(feats)
+        top = max(z.values())
+        exp = {c: math.exp(self.temperature * (v - top)) for c, v in z.items()}
         total = sum(exp.values())
         return {c: v / total for c, v in exp.items()}
