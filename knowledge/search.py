@@ -50,8 +50,8 @@ W_COVER, W_TOKENS, W_BIGRAMS = 0.4, 0.3, 0.3
 # log-odds that a question is not ours: the everyday model's margin, the best BM25 score (log1p), the best coverage.
 # All chosen by 5-fold cross-validation (`fangfei eval kb --folds 5`), the bias so that the default threshold 0.3
 # refuses about 94 % of the held-out everyday questions.
-W_FIT, W_BM25, W_LEXICAL = 1.7, 3.6, 0.7
-G_BIAS, G_EVERYDAY, G_BM25, G_COVER = 10.2, 1.6, -3.9, -2.2
+W_FIT, W_BM25, W_LEXICAL = 1.8, 3.2, 0.9
+G_BIAS, G_EVERYDAY, G_BM25, G_COVER = 9.4, 1.5, -3.8, -1.5
 TITLE_REPEAT = 3  # a title or keyword line counts as much as three sample questions
 EVERYDAY_REPEAT = 6  # each everyday question weighs as six: they are few beside the base's texts
 MODEL_CATEGORIES = 5  # the entries of the model's first five categories are ranked even without a shared word
