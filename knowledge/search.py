@@ -52,8 +52,8 @@ W_COVER, W_TOKENS, W_BIGRAMS = 0.4, 0.3, 0.3
 # refuses about 94 % of the held-out everyday questions.
 W_FIT, W_BM25, W_LEXICAL = 1.8, 3.2, 0.9
 G_BIAS, G_EVERYDAY, G_BM25, G_COVER = 9.4, 1.5, -3.8, -1.5
-TITLE_REPEAT = 3  # a title or keyword line counts as much as three sample questions
-EVERYDAY_REPEAT = 6  # each everyday question weighs as six: they are few beside the base's texts
+TITLE_WEIGHT = 3.0  # a title or keyword line counts as much as three sample questions
+EVERYDAY_WEIGHT = 6.0  # each everyday question weighs as six: they are few beside the base's texts
 MODEL_CATEGORIES = 5  # the entries of the model's first five categories are ranked even without a shared word
 NGRAMS = (1, 2)  # characters and pairs (triples added nothing under cross-validation and cost time)
 _SENTENCE = re.compile(r"[。；！？\n]")
@@ -131,11 +131,12 @@ class SearchIndex:
         docs: list[list[str]] = []
         self.question_tokens: list[list[set[str]]] = []
         for e in kb.entries:
-            fields = {"title": e.title, "keywords": " ".join(e.keywords), "questions": " ".join(e.questions),
-                      "summary": e.summary, "body": " ".join(e.body.values())}
+            # a field's words are those of its texts (the sentences of the body), each cut once for all uses
+            fields = {"title": [e.title], "keywords": [" ".join(e.keywords)], "questions": e.questions,
+                      "summary": [e.summary], "body": _sentences(e)}
             doc: list[str] = []
-            for name, text in fields.items():
-                doc += [self._canon(w) for w in words(text)] * _FIELD_WEIGHTS[name]
+            for name, texts in fields.items():
+                doc += [self._canon(w) for text in texts for w in words(text)] * _FIELD_WEIGHTS[name]
             doc += [self._canon(w) for w in words(kb.categories[e.category].name)]
             docs.append(doc)
             self.question_tokens.append([{self._canon(w) for w in words(q)} for q in (e.title, *e.questions)])
@@ -166,27 +167,27 @@ class SearchIndex:
         """Two models from the base's own texts. The category model: which category a question is about (titles and
         keywords count several times, every sentence of the body is a text of its own; everyday questions are a
         class of their own). The everyday model: whether a question is about fundraising at all."""
-        def features(text: str) -> Counter[str]:
-            return self._features(normalize(text), words(text))
+        memo: dict[str, Counter[str]] = {}
 
-        samples: list[tuple[str, Counter[str]]] = []
-        topical: list[Counter[str]] = []
+        def features(text: str) -> Counter[str]:
+            found = memo.get(text)
+            if found is None:
+                found = memo[text] = self._features(normalize(text), words(text))
+            return found
+
+        samples: list[tuple[str, Counter[str], float]] = []
+        topical: list[tuple[str, Counter[str]]] = []
         for e in kb.entries:
             for text in (e.title, " ".join(e.keywords)):
-                samples += [(e.category, features(text))] * TITLE_REPEAT
-                topical.append(features(text))
-            for text in e.questions:
-                samples.append((e.category, features(text)))
-                topical.append(features(text))
-            samples.append((e.category, features(e.summary)))
-            for part in e.body.values():
-                samples += [(e.category, features(s)) for s in _SENTENCE.split(part) if s.strip()]
+                samples.append((e.category, features(text), TITLE_WEIGHT))
+            samples += [(e.category, features(text), 1.0) for text in (*e.questions, e.summary, *_sentences(e))]
+            topical += [("on", features(text)) for text in (e.title, " ".join(e.keywords), *e.questions)]
         for c in kb.categories.values():
-            samples.append((c.slug, features(f"{c.name} {c.covers}")))
+            samples.append((c.slug, features(f"{c.name} {c.covers}"), 1.0))
         everyday = [features(q) for q in offtopic]
-        samples += [(OFFTOPIC, f) for f in everyday]
+        samples += [(OFFTOPIC, f, 1.0) for f in everyday]
         self.model = CategoryModel(samples)
-        self.everyday = CategoryModel([("on", f) for f in topical] + [("off", f) for f in everyday] * EVERYDAY_REPEAT)
+        self.everyday = CategoryModel([*topical, *(("off", f, EVERYDAY_WEIGHT) for f in everyday)])
 
     def _features(self, text: str, words: list[str]) -> Counter[str]:
         """The models' view of a text: its words (canonical, without stop words) and the characters and
@@ -397,6 +398,11 @@ def rank(s: Signals) -> tuple[list[tuple[float, int]], float]:
     covered = max(c for _f, _b, c, _l in s.entries.values())
     x = G_BIAS + G_EVERYDAY * s.everyday + G_BM25 * math.log1p(s.top_bm25) + G_COVER * covered
     return ranked, 1.0 / (1.0 + math.exp(min(x, 50.0)))
+
+
+def _sentences(entry: Entry) -> list[str]:
+    """The sentences of an entry's body, each a text of its own."""
+    return [s for part in entry.body.values() for s in _SENTENCE.split(part) if s.strip()]
 
 
 def _by_category(ranked: list[tuple[float, int]], entries: list[Entry]) -> list[tuple[float, int]]:
