@@ -1,9 +1,10 @@
 """Which category a question belongs to: complement naive Bayes (Rennie et al., 2003) over sparse features.
 
-Trained at index build on the knowledge base's own texts (titles, sample questions, keywords, summaries) and the
-everyday questions as a class of their own. Each training text's features are log-damped, idf-weighted and
-length-normed; a class is described by the features of every *other* class (its complement), which keeps small
-classes from being drowned by large ones. Pure Python: a query touches only its own features.
+Trained at index build on the knowledge base's own texts (titles, sample questions, keywords, summaries, the body's
+sentences) and the everyday questions as a class of their own; the search trains a second one, about fundraising or
+not. Each training text's features are log-damped, idf-weighted and length-normed (a text may weigh as several); a
+class is described by the features of every *other* class (its complement), which keeps small classes from being
+drowned by large ones. Pure Python: a query touches only its own features.
 """
 
 from __future__ import annotations
@@ -15,20 +16,25 @@ from collections.abc import Iterable, Mapping
 
 class CategoryModel:
     def __init__(
-        self, samples: Iterable[tuple[str, Mapping[str, float]]], alpha: float = 1.0, temperature: float = 1.0
+        self, samples: Iterable[tuple[str, Mapping[str, float]] | tuple[str, Mapping[str, float], float]],
+        alpha: float = 1.0, temperature: float = 1.0,
     ) -> None:
-        """`samples`: (label, feature counts) per training text; `temperature` sharpens the probabilities."""
-        docs = [(label, feats) for label, feats in samples if feats]
+        """`samples`: (label, feature counts) per training text, or (label, feature counts, weight): a text of
+        weight 3 counts as three copies of it; `temperature` sharpens the probabilities."""
+        docs = [(s[0], s[1], s[2] if len(s) > 2 else 1.0) for s in samples if s[1]]
         self.temperature = temperature
         df: Counter[str] = Counter()
-        for _, feats in docs:
-            df.update(feats.keys())
-        n = len(docs)
+        for _, feats, weight in docs:
+            for f in feats:
+                df[f] += weight
+        n = sum(weight for *_, weight in docs)
         self.idf = {f: math.log(1 + n / c) for f, c in df.items()}
         per_class: dict[str, Counter[str]] = {}
         total: Counter[str] = Counter()
-        for label, feats in docs:
+        for label, feats, weight in docs:
             vec = self._vector(feats)
+            if weight != 1.0:
+                vec = {f: x * weight for f, x in vec.items()}
             per_class.setdefault(label, Counter()).update(vec)
             total.update(vec)
         self.labels = sorted(per_class)
@@ -60,8 +66,9 @@ class CategoryModel:
         length = math.sqrt(sum(x * x for x in vec.values())) or 1.0
         return {f: x / length for f, x in vec.items() if x}
 
-    def scores(self, feats: Mapping[str, float]) -> dict[str, float]:
-        """Per class, how well the text fits it (higher is better; comparable across classes of one text)."""
+    def fits(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, the weighted log-likelihood of the text under the class's complement-derived weights
+        (higher is better)."""
         vec = {f: x for f, x in self._vector(feats).items() if f in self.total}
         # Σ x·(log z_c − log(total − own_c + α)) = log z_c·Σx − Σ x·log(total + α) + Σ over c's features x·delta
         mass = sum(vec.values())
@@ -70,17 +77,28 @@ class CategoryModel:
         for f, x in vec.items():
             for c, delta in self.owners[f]:
                 fit[c] += x * delta
+        return fit
+
+    def scores(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, how well the text fits it (higher is better; comparable across classes of one text)."""
+        fit = self.fits(feats)
         return {c: fit[c] / self.norm[c] for c in self.labels}
 
-    def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
-        """Per class, a probability: the scores standardised over the classes, then a softmax."""
+    def standardized(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, the score standardised over the classes (mean 0, spread 1; all 0 for a text of unknown
+        features only)."""
         scores = self.scores(feats)
         values = list(scores.values())
         mean = sum(values) / len(values)
         spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
         if spread == 0:
-            return {c: 1.0 / len(scores) for c in scores}
-        top = max(values)
-        exp = {c: math.exp(self.temperature * (v - top) / spread) for c, v in scores.items()}
+            return dict.fromkeys(scores, 0.0)
+        return {c: (v - mean) / spread for c, v in scores.items()}
+
+    def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
+        """Per class, a probability: the standardised scores through a softmax."""
+        z = self.standardized(feats)
+        top = max(z.values())
+        exp = {c: math.exp(self.temperature * (v - top)) for c, v in z.items()}
         total = sum(exp.values())
         return {c: v / total for c, v in exp.items()}

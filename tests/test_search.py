@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluation import folds, read_jsonl, score_kb
+from bot.evaluation import cross_validate, folds, read_jsonl, score_kb
 from bot.services import Services
 from knowledge.classify import CategoryModel
-from knowledge.search import RATE_WORD, PlainBM25, load_offtopic
+from knowledge.search import RATE_WORD, PlainBM25, SearchIndex, load_offtopic
 from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +76,32 @@ def test_filler_words_carry_no_meaning(shared: Services) -> None:
     assert "抖音" in shared.index._words("抖音直播间")  # a domain word, not 抖/音
 
 
+def test_a_typo_is_replaced_not_added(shared: Services) -> None:
+    """The misspelt characters used to stay beside the repaired word and drew the crimes entry."""
+    assert shared.index._prepare("非法急资怎么认", {}) == "非法集资怎么认"
+    assert shared.index.query_tokens("非法急资怎么认") == shared.index.query_tokens("非法集资怎么认")
+
+
+@pytest.mark.parametrize(("query", "category"), [
+    ("我妈今年七十了，前几天在小区门口听了个讲座，人家送鸡蛋，后来让她买了三万块保健品，说算入股年底分红，"
+     "我觉得不靠谱，你帮我看看", "health-product-sales"),
+    ("我爸在一个群里，群主天天发红包，说投一万每个月给八百，还让他拉亲戚，这是不是骗人的啊，我该怎么劝他",
+     "ponzi-recruitment"),
+    ("俺村有人收钱说一年给两成利，还说是县里批的，能信不", None),
+])
+def test_a_long_message_in_a_residents_words_is_answered(shared: Services, query: str, category: str | None) -> None:
+    result = shared.search(query)
+    assert result.matched, result.hits[:2]
+    assert category is None or best_category(shared, query) == category
+
+
+def test_a_weighted_sample_counts_as_its_copies() -> None:
+    weighted = CategoryModel([("a", {"养老": 1, "床位": 1}, 3.0), ("b", {"虚拟币": 1, "挖矿": 1})])
+    copied = CategoryModel([("a", {"养老": 1, "床位": 1})] * 3 + [("b", {"虚拟币": 1, "挖矿": 1})])
+    for text in ({"床位": 1}, {"挖矿": 1, "养老": 1}):
+        assert weighted.fits(text) == pytest.approx(copied.fits(text))
+
+
 def test_the_category_model_learns_from_its_samples() -> None:
     model = CategoryModel([("a", {"养老": 1, "床位": 1}), ("a", {"养老": 1, "公寓": 1}),
                            ("b", {"虚拟币": 1, "挖矿": 1}), ("b", {"虚拟币": 1, "矿机": 1})])
@@ -104,7 +130,7 @@ def test_eval_kb_wants_a_file_or_folds(args: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize("query", ["天气预报", "给我讲个笑话", "火车票怎么买", "怎么办理社保卡", "谢谢", "", "😀",
-                                   "asdfgh qwerty"])
+                                   "asdfgh qwerty", "今天中午吃什么", "孩子发烧39度怎么办", "明天去县城的车几点"])
 def test_out_of_scope_is_no_match(shared: Services, query: str) -> None:
     assert not shared.search(query).matched
 
@@ -122,6 +148,16 @@ def test_group_threshold_is_stricter(shared: Services) -> None:
     score = shared.search(weak).best.score  # type: ignore[union-attr]
     assert shared.settings.search.threshold <= strict
     assert shared.search(weak, group=True).matched == (score >= strict)
+
+
+def test_cross_validated_quality_beats_plain_bm25(shared: Services) -> None:
+    """Issue 15 §1: on the base's own questions, each fold held out of the index it is asked against."""
+    scores = cross_validate(shared.kb, load_offtopic(), 5, {
+        "ours": lambda kb, everyday: SearchIndex(kb, offtopic=everyday).search,
+        "base": lambda kb, everyday: PlainBM25(kb).search})
+    ours, base = scores["ours"].figures(), scores["base"].figures()
+    assert ours["top1"] >= 90 and ours["top3"] >= 97 and ours["no_match"] >= 90, ours
+    assert ours["top1"] >= base["top1"] + 3 and ours["top3"] > base["top3"], (ours, base)
 
 
 @pytest.mark.parametrize("path", [DEV, HELD_OUT], ids=["dev", "held-out"])
