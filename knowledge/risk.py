@@ -58,6 +58,8 @@ _HEDGES = "有|能有|就有|能到|能达到|达到|高达|达|可达|可以到
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?|[零〇一二两三四五六七八九几十百千万亿kw]")
 _MONEY_AFTER = re.compile(r"元|块|万|千|百")
 _BIG_UNIT = re.compile(r"[百千万kw]")
+# a sum received as goods, coupons or points is no return in money ("交五百块能领两千块的购物卡")
+_GOODS_AFTER = re.compile(r"[^,。!?;]{0,4}?(?:卡|券|礼|积分|货|东西|商品|赠品|米|油)")
 # after an amount, these make it a count or a date, not money ("一万年底" is still money: 年底, 年后)
 _NOT_MONEY_AFTER = re.compile(r"(?:个|年(?!底|后|终|末)|天|日|月|周|岁|人|头|只|亩|斤|号|点|分|层|楼|次|期"
                               r"|股|份|棵|台|箱|倍|成|%)")
@@ -231,7 +233,8 @@ class RiskChecker:
         words.sort(key=lambda wp: len(wp[0]), reverse=True)
         self._period_words = dict(words)
         alternatives = "|".join(re.escape(w) for w, _ in words)
-        period = (r"(?:(?P<pn>[\d一二两三四五六七八九十几半]{1,3})个?(?P<pu>天|日|周|星期|个月|月|年)(?P<pq>期)?"
+        period = (r"(?:(?P<pn>[\d一二两三四五六七八九十几半]{1,3})个?"
+                  r"(?P<pu>天|日|周|星期|礼拜|季度|个月|月|年)(?P<pq>期)?"
                   rf"|(?P<pw>{alternatives}))")
         self._period = re.compile(period)
         self._percents: list[tuple[re.Pattern[str], float]] = [
@@ -247,7 +250,7 @@ class RiskChecker:
         # folk interest: 月息两分 = 2 % a month, 三分利, 一分五的利息, 年息一分 = 10 % a year
         self._fen = re.compile(r"(?P<pre>月息|月利|年息|年利|日息|利息|息)?"
                                r"(?P<n>[\d一二两三四五六七八九几]{1,4}(?:\.\d{1,4})?)"
-                               r"(?P<u>分|厘)(?!钟|之|期|数)(?P<n2>[一二三四五六七八九半\d](?![\d十百千万]))?"
+                               r"(?P<u>分|厘)(?!钟|之|期|数|钱)(?P<n2>[一二三四五六七八九半\d](?![\d十百千万]))?"
                                r"(?P<post>的?(?:利息|利|息))?")
         # a figure right after a rate word: 利率两点几, 年化12, 年息10
         self._implicit = re.compile(r"(?:利率|年化|月化|日化|收益率|回报率|年息|月息|日息)(?:收益|利率)?"
@@ -270,12 +273,15 @@ class RiskChecker:
         self._any_amount = re.compile(NUM)
         self._return = re.compile(
             rf"(?P<p>{period})(?:后|以后|之后|到期后?)?[^,。!?;]{{0,4}}?(?P<v>{_RETURN_VERBS})"
-            rf"(?:{_PRONOUNS}|了){{0,3}}的?(?:利息|分红|收益|回报|红利|现金|补贴)?(?:{_HEDGES})?(?P<n>{NUM})"
+            rf"(?:{_PRONOUNS}|了){{0,3}}(?:发|打|转|付|返)?的?(?:利息|分红|收益|回报|红利|现金|补贴)?(?:{_HEDGES})?(?P<n>{NUM})"
             # ... or the verb first: "给你每个月两万", "返你每年三千"
             rf"|(?P<v2>返|给|分红|分|赚|挣|付)(?:{_PRONOUNS}){{0,3}}(?P<p2>{period.replace('?P<', '?P<x')})"
             rf"(?:都|能|可以|{_HEDGES})?(?P<n2>{NUM})"
             # ... or a one-off return on an investment: "投一万返两千"
-            rf"|(?:投资|投入|投|存入|存)(?P<n3>{NUM})(?:元|块钱|块)?,?(?P<v3>返|拿回|变成|赚)(?P<n4>{NUM})")
+            # ("交一千能领三千", "捐一千返两千"), or a bare sum with 返 ("一万返八百"; not "满一千返一百")
+            rf"|(?:(?:投资|投入|投|存入|存|交了|交|捐了|捐)(?P<n3>{NUM})(?:元|块钱|块)?,?(?:就能|就可以|就|能|可以|便能)?"
+            rf"(?P<v3>返|拿回|变成|赚|领回|领|拿到|收回)"
+            rf"|(?<![满费买物额了\d零〇一二两三四五六七八九十百千万])(?P<n5>{NUM})(?:元|块钱|块)?(?P<v5>返))(?P<n4>{NUM})")
 
     def _compile_windfall(self, raw: Mapping[str, Any]) -> None:
         if raw["feature"] not in self.features:
@@ -301,7 +307,7 @@ class RiskChecker:
             return self._report(text, [], "", [], False)
         view, index = self._view(norm)
         safe = licensed = False
-        if not self._scam_compare(view):
+        if not (self._scam_compare(view) or self._ctx["leave_safe"].search(view)):
             safe = self._ctx["safe_products"].search(view) is not None
             licensed = self._ctx["licensed"].search(view) is not None
         hits = self._not_offers(view, self._hits(view, safe))
@@ -470,7 +476,8 @@ class RiskChecker:
         unit = m.group("pu")
         if m.group("pq"):      # "三年期利率": rates are quoted per year whatever the term
             return 1.0
-        base = {"天": 365.0, "日": 365.0, "周": 52.0, "星期": 52.0, "个月": 12.0, "月": 12.0, "年": 1.0}[unit]
+        base = {"天": 365.0, "日": 365.0, "周": 52.0, "星期": 52.0, "礼拜": 52.0, "季度": 4.0,
+                "个月": 12.0, "月": 12.0, "年": 1.0}[unit]
         return base / max(n, 0.5)
 
     def _period_before(self, view: str, lo: int, hi: int) -> tuple[float, int] | None:
@@ -560,9 +567,15 @@ class RiskChecker:
     def _amount_rates(self, view: str, sentence_start: Callable[[int], int]) -> list[tuple[int, int, float]]:
         out = []
         for ret in self._return.finditer(view):
-            if ret.group("n3"):     # one-off: the stake is in the match itself
-                amount, received = parse_number(ret.group("n3")), parse_number(ret.group("n4"))
-                if amount and received and amount >= 100 and not _NOT_MONEY_AFTER.match(view, ret.end()):
+            if ret.group("n3") or ret.group("n5"):     # one-off: the stake is in the match itself
+                bare = ret.group("n5")
+                amount, received = parse_number(ret.group("n3") or bare), parse_number(ret.group("n4"))
+                if bare and not _BIG_UNIT.search(bare):
+                    continue
+                if (amount and received and amount >= 100 and not _NOT_MONEY_AFTER.match(view, ret.end())
+                        and not _GOODS_AFTER.match(view, ret.end())
+                        and not self._rate_blockers.search(view, max(0, ret.start() - 6), ret.end())
+                        and not self._windfall_unless.search(ret.group(0))):
                     gain = received - amount if received > amount and ret.group("v3") != "赚" else received
                     out.append((ret.start(), ret.end(), gain / amount * 100))
                 continue
