@@ -52,9 +52,12 @@ _EITHER_VERBS = frozenset(("返还", "返", "给", "拿", "领", "得", "拿到"
 # Words of the amount-based return grammar ("投一千 … 每天返十块").
 _STAKE_VERBS = "投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|借给[他她]?|放|买了|买|充值|充了|充|认购|拿出|花了"
 _RETURN_VERBS = ("连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到"
-                 "|返息|返利|返|还|给|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报")
+                 "|返息|返利|返|还|给|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报|能有|有")
+# "每天能有一百多的收益": 有 names a return only when a return word follows the figure
+_HAVE_VERBS = frozenset(("有", "能有"))
+_HAVE_RETURN = re.compile(r"(?:多|来)?(?:块|元)?钱?的?(?:收益|利息|回报|分红|进账|收入|利润|返利)")
 _PRONOUNS = "我|你|您|咱|他|她|大家|我们|你们|他们|她们"
-_HEDGES = "有|能有|就有|能到|能达到|达到|高达|达|可达|可以到|大概|大约|差不多|约|至少|都有"
+_HEDGES = "有|能有|就有|能到|能达到|达到|高达|达|可达|可以到|大概|大约|差不多|约|至少|都有|不低于|不少于|最少|起码"
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?|[零〇一二两三四五六七八九几十百千万亿kw]")
 _MONEY_AFTER = re.compile(r"元|块|万|千|百")
 _BIG_UNIT = re.compile(r"[百千万kw]")
@@ -235,7 +238,8 @@ class RiskChecker:
         alternatives = "|".join(re.escape(w) for w, _ in words)
         period = (r"(?:(?P<pn>[\d一二两三四五六七八九十几半]{1,3})个?"
                   r"(?P<pu>天|日|周|星期|礼拜|季度|个月|月|年)(?P<pq>期)?"
-                  rf"|(?P<pw>{alternatives}))")
+                  # "这个月收益率…" names a month, not a period of the return
+                  rf"|(?<![这本上下]个)(?<![这本上下])(?P<pw>{alternatives}))")
         self._period = re.compile(period)
         self._percents: list[tuple[re.Pattern[str], float]] = [
             (re.compile(rf"百分之?(?P<n>{NUM})"), 1.0),
@@ -581,6 +585,8 @@ class RiskChecker:
                 continue
             received = parse_number(ret.group("n") or ret.group("n2"))
             if not received or _NOT_MONEY_AFTER.match(view, ret.end()):
+                continue
+            if ret.group("v") in _HAVE_VERBS and not _HAVE_RETURN.match(view, ret.end()):
                 continue
             principal = self._find_principal(view, sentence_start(ret.start()), ret.start())
             if principal is None:   # "一天收益两百 投五千就行": the stake named after the return
