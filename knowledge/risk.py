@@ -260,7 +260,7 @@ class RiskChecker:
         self._implicit = re.compile(r"(?:利率|年化|月化|日化|收益率|回报率|年息|月息|日息)(?:收益|利率)?"
                                     rf"(?:是|在|为|才|只有|{_HEDGES})?(?P<n>{NUM})(?![\d%个分厘成倍])")
         # a figure right after a period ("一个月两分", "每天三厘", "一天千分之三"): a rate where money is involved
-        self._period_lead = re.compile(rf"(?:{period})(?:都|就|能|能有|有|是|给|返|付|可以|可以拿|能拿|拿)?$")
+        self._period_lead = re.compile(rf"(?:{period})(?:都|就|能|能有|有|是|给|返|付|按|可以|可以拿|能拿|拿)?$")
         self._rise = re.compile(rates["rise_words"])
         self._rise_past = re.compile(rates["rise_past"])
         # a price paid, then the price promised: "100 元买的，说能涨到 1000", "花五万买的字画，三年后能卖到五十万"
@@ -271,7 +271,8 @@ class RiskChecker:
         self._rise_to_tip: str = rates["rise_to_tip"]
         self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]{1,4})"
                                         r"的?(?:利息|利率|收益|年化)")
-        self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|补贴|租金|利|息)")
+        self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|返点|补贴|租金|利|息)"
+                                      r"|(?:给|返)(?:你|我|您|大家)?(?:返点|返利|利息|分红)")
         # amount based: 投一千 … 每天返十块 / 十天拿回一千二 / 每年保底分红一万
         self._principal = re.compile(rf"(?:{_STAKE_VERBS})了?(?P<n>{NUM})")
         self._any_amount = re.compile(NUM)
