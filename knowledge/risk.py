@@ -52,7 +52,7 @@ _EITHER_VERBS = frozenset(("返还", "返", "给", "拿", "领", "得", "拿到"
 # Words of the amount-based return grammar ("投一千 … 每天返十块").
 _STAKE_VERBS = "投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|借给[他她]?|放|买了|买|充值|充了|充|认购|拿出|花了"
 _RETURN_VERBS = ("连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到"
-                 "|返息|返利|返|还|给|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报|能有|有")
+                 "|返息|返利|返|还|给|发|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报|能有|有")
 # "每天能有一百多的收益": 有 names a return only when a return word follows the figure
 _HAVE_VERBS = frozenset(("有", "能有"))
 _HAVE_RETURN = re.compile(r"(?:多|来)?(?:块|元)?钱?的?(?:收益|利息|回报|分红|进账|收入|利润|返利)")
