@@ -266,7 +266,10 @@ class RiskChecker:
         # a price paid, then the price promised: "100 元买的，说能涨到 1000", "花五万买的字画，三年后能卖到五十万"
         self._rise_to = re.compile(
             rf"(?:(?:花|用|出)了?(?P<a>{NUM})(?:元|块钱|块)?(?:钱)?[^,。!?;]{{0,8}}?(?:买|入手|拿|收)"
-            rf"|(?P<a2>{NUM})(?:元|块钱|块)?(?:钱)?(?:买的|买了|买进|买入|入手|拿的|进的|收的))"
+            rf"|(?P<a2>{NUM})(?:元|块钱|块)?(?:钱)?(?:买的|买了|买进|买入|入手|拿的|进的|收的)"
+            # a seller's price now, of something kept or collected: "这个茶现在八百一饼，放三年能卖三千"
+            rf"|(?:现在|如今|目前)(?:是|卖|才|只要|只卖)?(?P<a3>{NUM})(?:元|块钱|块)?(?:钱)?(?:一|每)?"
+            r"[饼斤克个件套张瓶盒箱片份枚颗株棵幅块]?)"
             rf"(?P<gap>[^。!?;]{{0,24}}?)(?:{rates['rise_to']})(?:{_HEDGES})?(?P<b>{NUM})")
         self._rise_to_tip: str = rates["rise_to_tip"]
         self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]{1,4})"
@@ -442,8 +445,10 @@ class RiskChecker:
         """A price promised for something bought: the gain in percent (a year's, when a term is named)."""
         out = []
         for m in self._rise_to.finditer(view):
-            paid, promised = parse_number(m.group("a") or m.group("a2")), parse_number(m.group("b"))
+            paid, promised = parse_number(m.group("a") or m.group("a2") or m.group("a3")), parse_number(m.group("b"))
             if not paid or not promised or promised <= paid or paid < 1:
+                continue
+            if m.group("a3") and not self._ctx["asset"].search(view):
                 continue
             if (_NOT_MONEY_AFTER.match(view, m.end()) or view.startswith("了", m.end())   # "涨到一千了": it did
                     or self._rise_past.search(m.group("gap")) or self._rate_blockers.search(m.group(0))):
