@@ -103,6 +103,7 @@ class _Rule:
     regex: re.Pattern[str]
     needs: tuple[re.Pattern[str], ...]
     unless: re.Pattern[str] | None
+    unless_contexts: tuple[re.Pattern[str], ...]   # the rule is skipped where any of these contexts occurs
     negatable: bool
     safe_downgrade: bool
     category: str | None
@@ -218,11 +219,13 @@ class RiskChecker:
         if raw["feature"] not in self.features:
             raise ValueError(f"risk rules: {raw['id']}: unknown feature {raw['feature']!r}")
         needs = raw.get("needs") or ()
+        unless_ctx = raw.get("unless_contexts") or ()
         return _Rule(
             id=raw["id"], feature=raw["feature"], weight=int(raw.get("weight", 1)),
             regex=re.compile(_alternation(raw["patterns"])),
             needs=tuple(ctx[name] for name in ([needs] if isinstance(needs, str) else needs)),
             unless=re.compile(raw["unless"]) if raw.get("unless") else None,
+            unless_contexts=tuple(ctx[name] for name in ([unless_ctx] if isinstance(unless_ctx, str) else unless_ctx)),
             negatable=bool(raw.get("negatable", False)), safe_downgrade=bool(raw.get("safe_downgrade", False)),
             category=raw.get("category"), tip=raw.get("tip"))
 
@@ -303,7 +306,8 @@ class RiskChecker:
         # "交一千能领一百万", "交三百元手续费就可以拿到五十万", "交五百块能分到国家的一千万"
         self._windfall = re.compile(
             rf"(?:交|缴|付|转|出|花|充)了?(?P<a>{NUM})(?:元|块钱|块|钱)?(?:的?[\u4e00-\u9fff]{{0,3}}费)?,?"
-            r"[^,。!?;]{0,4}?(?:就能|才能|便能|就可以|即可|可以|就会|能|会|就)[^,。!?;]{0,2}?"
+            # "交一万块钱给一个公司，十年后能领二十万": a short gap, a comma allowed
+            r"[^。!?;]{0,12}?(?:就能|才能|便能|就可以|即可|可以|就会|能|会|就)[^,。!?;]{0,2}?"
             r"(?:领取|领到|领|拿到|拿|得到|获得|得|分到|分|提取|到账|收到|返)"
             rf"[^,。!?;\d零〇一二两三四五六七八九十几]{{0,6}}(?P<b>{NUM})")
 
@@ -428,6 +432,8 @@ class RiskChecker:
             if rule.needs and not any(n.search(view) for n in rule.needs):
                 continue
             if rule.unless is not None and rule.unless.search(view):
+                continue
+            if any(u.search(view) for u in rule.unless_contexts):
                 continue
             for m in rule.regex.finditer(view):
                 if m.end() == m.start():
