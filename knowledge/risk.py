@@ -291,7 +291,8 @@ class RiskChecker:
         self._any_amount = re.compile(NUM)
         self._return = re.compile(
             rf"(?P<p>{period})(?:后|以后|之后|到期后?)?[^,。!?;]{{0,4}}?(?P<v>{_RETURN_VERBS})"
-            rf"(?:{_PRONOUNS}|了){{0,3}}(?:发|打|转|付|返)?的?(?:利息|分红|收益|回报|红利|现金|补贴)?(?:{_HEDGES})?(?P<n>{NUM})"
+            rf"(?:{_PRONOUNS}|了){{0,3}}(?:发|打|转|付|返)?的?"
+            rf"(?:利息|分红|收益|回报|红利|现金|补贴|电费|租金|利润|收入)?(?:{_HEDGES})?(?P<n>{NUM})"
             # ... or the verb first: "给你每个月两万", "返你每年三千"
             rf"|(?P<v2>返|给|分红|分|赚|挣|付)(?:{_PRONOUNS}){{0,3}}(?P<p2>{period.replace('?P<', '?P<x')})"
             rf"(?:都|能|可以|{_HEDGES})?(?P<n2>{NUM})"
