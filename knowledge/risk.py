@@ -52,12 +52,17 @@ _EITHER_VERBS = frozenset(("返还", "返", "给", "拿", "领", "得", "拿到"
 # Words of the amount-based return grammar ("投一千 … 每天返十块").
 _STAKE_VERBS = "投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|借给[他她]?|放|买了|买|充值|充了|充|认购|拿出|花了"
 _RETURN_VERBS = ("连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到"
-                 "|返息|返利|返|还|给|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报")
+                 "|返息|返利|返|还|给|发|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报|能有|有")
+# "每天能有一百多的收益": 有 names a return only when a return word follows the figure
+_HAVE_VERBS = frozenset(("有", "能有"))
+_HAVE_RETURN = re.compile(r"(?:多|来)?(?:块|元)?钱?的?(?:收益|利息|回报|分红|进账|收入|利润|返利)")
 _PRONOUNS = "我|你|您|咱|他|她|大家|我们|你们|他们|她们"
-_HEDGES = "有|能有|就有|能到|能达到|达到|高达|达|可达|可以到|大概|大约|差不多|约|至少|都有"
+_HEDGES = "有|能有|就有|能到|能达到|达到|高达|达|可达|可以到|大概|大约|差不多|约|至少|都有|不低于|不少于|最少|起码"
 _NUM_TOKEN = re.compile(r"\d+(?:\.\d+)?|[零〇一二两三四五六七八九几十百千万亿kw]")
 _MONEY_AFTER = re.compile(r"元|块|万|千|百")
 _BIG_UNIT = re.compile(r"[百千万kw]")
+# a sum received as goods, coupons or points is no return in money ("交五百块能领两千块的购物卡")
+_GOODS_AFTER = re.compile(r"[^,。!?;]{0,4}?(?:卡|券|礼|积分|货|东西|商品|赠品|米|油)")
 # after an amount, these make it a count or a date, not money ("一万年底" is still money: 年底, 年后)
 _NOT_MONEY_AFTER = re.compile(r"(?:个|年(?!底|后|终|末)|天|日|月|周|岁|人|头|只|亩|斤|号|点|分|层|楼|次|期"
                               r"|股|份|棵|台|箱|倍|成|%)")
@@ -98,6 +103,7 @@ class _Rule:
     regex: re.Pattern[str]
     needs: tuple[re.Pattern[str], ...]
     unless: re.Pattern[str] | None
+    unless_contexts: tuple[str, ...]    # names of contexts: the rule is skipped where any of them holds
     negatable: bool
     safe_downgrade: bool
     category: str | None
@@ -213,13 +219,22 @@ class RiskChecker:
         if raw["feature"] not in self.features:
             raise ValueError(f"risk rules: {raw['id']}: unknown feature {raw['feature']!r}")
         needs = raw.get("needs") or ()
+        unless_ctx = raw.get("unless_contexts") or ()
         return _Rule(
             id=raw["id"], feature=raw["feature"], weight=int(raw.get("weight", 1)),
             regex=re.compile(_alternation(raw["patterns"])),
             needs=tuple(ctx[name] for name in ([needs] if isinstance(needs, str) else needs)),
             unless=re.compile(raw["unless"]) if raw.get("unless") else None,
+            unless_contexts=tuple(self._known_context(ctx, raw["id"], name)
+                                  for name in ([unless_ctx] if isinstance(unless_ctx, str) else unless_ctx)),
             negatable=bool(raw.get("negatable", False)), safe_downgrade=bool(raw.get("safe_downgrade", False)),
             category=raw.get("category"), tip=raw.get("tip"))
+
+    @staticmethod
+    def _known_context(ctx: Mapping[str, re.Pattern[str]], rule_id: str, name: str) -> str:
+        if name not in ctx:
+            raise ValueError(f"risk rules: {rule_id}: unknown context {name!r}")
+        return name
 
     def _compile_rates(self, rates: Mapping[str, Any]) -> None:
         self._return_words = re.compile(rates["return_words"])
@@ -231,8 +246,10 @@ class RiskChecker:
         words.sort(key=lambda wp: len(wp[0]), reverse=True)
         self._period_words = dict(words)
         alternatives = "|".join(re.escape(w) for w, _ in words)
-        period = (r"(?:(?P<pn>[\d一二两三四五六七八九十几半]{1,3})个?(?P<pu>天|日|周|星期|个月|月|年)(?P<pq>期)?"
-                  rf"|(?P<pw>{alternatives}))")
+        period = (r"(?:(?P<pn>[\d一二两三四五六七八九十几半]{1,3})个?"
+                  r"(?P<pu>天|日|周|星期|礼拜|季度|个月|月|年)(?P<pq>期)?"
+                  # "这个月收益率…" names a month, not a period of the return
+                  rf"|(?<![这本上下]个)(?<![这本上下])(?P<pw>{alternatives}))")
         self._period = re.compile(period)
         self._percents: list[tuple[re.Pattern[str], float]] = [
             (re.compile(rf"百分之?(?P<n>{NUM})"), 1.0),
@@ -247,35 +264,43 @@ class RiskChecker:
         # folk interest: 月息两分 = 2 % a month, 三分利, 一分五的利息, 年息一分 = 10 % a year
         self._fen = re.compile(r"(?P<pre>月息|月利|年息|年利|日息|利息|息)?"
                                r"(?P<n>[\d一二两三四五六七八九几]{1,4}(?:\.\d{1,4})?)"
-                               r"(?P<u>分|厘)(?!钟|之|期|数)(?P<n2>[一二三四五六七八九半\d](?![\d十百千万]))?"
+                               r"(?P<u>分|厘)(?!钟|之|期|数|钱)(?P<n2>[一二三四五六七八九半\d](?![\d十百千万]))?"
                                r"(?P<post>的?(?:利息|利|息))?")
         # a figure right after a rate word: 利率两点几, 年化12, 年息10
         self._implicit = re.compile(r"(?:利率|年化|月化|日化|收益率|回报率|年息|月息|日息)(?:收益|利率)?"
                                     rf"(?:是|在|为|才|只有|{_HEDGES})?(?P<n>{NUM})(?![\d%个分厘成倍])")
         # a figure right after a period ("一个月两分", "每天三厘", "一天千分之三"): a rate where money is involved
-        self._period_lead = re.compile(rf"(?:{period})(?:都|就|能|能有|有|是|给|返|付|可以|可以拿|能拿|拿)?$")
+        self._period_lead = re.compile(rf"(?:{period})(?:都|就|能|能有|有|是|给|返|付|按|可以|可以拿|能拿|拿)?$")
         self._rise = re.compile(rates["rise_words"])
         self._rise_past = re.compile(rates["rise_past"])
         # a price paid, then the price promised: "100 元买的，说能涨到 1000", "花五万买的字画，三年后能卖到五十万"
         self._rise_to = re.compile(
             rf"(?:(?:花|用|出)了?(?P<a>{NUM})(?:元|块钱|块)?(?:钱)?[^,。!?;]{{0,8}}?(?:买|入手|拿|收)"
-            rf"|(?P<a2>{NUM})(?:元|块钱|块)?(?:钱)?(?:买的|买了|买进|买入|入手|拿的|进的|收的))"
+            rf"|(?P<a2>{NUM})(?:元|块钱|块)?(?:钱)?(?:买的|买了|买进|买入|入手|拿的|进的|收的)"
+            # a seller's price now, of something kept or collected: "这个茶现在八百一饼，放三年能卖三千"
+            rf"|(?:现在|如今|目前)(?:是|卖|才|只要|只卖)?(?P<a3>{NUM})(?:元|块钱|块)?(?:钱)?(?:一|每)?"
+            r"[饼斤克个件套张瓶盒箱片份枚颗株棵幅块]?)"
             rf"(?P<gap>[^。!?;]{{0,24}}?)(?:{rates['rise_to']})(?:{_HEDGES})?(?P<b>{NUM})")
         self._rise_to_tip: str = rates["rise_to_tip"]
         self._decimal_rate = re.compile(r"(?P<n>[一二两三四五六七八九\d]点[\d一二两三四五六七八九几多]{1,4})"
                                         r"的?(?:利息|利率|收益|年化)")
-        self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|补贴|租金|利|息)")
+        self._after_rate = re.compile(r"的?(?:年化|利息|收益|回报|分红|利润|红利|返利|返点|补贴|租金|利|息)"
+                                      r"|(?:给|返)(?:你|我|您|大家)?(?:返点|返利|利息|分红)")
         # amount based: 投一千 … 每天返十块 / 十天拿回一千二 / 每年保底分红一万
         self._principal = re.compile(rf"(?:{_STAKE_VERBS})了?(?P<n>{NUM})")
         self._any_amount = re.compile(NUM)
         self._return = re.compile(
             rf"(?P<p>{period})(?:后|以后|之后|到期后?)?[^,。!?;]{{0,4}}?(?P<v>{_RETURN_VERBS})"
-            rf"(?:{_PRONOUNS}|了){{0,3}}的?(?:利息|分红|收益|回报|红利|现金|补贴)?(?:{_HEDGES})?(?P<n>{NUM})"
+            rf"(?:{_PRONOUNS}|了){{0,3}}(?:发|打|转|付|返)?的?"
+            rf"(?:利息|分红|收益|回报|红利|现金|补贴|电费|租金|利润|收入)?(?:{_HEDGES})?(?P<n>{NUM})"
             # ... or the verb first: "给你每个月两万", "返你每年三千"
             rf"|(?P<v2>返|给|分红|分|赚|挣|付)(?:{_PRONOUNS}){{0,3}}(?P<p2>{period.replace('?P<', '?P<x')})"
             rf"(?:都|能|可以|{_HEDGES})?(?P<n2>{NUM})"
             # ... or a one-off return on an investment: "投一万返两千"
-            rf"|(?:投资|投入|投|存入|存)(?P<n3>{NUM})(?:元|块钱|块)?,?(?P<v3>返|拿回|变成|赚)(?P<n4>{NUM})")
+            # ("交一千能领三千", "捐一千返两千"), or a bare sum with 返 ("一万返八百"; not "满一千返一百")
+            rf"|(?:(?:投资|投入|投|存入|存|交了|交|捐了|捐)(?P<n3>{NUM})(?:元|块钱|块)?,?(?:就能|就可以|就|能|可以|便能)?"
+            rf"(?P<v3>返|拿回|变成|赚|领回|领|拿到|收回)"
+            rf"|(?<![满费买物额了\d零〇一二两三四五六七八九十百千万])(?P<n5>{NUM})(?:元|块钱|块)?(?P<v5>返))(?P<n4>{NUM})")
 
     def _compile_windfall(self, raw: Mapping[str, Any]) -> None:
         if raw["feature"] not in self.features:
@@ -289,7 +314,8 @@ class RiskChecker:
         # "交一千能领一百万", "交三百元手续费就可以拿到五十万", "交五百块能分到国家的一千万"
         self._windfall = re.compile(
             rf"(?:交|缴|付|转|出|花|充)了?(?P<a>{NUM})(?:元|块钱|块|钱)?(?:的?[\u4e00-\u9fff]{{0,3}}费)?,?"
-            r"[^,。!?;]{0,4}?(?:就能|才能|便能|就可以|即可|可以|就会|能|会|就)[^,。!?;]{0,2}?"
+            # "交一万块钱给一个公司，十年后能领二十万": a short gap, a comma allowed
+            r"[^。!?;]{0,12}?(?:就能|才能|便能|就可以|即可|可以|就会|能|会|就)[^,。!?;]{0,2}?"
             r"(?:领取|领到|领|拿到|拿|得到|获得|得|分到|分|提取|到账|收到|返)"
             rf"[^,。!?;\d零〇一二两三四五六七八九十几]{{0,6}}(?P<b>{NUM})")
 
@@ -301,10 +327,10 @@ class RiskChecker:
             return self._report(text, [], "", [], False)
         view, index = self._view(norm)
         safe = licensed = False
-        if not self._scam_compare(view):
+        if not (self._scam_compare(view) or self._ctx["leave_safe"].search(view)):
             safe = self._ctx["safe_products"].search(view) is not None
             licensed = self._ctx["licensed"].search(view) is not None
-        hits = self._not_offers(view, self._hits(view, safe))
+        hits = self._not_offers(view, self._hits(view, safe, licensed))
         if safe or licensed:
             hits = [h for h in hits if h.weight >= STRONG]
         paid = self._ctx["paid"].search(view) is not None and not self._about_scams(view)
@@ -408,12 +434,21 @@ class RiskChecker:
         return (self._neg_before.search(view[max(0, start - 8):start]) is not None
                 or self._neg_after.match(view, end) is not None)
 
-    def _hits(self, view: str, safe: bool) -> list[_Hit]:
+    def _hits(self, view: str, safe: bool, licensed: bool = False) -> list[_Hit]:
         hits: list[_Hit] = []
+        # safe products and licensed institutions as check() judged them: no reassurance where the text compares
+        # itself with banks or takes money out of a deposit ("把存款放到一个公司里")
+        judged = {"safe_products": safe, "licensed": licensed}
+
+        def holds(name: str) -> bool:
+            return judged[name] if name in judged else self._ctx[name].search(view) is not None
+
         for rule in self._rules:
             if rule.needs and not any(n.search(view) for n in rule.needs):
                 continue
             if rule.unless is not None and rule.unless.search(view):
+                continue
+            if any(holds(name) for name in rule.unless_contexts):
                 continue
             for m in rule.regex.finditer(view):
                 if m.end() == m.start():
@@ -431,8 +466,10 @@ class RiskChecker:
         """A price promised for something bought: the gain in percent (a year's, when a term is named)."""
         out = []
         for m in self._rise_to.finditer(view):
-            paid, promised = parse_number(m.group("a") or m.group("a2")), parse_number(m.group("b"))
+            paid, promised = parse_number(m.group("a") or m.group("a2") or m.group("a3")), parse_number(m.group("b"))
             if not paid or not promised or promised <= paid or paid < 1:
+                continue
+            if m.group("a3") and not self._ctx["asset"].search(view):
                 continue
             if (_NOT_MONEY_AFTER.match(view, m.end()) or view.startswith("了", m.end())   # "涨到一千了": it did
                     or self._rise_past.search(m.group("gap")) or self._rate_blockers.search(m.group(0))):
@@ -470,7 +507,8 @@ class RiskChecker:
         unit = m.group("pu")
         if m.group("pq"):      # "三年期利率": rates are quoted per year whatever the term
             return 1.0
-        base = {"天": 365.0, "日": 365.0, "周": 52.0, "星期": 52.0, "个月": 12.0, "月": 12.0, "年": 1.0}[unit]
+        base = {"天": 365.0, "日": 365.0, "周": 52.0, "星期": 52.0, "礼拜": 52.0, "季度": 4.0,
+                "个月": 12.0, "月": 12.0, "年": 1.0}[unit]
         return base / max(n, 0.5)
 
     def _period_before(self, view: str, lo: int, hi: int) -> tuple[float, int] | None:
@@ -560,14 +598,22 @@ class RiskChecker:
     def _amount_rates(self, view: str, sentence_start: Callable[[int], int]) -> list[tuple[int, int, float]]:
         out = []
         for ret in self._return.finditer(view):
-            if ret.group("n3"):     # one-off: the stake is in the match itself
-                amount, received = parse_number(ret.group("n3")), parse_number(ret.group("n4"))
-                if amount and received and amount >= 100 and not _NOT_MONEY_AFTER.match(view, ret.end()):
+            if ret.group("n3") or ret.group("n5"):     # one-off: the stake is in the match itself
+                bare = ret.group("n5")
+                amount, received = parse_number(ret.group("n3") or bare), parse_number(ret.group("n4"))
+                if bare and not _BIG_UNIT.search(bare):
+                    continue
+                if (amount and received and amount >= 100 and not _NOT_MONEY_AFTER.match(view, ret.end())
+                        and not _GOODS_AFTER.match(view, ret.end())
+                        and not self._rate_blockers.search(view, max(0, ret.start() - 6), ret.end())
+                        and not self._windfall_unless.search(ret.group(0))):
                     gain = received - amount if received > amount and ret.group("v3") != "赚" else received
                     out.append((ret.start(), ret.end(), gain / amount * 100))
                 continue
             received = parse_number(ret.group("n") or ret.group("n2"))
             if not received or _NOT_MONEY_AFTER.match(view, ret.end()):
+                continue
+            if ret.group("v") in _HAVE_VERBS and not _HAVE_RETURN.match(view, ret.end()):
                 continue
             principal = self._find_principal(view, sentence_start(ret.start()), ret.start())
             if principal is None:   # "一天收益两百 投五千就行": the stake named after the return

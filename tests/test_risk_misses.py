@@ -1,5 +1,6 @@
 """The risk check misses less (issue 15 §4): someone who has paid already, a price promised for something bought,
-光伏贷 — in the style of tests/test_risk.py."""
+光伏贷, offers with one or two red flags in everyday words and their safe look-alikes — in the style of
+tests/test_risk.py."""
 
 from __future__ import annotations
 
@@ -114,3 +115,102 @@ def test_solar_loans_are_at_least_medium(checker: RiskChecker, text: str) -> Non
 @pytest.mark.parametrize("text", ["我家自己花钱装了光伏，卖电给电网", "光伏贷是什么"])
 def test_solar_without_the_loan_lure_is_not_flagged(checker: RiskChecker, text: str) -> None:
     assert checker.check(text).level == "low"
+
+
+# ---- one or two red flags in everyday words (tests/data/risk_tuning.jsonl and later probes) -----------------------
+
+@pytest.mark.parametrize(("text", "feature"), [
+    # money paid in, then paid out on a schedule
+    ("说是扶贫项目，交两千块以后每个月都能领补贴", "利诱性"),
+    ("有人上门跟我爸说把房子抵押出去，钱交给他们打理，每个月给养老钱", "利诱性"),
+    ("我奶奶说有人叫她把存款转出来买一种高息的养老产品，月月领钱", "利诱性"),   # leaving a deposit is no safe context
+    # buying in to someone's business for dividends
+    ("村里老李让我入股他的养猪场，一股五千，年底按股分红", "利诱性"),
+    ("我姨让我去她们的茶叶店当股东，交三万，每年分红不低于五千", "利诱性"),
+    # a multiple or the whole sum back, buy-back at a premium
+    ("有个社团，每月交一百会费，年底按会费的两倍返", "利诱性"),
+    ("茶厂的人说买他们的普洱，三年后按买价的一倍半收回去", "承诺回购"),
+    ("超市办卡充五千，说一年后全额退回来，东西等于白拿", "利诱性"),
+    ("有个卖大米的说，交两千块，以后一年的米都免费送，到年底两千块还退给你", "利诱性"),
+    # what a group or a 'teacher' shows and says
+    ("群里每天都有人发返现截图，说昨天又到账三百，让我也投点", "公开性"),
+    ("群里的老师带着买股票，说跟着他买保证一个礼拜涨两成", "利诱性"),
+    # the money cannot be taken out any more
+    ("我已经交了三万给一个养老项目，现在说钱取不出来了", "非法性"),
+    # fees in new clothes
+    ("有个公司说能帮我还信用卡，先交欠款的三成给他们，剩下的他们替我还", "先交费"),
+    ("有人打电话说可以帮我代理退保，能退回全部保费，只要交一点手续费", "先交费"),
+])
+def test_everyday_lures_are_at_least_medium(checker: RiskChecker, text: str, feature: str) -> None:
+    report = checker.check(text)
+    assert report.level in ("medium", "high"), report
+    assert feature in {s.feature for s in report.signals}, report
+
+
+def test_money_stuck_after_paying_gets_the_victims_steps(checker: RiskChecker) -> None:
+    advice = checker.check("我已经交了三万给一个养老项目，现在说钱取不出来了").advice
+    assert "别再交" in advice and "登记为集资参与人" in advice and f"打 {REGION['police']} 报警" in advice
+
+
+@pytest.mark.parametrize(("text", "rate"), [
+    ("我是开小超市的，有个供货商说预付五万货款，每个月按百分之三给我返点", "36"),   # 按 after the period, 返点
+    ("有个什么会员，交三千入会，以后每个月给我发两百", "80"),                     # 给我发两百
+    ("有人说一万返八百", "8.0"),                                                   # a bare sum with 返
+    ("一位大姐说她们在搞一个慈善互助，交一千能领三千", "200"),                     # 交 … 能领
+    ("他说投五万，每天能有一百的收益", "73"),                                       # 有 + a return word
+])
+def test_everyday_figures_are_read_as_a_yearly_rate(checker: RiskChecker, text: str, rate: str) -> None:
+    report = checker.check(text)
+    assert report.risky and _lure_rates(report) == [rate], report.advice
+
+
+def test_the_rate_is_compared_with_todays_safe_rates(checker: RiskChecker) -> None:
+    """Deposits and 国债 pay 1 %-2.5 % a year (/work/shared/domain.md): the advice says so beside the figure."""
+    advice = checker.check("有人说年化百分之六，保本").advice
+    assert "约6.0%" in advice and "存款和国债一年才1%到2.5%" in advice
+
+
+@pytest.mark.parametrize("text", [
+    "超市的储值卡充了五百，没有利息，买东西用",
+    "我在家门口的理发店办了张卡，充三百送三十，没有返钱一说",
+    "超市买满两百积分翻倍",
+    "物业说提前交一年物业费打九折",
+    "微信零钱通里有点钱，每天有几分钱收益",
+    "买了农业保险，政府补贴一部分保费",
+    "单位组织员工购买企业的股票，是上市公司的员工持股计划，有公告",
+    "我儿子公司上市了，他按公司的股权激励计划拿了点股票，要锁定三年",
+    "村里搞土地入股，合作社统一经营，年底按土地面积分红，村委会公示了",
+    "朋友开饭店，我投了两万，他每年按实际利润给我分，亏了我也认",
+    "我在银行买的理财产品，这个月收益率百分之二点八，说明书写着不保本",   # 这个月 names a month
+    "我表哥借了我十万，一年后连本带利还我十万零五千，写了借条",
+    "我买的国债是保本保息的，国家发行的",
+    "交五百块能领两千块的购物卡",
+    "每满一千返一百",
+])
+def test_safe_look_alikes_stay_low(checker: RiskChecker, text: str) -> None:
+    assert not checker.check(text).risky, checker.check(text)
+
+
+# ---- the general shape of an offer: someone else offers, money goes in, more is promised back ---------------------
+
+@pytest.mark.parametrize("text", [
+    "网上有个人让我买他们的会员卡，说会员卡本身就会升值，以后可以转卖赚钱",
+    "我妈单位的老同事拉她去一个“健康驿站”，后来让她存钱进去说有利息",
+    "有个人说现在买这块地的“使用权”，两万一亩，以后征收能赔二十万",
+    "有个人说他们公司发行了一种“消费券”，现在买八折，半年后可以原价兑现",
+])
+def test_an_offer_of_more_money_back_is_a_lure(checker: RiskChecker, text: str) -> None:
+    report = checker.check(text)
+    assert report.risky and "利诱性" in {s.feature for s in report.signals}, report
+
+
+@pytest.mark.parametrize("text", [
+    "保险业务员说这个保险交十年，以后每年能领钱",
+    "卖房的中介说买这房子以后肯定升值",
+    "驾校说交了学费以后包拿证",
+    "理财经理说买这个基金以后可能会涨",
+    "房东说交了押金，退房时能退回来",
+    "银行的客户经理打电话说有一款新的大额存单，利率二点一，让我去柜台办",
+])
+def test_ordinary_promises_are_no_offer_of_that_shape(checker: RiskChecker, text: str) -> None:
+    assert not checker.check(text).risky, checker.check(text)
