@@ -230,7 +230,7 @@ def day(text: str | None) -> datetime | None:
 
 def whole(text: object, default: int | None = None) -> int | None:
     """A whole number from a form or query: ASCII digits only (not "²" or "١٢", which str.isdigit lets through), at
-    most 18 of them (int() refuses thousands); `default` when absent or not one."""
+    most 18 of them (int() refuses a string of more than 4300); `default` when absent or not one."""
     raw = str(text or "").strip()
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else default
 
