@@ -19,6 +19,9 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from bot.config import SECRETS, Settings
 
 REDACTED = "[redacted]"
+# other libraries' loggers kept at WARNING whatever the level (bot/cli/common.py): jieba's start-up, aiosqlite's
+# every statement with its values (residents' words), alembic's steps
+QUIET = ("jieba", "aiosqlite", "alembic.runtime.migration", "alembic.runtime.plugins")
 MIN_SECRET_CHARS = 4  # shorter values would redact ordinary words; no real token or key is that short
 PATTERNS = (
     (re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),  # .../bot123456:ABC-def/getMe, /file/bot...

@@ -134,14 +134,16 @@ async def gap_marks(session: AsyncSession) -> dict[str | None, tuple[int, int]]:
     return {mark: (n, int(total or 0)) for mark, n, total in rows.all()}
 
 
-async def mark_gap(session: AsyncSession, gap_id: int, mark: str | None) -> QuestionGap | None:
-    """Set (or clear, with None) an editors' mark; None when there is no such question."""
+async def mark_gap(session: AsyncSession, gap_id: int, mark: str | None) -> tuple[QuestionGap | None, bool]:
+    """Set (or clear, with None) an editors' mark: the question (None when there is no such question) and whether
+    its mark changed (two editors, or one double click, mark it one after the other)."""
     if mark is not None and mark not in GAP_MARKS:
         raise ValueError(f"mark: one of {', '.join(GAP_MARKS)}")
-    gap = await session.get(QuestionGap, gap_id)
-    if gap is not None:
-        gap.mark = mark
-    return gap
+    gap = await session.get(QuestionGap, gap_id, with_for_update=True, populate_existing=True)
+    if gap is None or gap.mark == mark:
+        return gap, False
+    gap.mark = mark
+    return gap, True
 
 
 async def gap_count(session: AsyncSession) -> int:

@@ -8,6 +8,7 @@ is kept with it, so a later edit of a bank changes no past score.
 from __future__ import annotations
 
 import random
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.config import RegionSettings
+from bot.staff import accounts
 from bot.storage.models import AuditEntry, QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
 from bot.tips.ledger import CHINA, as_utc
 from bot.vault import Vault
@@ -30,6 +32,7 @@ BANKS_FOR = {"elderly": ("elderly", "general"), "student": ("student", "general"
              "all": ("elderly", "student", "general")}
 GRACE_SECONDS = 2.0  # a per-question deadline forgives this much network delay
 CERTIFICATE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")  # a campaign's short name (its quiz page's link): 2 to 64 characters
 
 
 class QuestionLike(Protocol):
@@ -127,19 +130,47 @@ def _first_state(open_now: bool, starts_at: datetime | None) -> str:
     return "open" if open_now else "draft"
 
 
-def open_by_hand(campaign: QuizCampaign, now: datetime | None = None) -> None:
-    """Open by hand, at once: a start still to come moves to now; a campaign whose end has passed stays shut."""
+def township_codes(campaign: QuizCampaign) -> list[str]:
+    """The codes of the townships a campaign is for; none for a county-wide one."""
+    return (campaign.townships or {}).get("codes") or []
+
+
+def visible_to(campaign: QuizCampaign, scope: list[str] | None) -> bool:
+    """Whether staff limited to the townships `scope` see the campaign (bot/staff/accounts.py `sees`)."""
+    return accounts.sees(scope, township_codes(campaign))
+
+
+def within(campaign: QuizCampaign, scope: list[str] | None) -> bool:
+    """Whether staff limited to `scope` may open or close the campaign (bot/staff/accounts.py `owns`)."""
+    return accounts.owns(scope, township_codes(campaign))
+
+
+async def hold(session: AsyncSession, campaign: QuizCampaign) -> None:
+    """Lock the campaign's row for a change by hand, read again as it now stands (PostgreSQL; SQLite has one
+    writer at a time): two staff (or one double click) change it one after the other."""
+    await session.refresh(campaign, with_for_update=True)
+
+
+def open_by_hand(campaign: QuizCampaign, now: datetime | None = None) -> bool:
+    """Open by hand, at once: a start still to come moves to now; a campaign whose end has passed stays shut.
+    False when it was open already (nothing changed)."""
     now = now or utcnow()
     if campaign.ends_at is not None and as_utc(campaign.ends_at) <= now:
         raise QuizError("invalid", f"{campaign.slug}: its end has passed; it cannot open again")
+    if campaign.state == "open" and (campaign.starts_at is None or as_utc(campaign.starts_at) <= now):
+        return False
     if campaign.starts_at is not None and as_utc(campaign.starts_at) > now:
         campaign.starts_at = now
     campaign.state = "open"
+    return True
 
 
-def close_by_hand(campaign: QuizCampaign) -> None:
-    """Close at once: no new attempts or answers; its results stay."""
+def close_by_hand(campaign: QuizCampaign) -> bool:
+    """Close at once: no new attempts or answers; its results stay. False when it was closed already."""
+    if campaign.state == "closed":
+        return False
     campaign.state = "closed"
+    return True
 
 
 async def find(session: AsyncSession, slug: str) -> QuizCampaign | None:

@@ -19,6 +19,7 @@ from bot.staff import accounts
 from bot.storage.models import AuditEntry, Broadcast, utcnow
 from bot.tips.ledger import as_utc
 from knowledge import warnings
+from knowledge.text import strip_control
 
 UNSUBSCRIBE = "回复“退订”，不再接收提醒。"
 TEXT_MAX = 500
@@ -39,7 +40,9 @@ def _audit(session: AsyncSession, actor: str, action: str, broadcast: Broadcast)
 
 
 async def named(session: AsyncSession, broadcast_id: int) -> Broadcast:
-    found = await session.get(Broadcast, broadcast_id, with_for_update=True)
+    # populate_existing: a broadcast this session read before is read again under the lock (else the state checked
+    # would be the one read before another request's change)
+    found = await session.get(Broadcast, broadcast_id, with_for_update=True, populate_existing=True)
     if found is None:
         raise BroadcastError(f"no broadcast {broadcast_id}")
     return found
@@ -51,7 +54,7 @@ def compose(settings: Settings, *, text: str | None, template: str | None, towns
     if bool(text) == bool(template):
         raise BroadcastError("give either a text or a template")
     if text is not None:
-        text = text.strip()
+        text = strip_control(text).strip()  # (PostgreSQL refuses NUL; no terminal escapes go out to residents)
         if not text:
             raise BroadcastError("the text is empty")
         if len(text) > TEXT_MAX:
@@ -267,11 +270,16 @@ async def progress(session: AsyncSession, settings: Settings, broadcast: Broadca
     return shown
 
 
-async def reach(session: AsyncSession, since: datetime) -> dict[str, dict[str, int]]:
-    """Copies of warnings started since `since`, by route and status ({"warn-telegram": {"sent": 120, …}})."""
-    rows = await session.execute(select(TABLE.c.channel, TABLE.c.status, func.count())
-                                 .join(Broadcast, Broadcast.id == TABLE.c.broadcast_id)
-                                 .where(Broadcast.started_at >= since).group_by(TABLE.c.channel, TABLE.c.status))
+async def reach(session: AsyncSession, settings: Settings, since: datetime,
+                scope: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """Copies of warnings started since `since`, by route and status ({"warn-telegram": {"sent": 120, …}}); with
+    `scope` (township codes), of the warnings staff limited to those townships see."""
+    query = (select(TABLE.c.channel, TABLE.c.status, func.count())
+             .join(Broadcast, Broadcast.id == TABLE.c.broadcast_id).where(Broadcast.started_at >= since))
+    if scope is not None:
+        started = await session.scalars(select(Broadcast).where(Broadcast.started_at >= since))
+        query = query.where(Broadcast.id.in_([b.id for b in started if segments.visible_to(settings, b, scope)]))
+    rows = await session.execute(query.group_by(TABLE.c.channel, TABLE.c.status))
     found: dict[str, dict[str, int]] = {}
     for route, status, count in rows.all():
         found.setdefault(route, {})[status] = count

@@ -47,8 +47,7 @@ def settings() -> Settings:
     logging.basicConfig(level=s.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logs.install(s)  # on the handler: every logger's records, ours, python-telegram-bot's, httpx's, uvicorn's
     # httpx logs every request's URL at INFO (redacted, but one line per message sent): only at DEBUG
-    for noisy in ("jieba", "aiosqlite", "alembic.runtime.migration", "alembic.runtime.plugins",
-                  *(("httpx",) if s.log.level != "DEBUG" else ())):
+    for noisy in (*logs.QUIET, *(("httpx",) if s.log.level != "DEBUG" else ())):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # python-telegram-bot's DEBUG lines hold whole updates and sendMessage parameters: residents' words and ids
     logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLevelName(s.log.level)))

@@ -77,11 +77,9 @@ def create(slug: Annotated[str, typer.Option("--slug", help="Stable short name, 
                                                                      "else: open it later by hand).")] = False,
            as_json: JsonOption = False) -> None:
     """Create a campaign."""
-    import re
-
     from quizzes import campaigns
 
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,63}", slug):
+    if not campaigns.SLUG.fullmatch(slug):
         say_error("--slug: lower-case letters, digits and hyphens, 2 to 64 characters")
         raise typer.Exit(2)
     known = {t.code for t in settings().region.townships}

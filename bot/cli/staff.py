@@ -87,7 +87,7 @@ def _switch(name: str, disabled: bool) -> str:
     from bot.staff import accounts, audit
 
     async def work(session: AsyncSession) -> str:
-        account = await accounts.set_disabled(session, name, disabled)
+        account, _ = await accounts.set_disabled(session, name, disabled)
         audit.record(session, ACTOR, "staff-disable" if disabled else "staff-enable", account.name)
         return account.name
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConsoleSettings, Settings
@@ -76,8 +77,16 @@ def check_password(password: str) -> None:
         raise StaffError("a password needs more than a few different characters")
 
 
-async def find(session: AsyncSession, name: str) -> StaffAccount | None:
-    return await session.scalar(select(StaffAccount).where(StaffAccount.name == " ".join(name.split())))
+async def find(session: AsyncSession, name: str, lock: bool = False) -> StaffAccount | None:
+    """The account of this name; `lock`: its row held (PostgreSQL) and read as it now stands, for a change that
+    depends on what it holds (a count of wrong passwords, a flag)."""
+    name = " ".join(name.split())
+    if not name.isprintable():  # no account is named so (clean_name); PostgreSQL refuses NUL even to look
+        return None
+    query = select(StaffAccount).where(StaffAccount.name == name)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
 
 
 async def listing(session: AsyncSession) -> list[StaffAccount]:
@@ -89,6 +98,8 @@ async def add(session: AsyncSession, settings: Settings, name: str, role: str, t
     name = clean_name(name)
     if role not in ROLES:
         raise StaffError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
+    if role == "admin" and townships:  # an admin reads the whole audit log and makes any account: county staff
+        raise StaffError("an admin account is for the whole county: no --township")
     known = [t.code for t in settings.region.townships]
     if unknown := [t for t in townships if t not in known]:
         raise StaffError(f"unknown township {unknown[0]!r}; one of: {', '.join(known)}")
@@ -98,13 +109,16 @@ async def add(session: AsyncSession, settings: Settings, name: str, role: str, t
         check_password(password)
     account = StaffAccount(name=name, role=role, townships=sorted(set(townships)),
                            password_hash=hasher(settings.console).hash(password) if password is not None else None)
-    session.add(account)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(account)
+    except IntegrityError as exc:  # added by another request at the same moment
+        raise StaffError(f"there is already an account {name!r}") from exc
     return account
 
 
 async def _existing(session: AsyncSession, name: str) -> StaffAccount:
-    account = await find(session, name)
+    account = await find(session, name, lock=True)
     if account is None:
         raise StaffError(f"no account {' '.join(name.split())!r} (see `fangfei staff list`)")
     return account
@@ -120,13 +134,15 @@ async def set_password(session: AsyncSession, rules: ConsoleSettings, name: str,
     return account
 
 
-async def set_disabled(session: AsyncSession, name: str, disabled: bool = True) -> StaffAccount:
-    """Disable (its sessions end at once) or enable an account."""
+async def set_disabled(session: AsyncSession, name: str, disabled: bool = True) -> tuple[StaffAccount, bool]:
+    """Disable (its sessions end at once) or enable an account; and whether that changed it (False: it was so
+    already)."""
     account = await _existing(session, name)
+    changed = account.disabled != disabled
     account.disabled = disabled
     if disabled:
         await end_sessions(session, account)
-    return account
+    return account, changed
 
 
 async def end_sessions(session: AsyncSession, account: StaffAccount) -> None:
@@ -137,7 +153,8 @@ async def sign_in(session: AsyncSession, rules: ConsoleSettings, name: str, pass
                   now: datetime | None = None) -> SignIn:
     """Check a name and password; counts the failure or clears the count (the caller commits either way)."""
     now = now or utcnow()
-    account = await find(session, name) if name.strip() else None
+    # locked: wrong passwords sent at the same moment are each counted, one after the other
+    account = await find(session, name, lock=True) if name.strip() else None
     if account is None or account.password_hash is None:
         try:  # as slow as a real check: the time taken says nothing about which names exist
             hasher(rules).verify(_no_account(rules), password + "!")

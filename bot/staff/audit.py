@@ -31,7 +31,7 @@ class AuditFilter:
 
     def apply(self, query: Select) -> Select:  # type: ignore[type-arg]
         if self.actor:
-            query = query.where(AuditEntry.actor.contains(self.actor))
+            query = query.where(AuditEntry.actor.contains(self.actor, autoescape=True))  # ("%" and "_" as typed)
         if self.action:
             query = query.where(AuditEntry.action == self.action)
         if self.subject:

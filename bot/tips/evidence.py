@@ -111,7 +111,7 @@ async def fetch_states(session: AsyncSession, evidence: Sequence[TipEvidence]) -
 def file_name(receipt: str, number: int, evidence: TipEvidence) -> str:
     """A safe file name to save evidence as: `FF-2026-000123-1.jpg` (the sender's own name is not trusted)."""
     suffix = PurePosixPath(evidence.name.replace("\\", "/")).suffix.lower() if evidence.name else ""
-    if not (suffix[1:].isalnum() and len(suffix) <= 8):
+    if not (suffix[1:].isascii() and suffix[1:].isalnum() and len(suffix) <= 8):  # (".图片" is alnum too)
         suffix = mimetypes.guess_extension(evidence.content_type or "") or ""
     return f"{receipt}-{number}{suffix}"
 

@@ -24,6 +24,7 @@ from knowledge.text import normalize
 STATUSES = ("new", "verifying", "referred", "closed")
 CLOSING_REASONS = ("confirmed", "not-confirmed", "duplicate", "out-of-scope")
 DUPLICATE_WINDOW = timedelta(days=1)
+REPEAT_WINDOW = timedelta(minutes=1)  # the same note by the same person within it is a double submit
 CHINA = timezone(timedelta(hours=8), "CST")  # the offices' time; no daylight saving, so a fixed offset is exact
 
 
@@ -69,9 +70,15 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+YEARS = range(1900, 9999)  # the times staff may give: any other (0001, 9999) cannot even be moved to UTC and back
+
+
 def china_time(text: str) -> datetime:
-    """An ISO 8601 date and time as staff give it: without an offset, China time. ValueError when it is not one."""
+    """An ISO 8601 date and time as staff give it: without an offset, China time. ValueError when it is not one,
+    or not in YEARS."""
     moment = datetime.fromisoformat(text)
+    if moment.year not in YEARS:
+        raise ValueError(f"{moment.year}: a year from {YEARS.start} to {YEARS.stop - 1}")
     return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
 
 
@@ -177,12 +184,21 @@ async def change(session: AsyncSession, tip: Tip, actor: str, *, status: str | N
     if category is not None and category != tip.category:
         record("category", tip.category, category)
         tip.category = category
-    if note:
+    if note and not await _repeated(session, tip, actor, note):
         record("note", None, note)
     session.add_all(changes)
     if changes:
         tip.updated_at = utcnow()
     return changes
+
+
+async def _repeated(session: AsyncSession, tip: Tip, actor: str, note: str) -> bool:
+    """Whether the tip's last note is this one, by the same person, a moment ago: the same form sent twice (a
+    double click, a request retried by a flaky network), not a second note."""
+    last = await session.scalar(select(TipChange).where(TipChange.tip_id == tip.id, TipChange.field == "note")
+                                .order_by(TipChange.id.desc()).limit(1))
+    return (last is not None and last.actor == actor and last.new == note
+            and utcnow() - as_utc(last.at) < REPEAT_WINDOW)
 
 
 async def reveal(session: AsyncSession, vault: Vault, tip: Tip, actor: str, reason: str | None = None) -> Identity:

@@ -55,7 +55,9 @@ def apply(query: Select[Any], where: TipFilter, overdue_days: float, now: dateti
     if where.category:
         query = query.where(Tip.category == where.category)
     if where.assignee:
-        query = query.where(or_(Tip.assignee == where.assignee, Tip.assignee.endswith(f":{where.assignee}")))
+        # ("%" and "_" match themselves, not any text: a filter, not a pattern)
+        query = query.where(or_(Tip.assignee == where.assignee,
+                                Tip.assignee.endswith(f":{where.assignee}", autoescape=True)))
     if where.overdue:
         query = query.where(Tip.status != "closed", Tip.created_at < overdue_cutoff(overdue_days, now))
     return query

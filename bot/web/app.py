@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text as sql
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -128,7 +129,7 @@ def create_app(engine: Engine, channels: Sequence[Route] = (), wechat_api: WeCha
     WeChat sign-in and share card use `wechat_api` (the WeChat channel's), or one of their own that the app
     closes when it stops."""
     from bot.channels.wechat_api import WeChatApi
-    from bot.web.console.app import console_routes
+    from bot.web.console import app as console
     from bot.web.quiz_api import QuizApi  # (it reads the request helpers above)
     from bot.web.quiz_page import QuizPage
 
@@ -154,6 +155,15 @@ def create_app(engine: Engine, channels: Sequence[Route] = (), wechat_api: WeCha
 
     async def page(request: Request) -> Response:
         return templates.TemplateResponse(request, "chat.html", {"region": settings.region.region})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """No route, or not this method: the console's page under /console/, else Starlette's plain text."""
+        assert isinstance(exc, HTTPException)
+        if console.is_console(request):
+            return console.http_error(request, exc)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
     async def api_chat(request: Request) -> Response:
         limits = engine.services.limits
@@ -185,8 +195,8 @@ def create_app(engine: Engine, channels: Sequence[Route] = (), wechat_api: WeCha
         Route("/api/chat", api_chat, methods=["POST"]),
         *QuizApi(engine.services).routes(),
         *QuizPage(engine.services, wechat_api).routes(),
-        *console_routes(engine.services),
+        *console.console_routes(engine.services),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.add_middleware(SecurityHeaders)
     return app

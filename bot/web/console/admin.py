@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from bot.staff import accounts, audit
 from bot.tips.export import local_time
-from bot.web.console.auth import NO_STORE, Desk, base, clean, day
+from bot.web.console.auth import NO_STORE, Desk, base, clean, day, whole
 
 PAGE = 100
 ACTION_NAMES = {"login": "登录", "login-failed": "登录失败", "logout": "退出", "reveal-identity": "查看举报人身份",
@@ -29,8 +29,8 @@ async def audit_log(desk: Desk) -> Response:
     where = audit.AuditFilter(actor=clean(params.get("actor"), 64) or None,
                               action=clean(params.get("action"), 32) or None, subject=subject or None,
                               since=day(params.get("since")), until=until + timedelta(days=1) if until else None)
-    raw = params.get("page", "1")
-    number = int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
+    number = whole(params.get("page"), 1) or 1
+    number = number if number < 100_000 else 1
     total = await audit.total(desk.session, where)
     rows = await audit.entries(desk.session, where, PAGE, (number - 1) * PAGE)
     kept = {k: v for k, v in params.items() if k != "page" and v}
@@ -61,8 +61,9 @@ async def account_change(desk: Desk) -> Response:
             name = str(form.get("name", ""))
             if action == "disable" and " ".join(name.split()) == desk.account.name:
                 return await accounts_page(desk, problem="不能停用自己的账号。", status=400)
-            changed = await accounts.set_disabled(desk.session, name, action == "disable")
-            audit.record(desk.session, desk.actor, f"staff-{action}", changed.name)
+            account, changed = await accounts.set_disabled(desk.session, name, action == "disable")
+            if changed:  # (clicked twice: the second changes nothing, and is not audited)
+                audit.record(desk.session, desk.actor, f"staff-{action}", account.name)
             notice = "changed"
         elif action == "passwd":
             changed = await accounts.set_password(desk.session, desk.settings.console, str(form.get("name", "")),
@@ -81,6 +82,8 @@ def _plain(message: str) -> str:
         return f"密码至少 {accounts.PASSWORD_MIN} 位，而且不能太简单。"
     if "already" in message:
         return "已经有同名的账号了。"
+    if "admin account is for the whole county" in message:
+        return "管理员账号管全县，不能只选几个乡镇。请去掉乡镇，或选别的角色。"
     if "unknown role" in message:
         return "请选择一个角色。"
     if "township" in message:

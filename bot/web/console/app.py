@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.services import Services
 from bot.web.console import admin, content, quizzes, signin, tips, today, warnings
-from bot.web.console.auth import NO_STORE, Desk, base, guarded
+from bot.web.console.auth import NO_STORE, Desk, base, guarded, refusal, root
+
+HTTP_ERRORS = {404: "没有这个页面。请从菜单进入，或回到今日。", 405: "不能这样打开这个页面。请用页面上的链接和按钮。"}
+
+
+def is_console(request: Request) -> bool:
+    path = request.url.path.removeprefix(root(request))
+    return path == "/console" or path.startswith("/console/")
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    """The console's own page for a path it has no route for, or a method a route does not take."""
+    response = refusal(request, exc.status_code, HTTP_ERRORS.get(exc.status_code, "这个请求不能处理。请回到今日再试。"))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def console_routes(services: Services) -> list[BaseRoute]:

@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.services import Services
 from bot.staff import accounts, sessions
 from bot.storage.models import StaffAccount
-from bot.tips.ledger import CHINA
+from bot.tips.ledger import CHINA, YEARS
 from bot.web.app import BadRequest, read_body, templates
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ COOKIE = "ff_staff"
 LOGIN_COOKIE = "ff_staff_login"
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 SAFE_METHODS = ("GET", "HEAD")
+ID_MAX = 2**31 - 1
+SORRY = "抱歉，系统出了点问题，这次操作没有保存。请稍后再试。"
 
 
 @dataclass
@@ -141,6 +143,10 @@ def set_login_cookie(response: Response, request: Request, token: str) -> None:
                         path=base(request), max_age=3600)
 
 
+def clear_login_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(LOGIN_COOKIE, path=base(request), httponly=True, samesite="strict", secure=_secure(request))
+
+
 def _sent_csrf(request: Request, form: Any) -> str:
     return str(request.headers.get("x-csrf-token") or (form.get("csrf") if form is not None else None) or "")
 
@@ -164,6 +170,11 @@ def _to_login(request: Request) -> Response:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+def _route(request: Request) -> str:
+    """The route's pattern, for a log line (not the path: it holds whatever the client put in it)."""
+    return str(getattr(request.scope.get("route"), "path", "page"))
+
+
 def guarded(services: Services, handler: Page, permission: str | None = None) -> Endpoint:
     """A console endpoint: signed in (or off to the sign-in page), the CSRF token checked on anything but GET,
     the permission held; the handler runs in one transaction with the session's use."""
@@ -180,36 +191,55 @@ def guarded(services: Services, handler: Page, permission: str | None = None) ->
                 return refusal(request, exc.status, "提交的内容太多了。请精简后再试。")
             except Exception:  # a body that is not a form: no token in it
                 form = None
-        async with services.db.transaction() as session:
-            signed = await sessions.current(session, token, services.settings.console.idle_minutes)
-            if signed is None:
-                response = _to_login(request)
-                clear_session_cookie(response, request)
-                return response
-            desk = Desk(request, session, signed.account, signed.csrf, services)
-            sent = _sent_csrf(request, form).encode()
-            if request.method not in SAFE_METHODS and not hmac.compare_digest(sent, signed.csrf.encode()):
-                return refusal(request, 403, "这个请求缺少有效的安全令牌（CSRF）。请刷新页面再试。", desk)
-            if permission is not None and not desk.may(permission):
-                return refusal(request, 403, "您的账号没有这项权限。如需开通，请联系管理员。", desk)
-            request.state.form = form
-            try:
-                return await handler(desk)
-            except Exception:
-                log.exception("console: %s %s failed", request.method, request.scope.get("route_name", "page"))
-                await desk.undo()
-                return refusal(request, 500, "抱歉，系统出了点问题，这次操作没有保存。请稍后再试。", desk)
+        try:
+            async with services.db.transaction() as session:
+                signed = await sessions.current(session, token, services.settings.console.idle_minutes)
+                if signed is None:
+                    response = _to_login(request)
+                    clear_session_cookie(response, request)
+                    return response
+                desk = Desk(request, session, signed.account, signed.csrf, services)
+                sent = _sent_csrf(request, form).encode()
+                if request.method not in SAFE_METHODS and not hmac.compare_digest(sent, signed.csrf.encode()):
+                    return refusal(request, 403, "这个请求缺少有效的安全令牌（CSRF）。请刷新页面再试。", desk)
+                if permission is not None and not desk.may(permission):
+                    return refusal(request, 403, "您的账号没有这项权限。如需开通，请联系管理员。", desk)
+                request.state.form = form
+                try:
+                    return await handler(desk)
+                except Exception:
+                    log.exception("console: %s %s failed", request.method, _route(request))
+                    await desk.undo()
+                    return refusal(request, 500, SORRY, desk)
+        except Exception:  # the database is unreachable, or refused the commit: nothing was kept
+            log.exception("console: %s %s: the database failed", request.method, _route(request))
+            return refusal(request, 503, SORRY)
 
     return endpoint
 
 
 def day(text: str | None) -> datetime | None:
     """A date filter (YYYY-MM-DD, as a date input sends it) as the start of that day in China time; None when
-    absent or not a date."""
+    absent or not a date (of ledger.YEARS)."""
     try:
-        return datetime.strptime(text or "", "%Y-%m-%d").replace(tzinfo=CHINA)
+        moment = datetime.strptime(text or "", "%Y-%m-%d").replace(tzinfo=CHINA)
     except ValueError:
         return None
+    return moment if moment.year in YEARS else None
+
+
+def whole(text: object, default: int | None = None) -> int | None:
+    """A whole number from a form or query: ASCII digits only (not "²" or "١٢", which str.isdigit lets through), at
+    most 18 of them (int() refuses a string of more than 4300); `default` when absent or not one."""
+    raw = str(text or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else default
+
+
+def row_id(value: object) -> int | None:
+    """A row's id from a path, form or query (int columns: 1 to 2**31 - 1; PostgreSQL refuses a larger value
+    outright), or None: no such row."""
+    number = value if isinstance(value, int) else whole(value)
+    return number if number is not None and 0 < number <= ID_MAX else None
 
 
 def clean(text: object, limit: int) -> str:

@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from bot import services as domain
 from bot.staff import audit
 from bot.tips.export import local_time
-from bot.web.console.auth import NO_STORE, Desk, base, clean
+from bot.web.console.auth import NO_STORE, Desk, base, clean, row_id
 from knowledge.schema import load_taxonomy
 from quizzes import statistics
 
@@ -28,14 +28,15 @@ async def page(desk: Desk) -> Response:
 
 async def mark(desk: Desk) -> Response:
     form = desk.request.state.form or {}
-    raw = clean(form.get("id"), 12)
+    number = row_id(form.get("id"))
     wanted = clean(form.get("mark"), 16)
     back = clean(form.get("shown"), 16) or "new"
-    if not raw.isdigit() or wanted not in KEYS:
+    if number is None or wanted not in KEYS:
         return desk.page("refused.html", 400, message="没有这个标记。请用页面上的按钮。")
-    gap = await domain.mark_gap(desk.session, int(raw), KEYS[wanted])
+    gap, changed = await domain.mark_gap(desk.session, number, KEYS[wanted])
     if gap is None:
         return desk.page("refused.html", 404, message="这个问题已经不在列表里了（可能太久没人问，已清理）。")
-    audit.record(desk.session, desk.actor, "gap-mark", f"gap:{gap.id}", wanted)
+    if changed:  # (clicked twice: the second changes nothing, and is not audited)
+        audit.record(desk.session, desk.actor, "gap-mark", f"gap:{gap.id}", wanted)
     return RedirectResponse(f"{base(desk.request)}/content?mark={back if back in KEYS else 'new'}", status_code=303,
                             headers=NO_STORE)

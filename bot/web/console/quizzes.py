@@ -3,18 +3,17 @@ proxy entry of paper results by cadres, the spreadsheet. Through quizzes/, as th
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from bot.staff import accounts, audit
+from bot.staff import audit
 from bot.storage.models import QuizCampaign
 from bot.tips.export import local_time
 from bot.tips.ledger import china_time
-from bot.web.console.auth import NO_STORE, Desk, base, clean, root, spreadsheet
+from bot.web.console.auth import NO_STORE, Desk, base, clean, root, spreadsheet, whole
 from knowledge.schema import load_taxonomy
 from quizzes import campaigns, statistics
 from quizzes import export as quiz_export
@@ -22,25 +21,19 @@ from quizzes.campaigns import QuizError
 
 AUDIENCE_NAMES = {"elderly": "老年人", "student": "学生", "all": "所有人"}
 STATE_NAMES = {"draft": "未开始", "scheduled": "定时开始", "open": "进行中", "closed": "已结束"}
-SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,47}")
-
-
-def _codes(campaign: QuizCampaign) -> list[str]:
-    return (campaign.townships or {}).get("codes") or []
 
 
 def visible(desk: Desk, campaign: QuizCampaign) -> bool:
     """County staff see every campaign; township staff those for one of their townships or the whole county."""
-    return accounts.sees(desk.townships, _codes(campaign))
+    return campaigns.visible_to(campaign, desk.townships)
 
 
 def _within(desk: Desk, campaign: QuizCampaign) -> bool:
-    return accounts.owns(desk.townships, _codes(campaign))
+    return campaigns.within(campaign, desk.townships)
 
 
 def _int(form: FormData, key: str, default: int | None) -> int | None:
-    raw = clean(form.get(key), 6)
-    return int(raw) if raw.isdigit() else default
+    return whole(form.get(key), default)
 
 
 def _moment(text: str) -> datetime | None:
@@ -58,7 +51,7 @@ def _plain(error: QuizError) -> str:
                        ("not a date", "时间看不懂，请重新选择。"),
                        ("its end has passed", "这个活动已经过了结束时间，不能再开始。"),
                        ("score must be", "得分不能超过题数。"), ("not a region", "请选择这个活动里的村或学校。"),
-                       ("slug", "代号用小写字母、数字和横线，2 到 48 位。"),
+                       ("slug", "代号用小写字母、数字和横线，2 到 64 位。"),
                        ("township", "只能为您负责的乡镇建活动。")):
         if key in error.message:
             return words
@@ -76,8 +69,8 @@ async def listing(desk: Desk, problem: str | None = None, status: int = 200) -> 
 async def create(desk: Desk) -> Response:
     form = desk.request.state.form or FormData()
     try:
-        slug = clean(form.get("slug"), 48).lower()
-        if not SLUG.fullmatch(slug):
+        slug = str(form.get("slug") or "").strip().lower()
+        if not campaigns.SLUG.fullmatch(slug):
             raise QuizError("invalid", "slug")
         towns = [str(t) for t in form.getlist("township")]
         scope = desk.townships
@@ -97,7 +90,8 @@ async def create(desk: Desk) -> Response:
 
 
 async def _campaign(desk: Desk) -> QuizCampaign | None:
-    found = await campaigns.find(desk.session, clean(desk.request.path_params["slug"], 48))
+    slug = desk.request.path_params["slug"]  # whole: a slug cut short could name another campaign
+    found = await campaigns.find(desk.session, slug) if campaigns.SLUG.fullmatch(slug) else None
     return found if found is not None and visible(desk, found) else None
 
 
@@ -158,12 +152,11 @@ async def act(desk: Desk) -> Response:
             notice = "?notice=recorded"
         elif not _within(desk, campaign):
             return await show(desk, problem="这个活动不只属于您负责的乡镇，请县里处理。", status=403)
-        elif action == "open":
-            campaigns.open_by_hand(campaign)
-            audit.record(desk.session, desk.actor, "quiz-open", campaign.slug)
-        elif action == "close":
-            campaigns.close_by_hand(campaign)
-            audit.record(desk.session, desk.actor, "quiz-close", campaign.slug)
+        elif action in ("open", "close"):
+            await campaigns.hold(desk.session, campaign)
+            change = campaigns.open_by_hand if action == "open" else campaigns.close_by_hand
+            if change(campaign):  # (clicked twice: the second changes nothing, and is not audited)
+                audit.record(desk.session, desk.actor, f"quiz-{action}", campaign.slug)
         else:
             return await show(desk, problem="没有这个操作。", status=400)
     except QuizError as exc:
@@ -177,7 +170,7 @@ async def export_xlsx(desk: Desk) -> Response:
     campaign = await _campaign(desk)
     if campaign is None:
         return _missing(desk)
-    book = await quiz_export.build(desk.session, desk.settings.region, campaign)
+    book = await quiz_export.build(desk.session, desk.settings.region, campaign, desk.townships)
     audit.record(desk.session, desk.actor, "export-quiz", campaign.slug)
     await desk.session.commit()
     return spreadsheet(book, f"quiz-{campaign.slug}.xlsx")

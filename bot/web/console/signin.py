@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -37,9 +38,12 @@ class SignIn:
     async def page(self, request: Request) -> Response:
         token = auth.cookie_token(self.services, request)
         if token is not None:
-            async with self.services.db.transaction() as session:
-                if await sessions.current(session, token, self.services.settings.console.idle_minutes):
-                    return RedirectResponse(base(request) + "/", status_code=303, headers=NO_STORE)
+            try:
+                async with self.services.db.transaction() as session:
+                    if await sessions.current(session, token, self.services.settings.console.idle_minutes):
+                        return RedirectResponse(base(request) + "/", status_code=303, headers=NO_STORE)
+            except Exception:  # the database is unreachable: the form, to try again
+                log.exception("console: the sign-in page could not check a session")
         return self._form(request)
 
     def _next(self, request: Request, wanted: str) -> str:
@@ -66,6 +70,13 @@ class SignIn:
         if not self.per_address.allow(address):
             log.warning("console: a client address is over the sign-in limit")
             return self._form(request, 429, "尝试次数太多。请一分钟后再试。", name)
+        try:
+            return await self._check(request, form, name, password)
+        except Exception:  # the database is unreachable, or refused the commit: no one is signed in
+            log.exception("console: sign-in failed")
+            return self._form(request, 503, auth.SORRY, name)
+
+    async def _check(self, request: Request, form: Any, name: str, password: str) -> Response:
         rules = self.services.settings.console
         async with self.services.db.transaction() as session:
             result = await accounts.sign_in(session, rules, name, password)
@@ -83,7 +94,7 @@ class SignIn:
         response = RedirectResponse(self._next(request, str(form.get("next", ""))), status_code=303,
                                     headers=NO_STORE)
         auth.set_session_cookie(response, request, self.services, token)
-        response.delete_cookie(auth.LOGIN_COOKIE, path=base(request))
+        auth.clear_login_cookie(response, request)
         return response
 
 

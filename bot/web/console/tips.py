@@ -16,7 +16,7 @@ from bot.tips import desk as tip_desk
 from bot.tips import evidence, export, ledger, queries
 from bot.tips.ledger import CHINA, CLOSING_REASONS, STATUSES, LedgerError
 from bot.vault import SealError
-from bot.web.console.auth import NO_STORE, Desk, base, clean, day, spreadsheet
+from bot.web.console.auth import NO_STORE, Desk, base, clean, day, spreadsheet, whole
 from knowledge.schema import load_taxonomy
 
 MAX_PAGE = 10_000
@@ -51,8 +51,8 @@ def tip_filter(desk: Desk, params: QueryParams) -> tuple[queries.TipFilter, list
 
 
 def _page_number(params: QueryParams) -> int:
-    raw = params.get("page", "1")
-    return min(int(raw), MAX_PAGE) if raw.isdigit() and int(raw) > 0 else 1
+    number = whole(params.get("page"), 1) or 1
+    return min(number, MAX_PAGE)
 
 
 async def listing(desk: Desk) -> Response:
@@ -65,12 +65,17 @@ async def listing(desk: Desk) -> Response:
     number = min(number, pages)
     tips = await queries.page(desk.session, where, rules.overdue_days, number, rules.page_size)
     kept = {k: v for k, v in params.items() if k != "page" and v}
-    partial = desk.request.headers.get("hx-request") == "true"  # htmx asks for the table alone
-    return desk.page("tip_rows.html" if partial else "tips.html", tips=tips, total=total, number=number,
-                     pages=pages, params=kept, query=urlencode(kept), ignored=ignored,
-                     townships=_townships(desk), categories=load_taxonomy(), statuses=STATUSES,
-                     overdue=lambda t: queries.is_overdue(t, rules.overdue_days), local_time=export.local_time,
-                     status_name=export.status_name)
+    # htmx asks for the table alone; but for the whole page when it restores its history (Back, after a filter
+    # pushed its URL: it keeps no cache of pages)
+    headers = desk.request.headers
+    partial = headers.get("hx-request") == "true" and headers.get("hx-history-restore-request") != "true"
+    response = desk.page("tip_rows.html" if partial else "tips.html", tips=tips, total=total, number=number,
+                         pages=pages, params=kept, query=urlencode(kept), ignored=ignored,
+                         townships=_townships(desk), categories=load_taxonomy(), statuses=STATUSES,
+                         overdue=lambda t: queries.is_overdue(t, rules.overdue_days), local_time=export.local_time,
+                         status_name=export.status_name)
+    response.headers["vary"] = "HX-Request, HX-History-Restore-Request"  # one URL, two answers
+    return response
 
 
 def _townships(desk: Desk) -> list[str]:

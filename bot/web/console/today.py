@@ -32,7 +32,7 @@ async def page(desk: Desk) -> Response:
     running = [(b, await lifecycle.progress(desk.session, desk.settings, b)) for b in active
                if b.state in ("sending", "paused")]
     open_campaigns = [c for c in await desk.session.scalars(select(QuizCampaign).order_by(QuizCampaign.id.desc()))
-                      if campaigns.is_open(c, now)]
+                      if campaigns.is_open(c, now) and campaigns.visible_to(c, desk.townships)]
     quiz_rows = []
     for campaign in open_campaigns:
         board = await campaigns.leaderboard(desk.session, desk.settings.region, campaign, top=0)
@@ -41,7 +41,7 @@ async def page(desk: Desk) -> Response:
     categories = {slug: c.name for slug, c in load_taxonomy().items()}
     by_category = await queries.weekly(desk.session, desk.scope, "category", now=now)
     by_category["series"] = {categories.get(k, k): v for k, v in by_category["series"].items()}
-    reach = await lifecycle.reach(desk.session, now - timedelta(days=30))
+    reach = await lifecycle.reach(desk.session, desk.settings, now - timedelta(days=30), desk.townships)
     reach_chart: dict[str, dict[str, int]] = {}
     for route, counts in reach.items():
         name = ROUTE_NAMES.get(route, route)

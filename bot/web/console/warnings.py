@@ -18,7 +18,7 @@ from bot.staff import accounts
 from bot.storage.models import Broadcast
 from bot.tips.export import local_time
 from bot.tips.ledger import china_time
-from bot.web.console.auth import NO_STORE, Desk, base, clean, spreadsheet
+from bot.web.console.auth import NO_STORE, Desk, base, clean, row_id, spreadsheet
 from knowledge import warnings as warning_templates
 
 AUDIENCE_NAMES = {"elderly": "老年人", "student": "学生", "other": "其他居民", "all": "所有人"}
@@ -117,7 +117,8 @@ async def create(desk: Desk) -> Response:
 
 
 async def _visible(desk: Desk) -> Broadcast | None:
-    found = await desk.session.get(Broadcast, desk.request.path_params["id"])
+    number = row_id(desk.request.path_params["id"])
+    found = await desk.session.get(Broadcast, number) if number is not None else None
     if found is None or not segments.visible_to(desk.settings, found, desk.townships):
         return None
     return found
