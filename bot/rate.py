@@ -4,7 +4,8 @@ Platforms count messages per bot, not per process: Telegram takes about 30 a sec
 of workers send them. Before each send a worker books the next free slot (one statement in one transaction: the
 slot is `max(next_slot, now)`, and `next_slot` moves on by 1/per_second) and waits for it. Slots are booked back to
 back while there is work, so no capacity is lost to a late wake-up, and in any second at most about `per_second`
-sends leave (set it a little below the platform's limit: a send leaves a few milliseconds after its slot). A
+sends leave (set it a little below the platform's limit: a send leaves a few milliseconds after its slot; one whose
+process stalled past it by more than LATE books again rather than leave in a burst with the next ones). A
 platform's "too many requests, retry after N s" starts no slot for N seconds, in every process (`hold`). A worker
 killed after booking leaves its slot unused: a gap of 1/per_second.
 """
@@ -24,6 +25,8 @@ from bot.storage.database import Database
 from bot.storage.models import RateBucket, utcnow
 from bot.tips.ledger import as_utc
 
+LATE = 0.02  # seconds after its slot a send may still leave
+
 
 class SharedRate:
     def __init__(self, db: Database, name: str, per_second: float) -> None:
@@ -31,16 +34,20 @@ class SharedRate:
         self.step = timedelta(seconds=1 / per_second)
 
     async def take(self) -> None:
-        """Book the next send slot and wait for it."""
+        """Book the next send slot and wait for it. A worker that wakes up too late (its process stalled) gives
+        the slot up and books another: sent late, it would leave beside the next slots' sends, a burst the
+        platform counts against its limit."""
         while True:
             try:
                 slot = await self._book(self.step)
-                break
             except OperationalError:  # SQLite: another process held the write lock too long; book again
                 await asyncio.sleep(0.01)
-        wait = (slot - utcnow()).total_seconds()
-        if wait > 0:
-            await asyncio.sleep(wait)
+                continue
+            wait = (slot - utcnow()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if (utcnow() - slot).total_seconds() <= LATE:
+                return
 
     async def hold(self, seconds: float) -> None:
         """No new slot starts in the next `seconds` (the platform asked us to wait; several such answers at once

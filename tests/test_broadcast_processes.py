@@ -100,6 +100,20 @@ async def test_a_429_to_one_process_holds_every_process_and_no_copy_is_lost_or_d
         assert [v for v in fake.rate_violations if v["scope"] == "global"] == []
 
 
+async def test_a_send_woken_too_late_gives_its_slot_up_so_no_two_leave_together(database: Database) -> None:
+    """A process that stalls past a booked slot must not send at once beside the next slot's send (a burst the
+    platform counts): the late one books again, and the sends stay a step apart."""
+    rate = SharedRate(database, "late", per_second=10)
+    await rate.take()
+    late = asyncio.create_task(rate.take())  # books the slot 0.1 s on, and sleeps
+    await asyncio.sleep(0.03)
+    time.sleep(0.2)  # noqa: ASYNC251 -- the whole process stalls past that slot
+    await late
+    woke = time.monotonic()
+    await rate.take()
+    assert time.monotonic() - woke >= 0.09
+
+
 def _env(db_env: dict[str, str], fake: FakeTelegram) -> dict[str, str]:
     return {**db_env, "FANGFEI_TELEGRAM__TOKEN": fake.token, "FANGFEI_TELEGRAM__BASE_URL": fake.base_url,
             "FANGFEI_TELEGRAM__WEBHOOK_SECRET": "broadcast-secret",
