@@ -3,7 +3,7 @@
 Platforms count messages per bot, not per process: Telegram takes about 30 a second from one bot, whatever number
 of workers send them. Before each send a worker books the next free slot (one statement in one transaction: the
 slot is `max(next_slot, now)`, and `next_slot` moves on by 1/per_second) and waits for it. Slots are booked back to
-back while there is work, so no capacity is lost to a late wake-up, and in any second at most about `per_second`
+back while there is work, and in any second at most about `per_second`
 sends leave (set it a little below the platform's limit: a send leaves a few milliseconds after its slot; one whose
 process stalled past it by more than LATE books again rather than leave in a burst with the next ones). A
 platform's "too many requests, retry after N s" starts no slot for N seconds, in every process (`hold`). A worker
