@@ -1,21 +1,21 @@
 """Taking a quiz page's answer at the pace of a county's first hour (thousands of players at once).
 
-On PostgreSQL an answer that does not finish its attempt costs two statements straight to asyncpg, each atomic on
-its own: one read of the campaign and attempt (only for the player who owns it), and one statement that moves the
-attempt's counter from the question answered and stores the answer, both or neither. The counter's condition is
-what lets one of many concurrent answers count (`campaigns.answer` takes the same care through the ORM). An
-attempt's last answer, and everything on SQLite, goes through `campaigns.answer` in a transaction, since finishing
-also updates the player's standing and may give a certificate.
+On PostgreSQL an answer costs two statements straight to asyncpg, each atomic on its own (SQLAlchemy's ORM costs
+several times the CPU of the statements themselves): one read of the campaign and the attempt (only for the player
+who owns it), and one statement that moves the attempt's counter from the question answered and stores the answer,
+both or neither. The counter's condition is what lets one of many concurrent answers count (`campaigns.answer`
+takes the same care through the ORM). An attempt's last answer does all of its finishing in that same statement
+(the attempt finished with its certificate when passed, and made the player's counting attempt when it is better,
+as `campaigns.answer` does), then a third statement reads the player's rank. On SQLite everything goes through
+`campaigns.answer` in one transaction.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.database import Database
 from bot.storage.models import QuizAttempt, QuizCampaign, utcnow
@@ -26,7 +26,7 @@ _READ = """
     SELECT c.id, c.state, c.starts_at, c.ends_at, c.seconds_per_question, c.scoring, c.pass_mark, c.slug,
            a.id, a.answered, a.score, a.seconds, a.asked_at, a.finished_at,
            json_array_length(a.drawn -> 'questions'), a.drawn -> 'questions' -> a.answered,
-           a.drawn -> 'questions' -> (a.answered + 1)
+           a.drawn -> 'questions' -> (a.answered + 1), a.player_id
     FROM quiz_attempts a
     JOIN quiz_campaigns c ON c.id = a.campaign_id
     JOIN quiz_players p ON p.id = a.player_id
@@ -38,33 +38,86 @@ _WRITE = """
         RETURNING id)
     INSERT INTO quiz_answers (attempt_id, position, question_id, category, choice, correct, seconds, answered_at)
     SELECT id, $2, $6, $7, $8, $9, $4, $5 FROM moved"""
-Finisher = Callable[[AsyncSession, QuizCampaign, QuizAttempt, Answered], Awaitable[dict[str, Any]]]
+# the last answer: as _WRITE, and the attempt finished; it becomes the player's counting one when the campaign
+# counts the last attempt ($11 false) or it is better (campaigns._keep_counting). Concurrent finishes of one
+# player's attempts queue on the player's row, and PostgreSQL checks the condition again on the newer row.
+_FINISH = """
+    WITH moved AS (
+        UPDATE quiz_attempts SET answered = answered + 1, score = score + $3, seconds = seconds + $4, asked_at = $5,
+                                 finished_at = $5, certificate = $10
+        WHERE id = $1 AND answered = $2
+        RETURNING id, player_id, score, seconds),
+    stored AS (
+        INSERT INTO quiz_answers (attempt_id, position, question_id, category, choice, correct, seconds, answered_at)
+        SELECT id, $2, $6, $7, $8, $9, $4, $5 FROM moved),
+    counting AS (
+        UPDATE quiz_players p SET best_attempt_id = m.id, best_score = m.score, best_seconds = m.seconds
+        FROM moved m
+        WHERE p.id = m.player_id AND (NOT $11 OR p.best_score IS NULL OR p.best_score < m.score
+                                      OR (p.best_score = m.score AND p.best_seconds > m.seconds)))
+    SELECT count(*) FROM moved"""
+# campaigns.rank_of: 1 + the players ahead (more right, then faster, then the earlier counting attempt); counted
+# in a subquery of the player's row so that it scans the standing index from the player's score up
+_RANK = """
+    SELECT 1 + (SELECT count(*) FROM quiz_players o
+                WHERE o.campaign_id = me.campaign_id AND o.best_score >= me.best_score
+                  AND (o.best_score > me.best_score
+                       OR o.best_seconds < me.best_seconds
+                       OR (o.best_seconds = me.best_seconds AND o.best_attempt_id < me.best_attempt_id)))
+    FROM quiz_players me WHERE me.id = $1"""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """An answer that counted; with the attempt's last one, whether the attempt passed and the player's rank
+    among all players (1 = first)."""
+
+    answered: Answered
+    rank: int | None = None
+    passed: bool = False
 
 
 async def take(db: Database, slug: str, token: str, key: str, question_id: str, choice: int,
-               finish: Finisher, now: datetime | None = None) -> tuple[Answered, dict[str, Any]]:
-    """Take a player's answer (QuizError when it cannot count); with the attempt's last answer, also what
-    `finish` adds (the result, the rank), read in the same transaction."""
+               now: datetime | None = None) -> Taken:
+    """Take a player's answer (QuizError when it cannot count)."""
     now = now or utcnow()
-    if not db.is_sqlite:
-        async with db.driver() as driver:
-            row = await driver.fetchrow(_READ, token, slug, key)
-            if row is None:
-                raise QuizError("not-found", "no such attempt")
-            campaign, attempt = _campaign_of(row), _attempt_of(row)
-            judged = campaigns.judge(campaign, attempt, question_id, choice, now)
-            if not judged.last:
-                q = judged.question
-                stored = await driver.execute(_WRITE, attempt.id, judged.position, int(judged.correct),
-                                              judged.seconds, now, q["id"], q["category"], judged.choice,
-                                              judged.correct)
-                if stored != "INSERT 0 1":
-                    raise QuizError("answered", "this question was answered already")
-                return campaigns.moved_on(campaign, attempt, judged, now), {}
-    async with db.transaction() as session:
-        campaign, attempt = await campaigns.answering(session, slug, token, key)
-        result = await campaigns.answer(session, campaign, attempt, question_id, choice, now=now)
-        return result, (await finish(session, campaign, result.attempt, result) if result.next is None else {})
+    if db.is_sqlite:
+        async with db.transaction() as session:
+            campaign, attempt = await campaigns.answering(session, slug, token, key)
+            result = await campaigns.answer(session, campaign, attempt, question_id, choice, now=now)
+            if result.next is not None:
+                return Taken(result)
+            return Taken(result, await campaigns.rank_of(session, campaign, attempt),
+                         campaigns.passed(campaign, attempt))
+    if not campaigns.storable(token, campaigns.TOKEN_MAX) or not campaigns.storable(slug, campaigns.SLUG_MAX):
+        raise _not_found()
+    async with db.driver() as driver:
+        row = await driver.fetchrow(_READ, token, slug, key)
+        if row is None:
+            raise _not_found()
+        campaign, attempt = _campaign_of(row), _attempt_of(row)
+        judged = campaigns.judge(campaign, attempt, question_id, choice, now)
+        q = judged.question
+        values = (attempt.id, judged.position, int(judged.correct), judged.seconds, now, q["id"], q["category"],
+                  judged.choice, judged.correct)
+        if not judged.last:
+            if await driver.execute(_WRITE, *values) != "INSERT 0 1":
+                raise _answered()
+            return Taken(campaigns.moved_on(campaign, attempt, judged, now))
+        result = campaigns.moved_on(campaign, attempt, judged, now)
+        passed = campaigns.passed(campaign, attempt)
+        attempt.certificate = campaigns.certificate_code() if passed else None
+        if await driver.fetchval(_FINISH, *values, attempt.certificate, campaign.scoring == "best") != 1:
+            raise _answered()
+        return Taken(result, await driver.fetchval(_RANK, attempt.player_id), passed)
+
+
+def _not_found() -> QuizError:
+    return QuizError("not-found", "no such attempt")
+
+
+def _answered() -> QuizError:
+    return QuizError("answered", "this question was answered already")
 
 
 def _campaign_of(row: Any) -> QuizCampaign:
@@ -79,5 +132,6 @@ def _attempt_of(row: Any) -> QuizAttempt:
     for position, question in ((row[9], row[15]), (row[9] + 1, row[16])):
         if question is not None and position < len(questions):
             questions[position] = json.loads(question) if isinstance(question, str) else question
-    return QuizAttempt(id=row[8], campaign_id=row[0], drawn={"questions": questions}, answered=row[9],
-                       score=row[10], seconds=row[11], asked_at=row[12], finished_at=row[13])
+    return QuizAttempt(id=row[8], campaign_id=row[0], player_id=row[17], drawn={"questions": questions},
+                       answered=row[9], score=row[10], seconds=row[11], asked_at=row[12], finished_at=row[13])
+
