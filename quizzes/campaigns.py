@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -199,6 +199,12 @@ def is_open(campaign: QuizCampaign, now: datetime | None = None) -> bool:
     now = now or utcnow()
     return (campaign.state in TAKING and (campaign.starts_at is None or as_utc(campaign.starts_at) <= now)
             and (campaign.ends_at is None or now < as_utc(campaign.ends_at)))
+
+
+def taking(now: datetime) -> ColumnElement[bool]:
+    """`is_open` as a condition on QuizCampaign rows, for queries."""
+    return (QuizCampaign.state.in_(TAKING) & (QuizCampaign.starts_at.is_(None) | (QuizCampaign.starts_at <= now))
+            & (QuizCampaign.ends_at.is_(None) | (QuizCampaign.ends_at > now)))
 
 
 async def open_for(session: AsyncSession, audience: str, now: datetime | None = None) -> QuizCampaign | None:
