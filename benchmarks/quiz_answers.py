@@ -134,9 +134,9 @@ def percentiles(latencies: list[float]) -> str:
     return f"p50 {p50 * 1000:6.1f} ms  p99 {p99 * 1000:6.1f} ms"
 
 
-def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+def start(cmd: list[str], env: dict[str, str], log: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """A server process; what it logs goes to `log` (a file: a pipe nobody reads would stall it once full)."""
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
 
 
 async def main() -> None:
@@ -179,7 +179,8 @@ async def main() -> None:
         str(BIN / "fangfei"), "quiz", "campaign", "create", "--slug", slug, "--name", "压测", "--audience", "elderly",
         "--questions", str(QUESTIONS), "--attempts-per-day", "100", "--open"],
         cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True)
-    server = start([str(BIN / "fangfei"), "serve"], env)
+    log = tempfile.TemporaryFile()
+    server = start([str(BIN / "fangfei"), "serve"], env, log)
     try:
         await wait_ready(base, server)
         async with httpx.AsyncClient(base_url=base) as client:
@@ -214,6 +215,10 @@ async def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
+        log.seek(0)
+        lines = log.read().decode(errors="replace").splitlines()
+        log.close()
+    print(f"server log: {len(lines)} lines" + "".join(f"\n  {line[:200]}" for line in lines[:5]))
     print("targets: >= 1,500 answers/s per process; p99 <= 100 ms paced at 300/s")
 
 

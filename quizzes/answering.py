@@ -6,8 +6,8 @@ who owns it), and one statement that moves the attempt's counter from the questi
 both or neither. The counter's condition is what lets one of many concurrent answers count (`campaigns.answer`
 takes the same care through the ORM). An attempt's last answer does all of its finishing in that same statement
 (the attempt finished with its certificate when passed, and made the player's counting attempt when it is better,
-as `campaigns.answer` does), then a third statement reads the player's rank. On SQLite everything goes through
-`campaigns.answer` in one transaction.
+as `campaigns.answer` does); the player's rank comes from this process's rank book (quizzes/ranks.py), not a
+count of every player ahead. On SQLite everything goes through `campaigns.answer` in one transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.storage.database import Database
 from bot.storage.models import QuizAttempt, QuizCampaign, utcnow
-from quizzes import campaigns
+from quizzes import campaigns, ranks
 from quizzes.campaigns import Answered, QuizError
 
 _READ = """
@@ -40,9 +40,13 @@ _WRITE = """
     SELECT id, $2, $6, $7, $8, $9, $4, $5 FROM moved"""
 # the last answer: as _WRITE, and the attempt finished; it becomes the player's counting one when the campaign
 # counts the last attempt ($11 false) or it is better (campaigns._keep_counting). Concurrent finishes of one
-# player's attempts queue on the player's row, and PostgreSQL checks the condition again on the newer row.
+# player's attempts queue on the player's row, and PostgreSQL checks the condition again on the newer row. It
+# tells (when it counted) the score and seconds as stored, whether it is the player's counting attempt now, and
+# the player's counting result before.
 _FINISH = """
-    WITH moved AS (
+    WITH before AS (
+        SELECT best_score, best_seconds FROM quiz_players WHERE id = $12),
+    moved AS (
         UPDATE quiz_attempts SET answered = answered + 1, score = score + $3, seconds = seconds + $4, asked_at = $5,
                                  finished_at = $5, certificate = $10
         WHERE id = $1 AND answered = $2
@@ -54,17 +58,10 @@ _FINISH = """
         UPDATE quiz_players p SET best_attempt_id = m.id, best_score = m.score, best_seconds = m.seconds
         FROM moved m
         WHERE p.id = m.player_id AND (NOT $11 OR p.best_score IS NULL OR p.best_score < m.score
-                                      OR (p.best_score = m.score AND p.best_seconds > m.seconds)))
-    SELECT count(*) FROM moved"""
-# campaigns.rank_of: 1 + the players ahead (more right, then faster, then the earlier counting attempt); counted
-# in a subquery of the player's row so that it scans the standing index from the player's score up
-_RANK = """
-    SELECT 1 + (SELECT count(*) FROM quiz_players o
-                WHERE o.campaign_id = me.campaign_id AND o.best_score >= me.best_score
-                  AND (o.best_score > me.best_score
-                       OR o.best_seconds < me.best_seconds
-                       OR (o.best_seconds = me.best_seconds AND o.best_attempt_id < me.best_attempt_id)))
-    FROM quiz_players me WHERE me.id = $1"""
+                                      OR (p.best_score = m.score AND p.best_seconds > m.seconds))
+        RETURNING p.id)
+    SELECT m.score, m.seconds, EXISTS (SELECT FROM counting), b.best_score, b.best_seconds
+    FROM moved m LEFT JOIN before b ON true"""
 
 
 @dataclass(frozen=True)
@@ -77,9 +74,9 @@ class Taken:
     passed: bool = False
 
 
-async def take(db: Database, slug: str, token: str, key: str, question_id: str, choice: int,
+async def take(db: Database, book: ranks.Ranks, slug: str, token: str, key: str, question_id: str, choice: int,
                now: datetime | None = None) -> Taken:
-    """Take a player's answer (QuizError when it cannot count)."""
+    """Take a player's answer (QuizError when it cannot count); `book` tells the rank on PostgreSQL."""
     now = now or utcnow()
     if db.is_sqlite:
         async with db.transaction() as session:
@@ -107,9 +104,18 @@ async def take(db: Database, slug: str, token: str, key: str, question_id: str, 
         result = campaigns.moved_on(campaign, attempt, judged, now)
         passed = campaigns.passed(campaign, attempt)
         attempt.certificate = campaigns.certificate_code() if passed else None
-        if await driver.fetchval(_FINISH, *values, attempt.certificate, campaign.scoring == "best") != 1:
+        finished = await driver.fetchrow(_FINISH, *values, attempt.certificate, campaign.scoring == "best",
+                                         attempt.player_id)
+        if finished is None:
             raise _answered()
-        return Taken(result, await driver.fetchval(_RANK, attempt.player_id), passed)
+        score, seconds, counting, best_score, best_seconds = finished
+        before = ranks.key(best_score, best_seconds) if best_score is not None else None
+        mine = ranks.key(score, seconds)
+        if counting:
+            book.moved(campaign.id, attempt.player_id, before, mine)
+        elif before is not None:  # a better attempt counts (None: one finished at the same moment, unread)
+            mine = before
+        return Taken(result, await book.rank(driver, campaign.id, mine), passed)
 
 
 def _not_found() -> QuizError:

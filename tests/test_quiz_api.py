@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from bot.engine import Engine
 from bot.storage.models import QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
 from bot.web.app import create_app
-from quizzes import campaigns
+from quizzes import campaigns, ranks
 
 VILLAGE, SCHOOL = "qingshan-shiqiao", "school-county-no1"
 JSON = {"Content-Type": "application/json"}
@@ -319,3 +319,40 @@ async def test_the_last_answer_keeps_each_players_counting_attempt_and_tells_the
     finally:
         for client in clients.values():
             await client.aclose()
+
+
+async def test_a_rank_book_counts_what_its_process_saw_at_once_and_other_processes_results_when_read_again(
+        engine: Engine, quiz: QuizCampaign) -> None:
+    """quizzes/ranks.py on PostgreSQL: a binary search in every player's counting result as last read, corrected by
+    what this process changed since; what another process changed shows once the book is read again."""
+    db = engine.services.db
+    if db.is_sqlite:
+        pytest.skip("SQLite counts (campaigns.rank_of)")
+    async with db.transaction() as s:
+        who = [(await campaigns.player(s, quiz, f"p{n}")) for n in range(4)]
+        await s.flush()
+        ids = [w.id for w in who]
+    book = ranks.Ranks(seconds=3600)
+    best: dict[int, tuple[int, float]] = {}
+
+    async def finish(n: int, score: int, seconds: float, here: bool = True) -> None:
+        async with db.transaction() as s:
+            await s.execute(update(QuizPlayer).where(QuizPlayer.id == ids[n])
+                            .values(best_score=score, best_seconds=seconds, best_attempt_id=n + 1))
+        if here:
+            book.moved(quiz.id, ids[n], ranks.key(*best[n]) if n in best else None, ranks.key(score, seconds))
+        best[n] = (score, seconds)
+
+    for n, (score, seconds) in enumerate([(5, 40.0), (3, 20.0), (3, 30.0)]):  # p0, p1, p2 count; p3 not yet
+        await finish(n, score, seconds)
+    async with db.driver() as driver:
+        assert [await book.rank(driver, quiz.id, ranks.key(score, seconds))
+                for score, seconds in [(5, 40.0), (3, 20.0), (3, 30.0), (4, 1.0), (0, 9.0)]] == [1, 2, 3, 2, 4]
+        await finish(3, 4, 10.0)  # p3 finished in this process: 4 right
+        await finish(2, 5, 10.0)  # and p2 did better
+        assert await book.rank(driver, quiz.id, ranks.key(5, 10.0)) == 1
+        assert await book.rank(driver, quiz.id, ranks.key(3, 20.0)) == 4  # p2, p0, p3 ahead of p1
+        await finish(1, 5, 5.0, here=False)  # another process: p1 with 5 right, fastest of all
+        assert await book.rank(driver, quiz.id, ranks.key(4, 10.0)) == 3  # not read again yet: p2, p0 ahead
+        book.seconds = 0
+        assert await book.rank(driver, quiz.id, ranks.key(4, 10.0)) == 4  # read again: p1, p2, p0

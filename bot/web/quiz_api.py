@@ -20,6 +20,7 @@ from bot.web.app import BadRequest, read_json
 from bot.web.quiz_player import Players
 from quizzes import answering, campaigns
 from quizzes.campaigns import Asked, QuizError
+from quizzes.ranks import Ranks
 
 log = logging.getLogger(__name__)
 BOARD_SECONDS = 5.0  # how old a leaderboard served may be
@@ -42,6 +43,7 @@ class QuizApi:
         self._boards: dict[str, tuple[float, dict[str, Any]]] = {}
         self._computing: dict[str, asyncio.Lock] = {}
         self.players = Players(services.vault)
+        self.ranks = Ranks()
 
     def routes(self) -> list[Route]:
         return [Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
@@ -105,7 +107,7 @@ class QuizApi:
         services = self.services
         slug = request.path_params["slug"]
         try:
-            taken = await answering.take(services.db, slug, request.path_params["attempt"], me.key,
+            taken = await answering.take(services.db, self.ranks, slug, request.path_params["attempt"], me.key,
                                          body["question"], body["choice"])
         except QuizError as exc:
             return _error(exc)
