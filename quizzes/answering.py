@@ -22,14 +22,18 @@ from bot.storage.models import QuizAttempt, QuizCampaign, utcnow
 from quizzes import campaigns, ranks
 from quizzes.campaigns import Answered, QuizError
 
+# the questions are read in one pass over the drawn JSON (each -> on a json column parses all of it again: three
+# of them cost PostgreSQL more than the rest of the statement)
 _READ = """
     SELECT c.id, c.state, c.starts_at, c.ends_at, c.seconds_per_question, c.scoring, c.pass_mark, c.slug,
-           a.id, a.answered, a.score, a.seconds, a.asked_at, a.finished_at,
-           json_array_length(a.drawn -> 'questions'), a.drawn -> 'questions' -> a.answered,
-           a.drawn -> 'questions' -> (a.answered + 1), a.player_id
+           a.id, a.answered, a.score, a.seconds, a.asked_at, a.finished_at, q.total, q.asked, q.next, a.player_id
     FROM quiz_attempts a
     JOIN quiz_campaigns c ON c.id = a.campaign_id
     JOIN quiz_players p ON p.id = a.player_id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS total, min(e.value::text) FILTER (WHERE e.n = a.answered + 1) AS asked,
+               min(e.value::text) FILTER (WHERE e.n = a.answered + 2) AS next
+        FROM json_array_elements(a.drawn -> 'questions') WITH ORDINALITY e(value, n)) q
     WHERE a.token = $1 AND c.slug = $2 AND p.key = $3"""
 _WRITE = """
     WITH moved AS (

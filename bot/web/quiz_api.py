@@ -46,9 +46,9 @@ class QuizApi:
         self.ranks = Ranks()
 
     def routes(self) -> list[Route]:
-        return [Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
+        return [Route("/api/quiz/{slug}/attempts/{attempt}/answers", self.answer, methods=["POST"]),  # most asked
+                Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
                 Route("/api/quiz/{slug}/attempts", self.start, methods=["POST"]),
-                Route("/api/quiz/{slug}/attempts/{attempt}/answers", self.answer, methods=["POST"]),
                 Route("/api/quiz/{slug}/leaderboard", self.leaderboard, methods=["GET"])]
 
     # -- endpoints ---------------------------------------------------------------------------------------------------
