@@ -15,12 +15,14 @@ PostgreSQL only (quizzes/answering.py); SQLite deployments are small and count.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
+log = logging.getLogger(__name__)
 SNAPSHOT_SECONDS = 5.0
 SPAN = 1e7  # seconds of a result: a key is -score * SPAN + seconds, so that more right, then faster, sorts first
 _KEYS = f"""
@@ -63,7 +65,12 @@ class Ranks:
         """1 + the players ahead of the result with key `mine` (a player's own, as they count now)."""
         book = self._books.setdefault(campaign_id, _Book())
         if book.read_at is None or time.monotonic() - book.read_at >= self.seconds:
-            await self._read(driver, campaign_id, book)
+            try:
+                await self._read(driver, campaign_id, book)
+            except Exception as exc:  # the answer is kept already: an older array does for its rank
+                if book.read_at is None:
+                    raise
+                log.warning("quiz ranks: could not read the standings again (%s)", exc.__class__.__name__)
         ahead = bisect_left(book.keys, mine)
         ahead -= sum(1 for _, k in book.replaced if k < mine)
         ahead += sum(1 for _, k in book.moved.values() if k < mine)
