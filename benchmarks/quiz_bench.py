@@ -1,6 +1,7 @@
 """Quiz standings at county scale: a campaign with N finished attempts (default 100,000, from N/2 players over
-every village), then the leaderboard and a player's rank computed R times each; p50 and p99 beside a bare
-`SELECT 1` on the same connection pool in the same run.
+every village), then the leaderboard and a player's rank computed R times each (the rank counted, as the chat
+does, and from the rank book a last answer on the page uses); p50 and p99 beside a bare `SELECT 1` on the same
+connection pool in the same run.
 
     .venv/bin/python benchmarks/quiz_bench.py [--attempts 100000] [--rounds 50] [--db URL]
 
@@ -27,7 +28,7 @@ from sqlalchemy import insert, text  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.storage.database import Database  # noqa: E402
 from bot.storage.models import QuizAttempt, QuizCampaign, QuizPlayer, utcnow  # noqa: E402
-from quizzes import campaigns  # noqa: E402
+from quizzes import campaigns, ranks  # noqa: E402
 
 
 async def ensure_database(url: str) -> None:
@@ -106,6 +107,15 @@ async def main() -> None:
             t = time.perf_counter()
             await campaigns.rank_of(session, campaign, attempt)
             rank.append(time.perf_counter() - t)
+    book, booked = ranks.Ranks(), []
+    async with db.driver() as driver:
+        t = time.perf_counter()
+        await book.rank(driver, campaign.id, ranks.key(attempt.score, attempt.seconds))
+        first = time.perf_counter() - t
+        for _ in range(args.rounds * 20):
+            t = time.perf_counter()
+            await book.rank(driver, campaign.id, ranks.key(attempt.score, attempt.seconds))
+            booked.append(time.perf_counter() - t)
     from bot.services import Services
     from bot.web.quiz_api import QuizApi
 
@@ -119,6 +129,8 @@ async def main() -> None:
     print(f"bare SELECT 1        {timings(bare)}")
     print(f"leaderboard          {timings(board)}  ({statistics.median(board) / statistics.median(bare):.0f}x bare)")
     print(f"rank of one player   {timings(rank)}  ({statistics.median(rank) / statistics.median(bare):.0f}x bare)")
+    print(f"rank from the book   {timings(booked)}  (a last answer's on PostgreSQL, quizzes/ranks.py; reading the "
+          f"book, at most every {ranks.SNAPSHOT_SECONDS:.0f} s: {first * 1000:.1f} ms)")
     print(f"leaderboard served   {timings(served)}  (GET /api/quiz/<slug>/leaderboard: computed at most every "
           f"5 s; {args.rounds * 20} requests)")
     print("target: leaderboard p99 <= 20 ms")

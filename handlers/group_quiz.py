@@ -44,6 +44,7 @@ PRACTICE_NOTE = "这是练习赛，不计入活动排名。"
 CAMPAIGN_NOTE = "本群排名不计入活动成绩；正式参赛请私聊我，发“答题”。"
 NOBODY = "「{title}」答题结束，这一轮没有人作答。\n想再来一轮，请群管理员发 /quiz。"
 BOARD_HEAD = "「{title}」答题结束！一共 {n} 题，{players} 人参加。\n排行榜："
+ENDED_HEAD = "「{title}」活动已经结束，这一轮答题也结束了。答了 {n} 题，{players} 人参加。\n排行榜："
 BOARD_LINE = "{rank}. {name}  答对 {score} 题  用时 {seconds} 秒"
 BOARD_TAIL = "想自己多练练，请私聊我，发“答题”。"
 
@@ -232,7 +233,8 @@ class GroupHost:
             standings, players = await group_rounds.leaderboard(session, step.round_id, TOP)
         if not players:
             return NOBODY.format(title=step.title)
-        lines = [BOARD_HEAD.format(title=step.title, n=step.total, players=players)]
+        head = BOARD_HEAD if step.asked == step.total else ENDED_HEAD
+        lines = [head.format(title=step.title, n=step.asked, players=players)]
         lines += [BOARD_LINE.format(rank=n, name=s.name, score=s.score, seconds=round(s.seconds))
                   for n, s in enumerate(standings, 1)]
         return "\n".join([*lines, BOARD_TAIL])

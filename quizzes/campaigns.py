@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,6 +33,7 @@ BANKS_FOR = {"elderly": ("elderly", "general"), "student": ("student", "general"
 GRACE_SECONDS = 2.0  # a per-question deadline forgives this much network delay
 CERTIFICATE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")  # a campaign's short name (its quiz page's link): 2 to 64 characters
+SLUG_MAX, TOKEN_MAX, CODE_MAX = 64, 32, 16  # as stored (bot/storage/models.py)
 
 
 class QuestionLike(Protocol):
@@ -173,7 +174,16 @@ def close_by_hand(campaign: QuizCampaign) -> bool:
     return True
 
 
+def storable(name: str, limit: int) -> bool:
+    """Whether a name a request gives (a slug, an attempt's token, a certificate's code) could be a stored one:
+    at most `limit` characters of printable text. Any other names nothing, and is never sent to the database
+    (PostgreSQL refuses a NUL in text; no database takes a lone surrogate)."""
+    return len(name) <= limit and name.isprintable()
+
+
 async def find(session: AsyncSession, slug: str) -> QuizCampaign | None:
+    if not storable(slug, SLUG_MAX):
+        return None
     return await session.scalar(select(QuizCampaign).where(QuizCampaign.slug == slug))
 
 
@@ -189,6 +199,12 @@ def is_open(campaign: QuizCampaign, now: datetime | None = None) -> bool:
     now = now or utcnow()
     return (campaign.state in TAKING and (campaign.starts_at is None or as_utc(campaign.starts_at) <= now)
             and (campaign.ends_at is None or now < as_utc(campaign.ends_at)))
+
+
+def taking(now: datetime) -> ColumnElement[bool]:
+    """`is_open` as a condition on QuizCampaign rows, for queries."""
+    return (QuizCampaign.state.in_(TAKING) & (QuizCampaign.starts_at.is_(None) | (QuizCampaign.starts_at <= now))
+            & (QuizCampaign.ends_at.is_(None) | (QuizCampaign.ends_at > now)))
 
 
 async def open_for(session: AsyncSession, audience: str, now: datetime | None = None) -> QuizCampaign | None:
@@ -316,6 +332,8 @@ async def attempt_of(session: AsyncSession, token: str, who: QuizPlayer | None =
 async def answering(session: AsyncSession, slug: str, token: str, key: str) -> tuple[QuizCampaign, QuizAttempt]:
     """The campaign and the attempt a player (by key) answers, in one query; QuizError("not-found") for an unknown
     campaign or attempt, another player's attempt, or an attempt of another campaign (all look the same)."""
+    if not storable(token, TOKEN_MAX) or not storable(slug, SLUG_MAX):
+        raise QuizError("not-found", "no such attempt")
     found = (await session.execute(
         select(QuizCampaign, QuizAttempt).join(QuizAttempt, QuizAttempt.campaign_id == QuizCampaign.id)
         .join(QuizPlayer, QuizPlayer.id == QuizAttempt.player_id)
@@ -393,7 +411,7 @@ async def answer(session: AsyncSession, campaign: QuizCampaign, attempt: QuizAtt
         await session.flush()
         await _keep_counting(session, campaign, attempt)
         if passed(campaign, attempt) and attempt.certificate is None:
-            attempt.certificate = "".join(secrets.choice(CERTIFICATE_ALPHABET) for _ in range(10))
+            attempt.certificate = certificate_code()
     return result
 
 
@@ -405,6 +423,11 @@ async def _keep_counting(session: AsyncSession, campaign: QuizCampaign, attempt:
     await session.execute(update(QuizPlayer).where(*where).values(
         best_attempt_id=attempt.id, best_score=attempt.score, best_seconds=attempt.seconds)
         .execution_options(synchronize_session=False))
+
+
+def certificate_code() -> str:
+    """A new certificate's code: unguessable, and easy to read out and type."""
+    return "".join(secrets.choice(CERTIFICATE_ALPHABET) for _ in range(10))
 
 
 def passed(campaign: QuizCampaign, attempt: QuizAttempt) -> bool:
@@ -543,6 +566,8 @@ class Certificate:
 
 async def certificate(session: AsyncSession, slug: str, code: str) -> Certificate | None:
     """The certificate with this code in this campaign, or None."""
+    if not storable(code, CODE_MAX) or not storable(slug, SLUG_MAX):
+        return None
     row = (await session.execute(
         select(QuizAttempt, QuizPlayer, QuizCampaign).join(QuizPlayer, QuizAttempt.player_id == QuizPlayer.id)
         .join(QuizCampaign, QuizAttempt.campaign_id == QuizCampaign.id)

@@ -7,7 +7,8 @@ with the platform's poll id. A process killed between the post and the write lea
 step is posted again: one duplicate poll at most, whose answers count for nothing (its poll id was never stored).
 A step whose post had an unknown outcome twice (two crashes, or two timeouts) is skipped, so no question is on
 screen three times. An answer that arrives between a poll's post and its writing down (milliseconds) is not
-counted.
+counted. A campaign's round posts no more questions once the campaign has ended (on time or closed by hand): its
+leaderboard is due at once.
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ from sqlalchemy import case, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import GroupChat, GroupQuizAnswer, GroupQuizGroup, GroupQuizPoll, GroupQuizRound, utcnow
+from bot.storage.models import (
+    GroupChat,
+    GroupQuizAnswer,
+    GroupQuizGroup,
+    GroupQuizPoll,
+    GroupQuizRound,
+    QuizCampaign,
+    utcnow,
+)
 from bot.tips.ledger import as_utc
-from quizzes.campaigns import GRACE_SECONDS, QuestionLike, draw, frozen
+from quizzes.campaigns import GRACE_SECONDS, QuestionLike, draw, frozen, is_open, taking
 
 log = logging.getLogger(__name__)
 QUESTION_MAX, OPTION_MAX, EXPLANATION_MAX, EXPLANATION_FEEDS = 300, 100, 200, 2  # Telegram's poll limits
@@ -92,7 +101,8 @@ async def start(session: AsyncSession, *, channel: str, chat: str, questions: li
 # -- posting the steps -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Step:
-    """What to post next for a round: question `position` as a poll, or (question None) the leaderboard."""
+    """What to post next for a round: question `position` as a poll, or (question None) the leaderboard after
+    `asked` questions (fewer than `total` when the round's campaign ended first)."""
 
     round_id: int
     chat: str
@@ -101,6 +111,7 @@ class Step:
     question: dict[str, Any] | None
     title: str
     open_seconds: int
+    asked: int
 
 
 def _free(now: datetime) -> Any:
@@ -108,35 +119,55 @@ def _free(now: datetime) -> Any:
 
 
 async def due(session: AsyncSession, channel: str, now: datetime) -> list[int]:
-    """The running rounds whose next step is due and nobody is posting."""
+    """The running rounds whose next step is due, or whose campaign has ended, and nobody is posting."""
+    ended = Rounds.campaign_id.in_(select(QuizCampaign.id).where(~taking(now)))
     return list(await session.scalars(select(Rounds.id).where(Rounds.channel == channel, Rounds.state == "running",
-                                                              Rounds.due_at <= now, _free(now))
+                                                              or_(Rounds.due_at <= now, ended), _free(now))
                                       .order_by(Rounds.due_at)))
 
 
 async def claim(session: AsyncSession, round_id: int, now: datetime, seconds: float) -> Step | None:
     """Take the round's due step to post it (None when it is not due, or another process has it). A claim that
-    ran out unconfirmed means its process died mid-post: that post may have arrived, so it counts as unknown."""
+    ran out unconfirmed means its process died mid-post: that post may have arrived, so it counts as unknown.
+    A round whose campaign has ended (closed on time or by hand) posts no more questions: its leaderboard is
+    due at once."""
     found = await session.get(Rounds, round_id, populate_existing=True)
-    if found is None or found.state != "running" or as_utc(found.due_at) > now or (
+    if found is None or found.state != "running" or (
             found.claimed_until is not None and as_utc(found.claimed_until) >= now):
         return None
-    crashed = int(found.claimed_until is not None)
+    questions = found.drawn["questions"]
+    ended = found.step < len(questions) and await _campaign_ended(session, found, now)
+    if as_utc(found.due_at) > now and not ended:
+        return None
+    crashed = int(found.claimed_until is not None and not ended)  # an unconfirmed poll of a step left behind
     won = await session.execute(update(Rounds).where(Rounds.id == found.id, Rounds.step == found.step,
                                                      Rounds.state == "running", _free(now))
                                 .values(claimed_until=now + timedelta(seconds=seconds),
-                                        unknowns=Rounds.unknowns + crashed)
+                                        unknowns=0 if ended else Rounds.unknowns + crashed,
+                                        **({"step": len(questions), "failures": 0} if ended else {}))
                                 .execution_options(synchronize_session=False))
     if won.rowcount != 1:
         return None
-    questions = found.drawn["questions"]
+    if ended:
+        log.info("group quiz: round %d ends after %d questions: its campaign has ended", found.id, found.step)
+        return Step(found.id, found.chat_id, len(questions), len(questions), None, found.title, found.open_seconds,
+                    asked=found.step)
     if found.unknowns + crashed > MAX_UNKNOWNS:
         log.warning("group quiz: round %d step %d skipped (posted twice with an unknown outcome)", found.id,
                     found.step)
         await _move(session, found.id, found.step, len(questions), now)
         return None
     question = questions[found.step] if found.step < len(questions) else None
-    return Step(found.id, found.chat_id, found.step, len(questions), question, found.title, found.open_seconds)
+    return Step(found.id, found.chat_id, found.step, len(questions), question, found.title, found.open_seconds,
+                asked=min(found.step, len(questions)))
+
+
+async def _campaign_ended(session: AsyncSession, found: GroupQuizRound, now: datetime) -> bool:
+    """Whether the round is a campaign's whose time is over (a practice round has none)."""
+    if found.campaign_id is None:
+        return False
+    campaign = await session.get(QuizCampaign, found.campaign_id, populate_existing=True)
+    return campaign is None or not is_open(campaign, now)
 
 
 async def renew(session: AsyncSession, step: Step, now: datetime, seconds: float) -> None:

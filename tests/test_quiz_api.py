@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,9 +16,10 @@ from sqlalchemy import func, select, update
 from bot.engine import Engine
 from bot.storage.models import QuizAnswer, QuizAttempt, QuizCampaign, QuizPlayer, utcnow
 from bot.web.app import create_app
-from quizzes import campaigns
+from quizzes import campaigns, ranks
 
 VILLAGE, SCHOOL = "qingshan-shiqiao", "school-county-no1"
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -230,3 +232,127 @@ async def test_standings_count_each_players_best_attempt_and_ties_go_to_the_fast
     assert sum(q["answered"] for q in figures["questions"]) == 20  # every stored answer, of every attempt
     assert figures["categories"] == sorted(figures["categories"], key=lambda c: (c["correct_rate"], -c["answered"],
                                                                                  c["id"]))
+
+
+async def test_a_nul_byte_or_a_lone_surrogate_anywhere_gets_a_clean_answer_never_a_500(
+        engine: Engine, quiz: QuizCampaign, player: httpx.AsyncClient) -> None:
+    """PostgreSQL refuses NUL in text (and no database stores a lone surrogate): such a token, slug, code,
+    question id or region is told apart before any query, with the answer an unknown one gets."""
+    started = (await player.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})).json()
+    attempt, question = started["attempt"], started["question"]
+    good = {"question": question["id"], "choice": 0}
+    for bad in ("%00", "%ED%A0%80", "%01"):  # in a path: NUL, a surrogate's UTF-8, a control character
+        for path in (f"/api/quiz/elderly-2026/attempts/{attempt}{bad}/answers",
+                     f"/api/quiz/elderly-2026{bad}/attempts/{attempt}/answers"):
+            res = await player.post(path, json=good)
+            assert res.status_code == 404 and res.json()["kind"] == "not-found", (path, res.text)
+        for path in (f"/api/quiz/elderly-2026{bad}", f"/api/quiz/elderly-2026{bad}/leaderboard"):
+            assert (await player.get(path)).status_code == 404, path
+        assert (await player.post(f"/api/quiz/elderly-2026{bad}/attempts",
+                                  json={"region": VILLAGE})).status_code == 404
+        for path in (f"/quiz/elderly-2026{bad}", f"/quiz/elderly-2026/certificate/ABC{bad}",
+                     f"/quiz/elderly-2026/certificate/ABC{bad}.png", f"/quiz/elderly-2026{bad}/certificate/ABC"):
+            assert (await player.get(path)).status_code == 404, path
+    for bad in ("\u0000", "\ud800"):  # in a body (as JSON escapes: httpx would not encode a lone surrogate)
+        res = await player.post(f"/api/quiz/elderly-2026/attempts/{attempt}/answers", headers=JSON,
+                                content=json.dumps({"question": question["id"] + bad, "choice": 0}))
+        assert res.status_code == 400 and "question" in res.json()["error"], res.text
+        assert (await player.post("/api/quiz/elderly-2026/attempts", headers=JSON,
+                                  content=json.dumps({"region": VILLAGE + bad}))).status_code == 400
+    too_long = f"/api/quiz/elderly-2026/attempts/{attempt + 'x' * 40}/answers"
+    assert (await player.post(too_long, json=good)).status_code == 404
+    res = await player.post(f"/api/quiz/elderly-2026/attempts/{attempt}/answers", json=good)
+    assert res.status_code == 200 and res.json()["next"]["index"] == 2  # the attempt is as it was
+
+
+async def test_the_last_answer_keeps_each_players_counting_attempt_and_tells_the_rank(
+        engine: Engine, quiz: QuizCampaign) -> None:
+    """The last answer finishes the attempt (a certificate when passed), keeps the player's best attempt (or,
+    when the campaign counts the last one, that) and tells where the player stands, as the ORM reckons it."""
+    services = engine.services
+    async with services.db.transaction() as s:
+        await s.execute(update(QuizCampaign).values(attempts_per_day=5))
+    app = create_app(engine)
+    clients = {who: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fangfei.test")
+               for who in "abc"}
+
+    async def finish(who: str, rights: int) -> dict[str, Any]:
+        client = clients[who]
+        started = (await client.post("/api/quiz/elderly-2026/attempts", json={"region": VILLAGE})).json()
+        attempt, question = started["attempt"], started["question"]
+        await remember(engine, attempt)
+        for n in range(5):
+            right = right_choice(engine, attempt, question)
+            res = await client.post(f"/api/quiz/elderly-2026/attempts/{attempt}/answers",
+                                    json={"question": question["id"], "choice": right if n < rights else
+                                          (right + 1) % 3})
+            assert res.status_code == 200, res.text
+            question = res.json()["next"]
+        result = res.json()["result"]
+        async with services.db.session() as s:
+            row = await s.scalar(select(QuizAttempt).where(QuizAttempt.token == attempt))
+            campaign = await campaigns.find(s, "elderly-2026")
+            assert row is not None and campaign is not None and row.finished_at is not None
+            assert result["rank"] == await campaigns.rank_of(s, campaign, row)
+            assert (row.score, row.certificate) == (rights, result["certificate"])
+        assert result["passed"] is (rights >= 3) and (result["certificate"] is None) is (rights < 3)
+        return {**result, "id": row.id}
+
+    async def best(who: str) -> tuple[int | None, int | None]:
+        async with services.db.session() as s:
+            rows = (await s.execute(select(QuizPlayer.best_score, QuizPlayer.best_attempt_id)
+                                    .order_by(QuizPlayer.id))).all()
+        return tuple(rows["abc".index(who)])  # type: ignore[return-value]
+
+    try:
+        first = await finish("a", 3)
+        assert first["rank"] == 1 and await best("a") == (3, first["id"])
+        assert (await finish("b", 5))["rank"] == 1
+        worse = await finish("a", 1)  # a's best (3) still counts: second behind b
+        assert worse["rank"] == 2 and await best("a") == (3, first["id"])
+        assert (await finish("c", 4))["rank"] == 2
+        assert (await finish("a", 5))["rank"] in (1, 2) and (await best("a"))[0] == 5
+        async with services.db.transaction() as s:
+            await s.execute(update(QuizCampaign).values(scoring="last"))
+        last = await finish("a", 0)  # now the last attempt counts, however it went
+        assert last["rank"] == 3 and await best("a") == (0, last["id"])
+    finally:
+        for client in clients.values():
+            await client.aclose()
+
+
+async def test_a_rank_book_counts_what_its_process_saw_at_once_and_other_processes_results_when_read_again(
+        engine: Engine, quiz: QuizCampaign) -> None:
+    """quizzes/ranks.py on PostgreSQL: a binary search in every player's counting result as last read, corrected by
+    what this process changed since; what another process changed shows once the book is read again."""
+    db = engine.services.db
+    if db.is_sqlite:
+        pytest.skip("SQLite counts (campaigns.rank_of)")
+    async with db.transaction() as s:
+        who = [(await campaigns.player(s, quiz, f"p{n}")) for n in range(4)]
+        await s.flush()
+        ids = [w.id for w in who]
+    book = ranks.Ranks(seconds=3600)
+    best: dict[int, tuple[int, float]] = {}
+
+    async def finish(n: int, score: int, seconds: float, here: bool = True) -> None:
+        async with db.transaction() as s:
+            await s.execute(update(QuizPlayer).where(QuizPlayer.id == ids[n])
+                            .values(best_score=score, best_seconds=seconds, best_attempt_id=n + 1))
+        if here:
+            book.moved(quiz.id, ids[n], ranks.key(*best[n]) if n in best else None, ranks.key(score, seconds))
+        best[n] = (score, seconds)
+
+    for n, (score, seconds) in enumerate([(5, 40.0), (3, 20.0), (3, 30.0)]):  # p0, p1, p2 count; p3 not yet
+        await finish(n, score, seconds)
+    async with db.driver() as driver:
+        assert [await book.rank(driver, quiz.id, ranks.key(score, seconds))
+                for score, seconds in [(5, 40.0), (3, 20.0), (3, 30.0), (4, 1.0), (0, 9.0)]] == [1, 2, 3, 2, 4]
+        await finish(3, 4, 10.0)  # p3 finished in this process: 4 right
+        await finish(2, 5, 10.0)  # and p2 did better
+        assert await book.rank(driver, quiz.id, ranks.key(5, 10.0)) == 1
+        assert await book.rank(driver, quiz.id, ranks.key(3, 20.0)) == 4  # p2, p0, p3 ahead of p1
+        await finish(1, 5, 5.0, here=False)  # another process: p1 with 5 right, fastest of all
+        assert await book.rank(driver, quiz.id, ranks.key(4, 10.0)) == 3  # not read again yet: p2, p0 ahead
+        book.seconds = 0
+        assert await book.rank(driver, quiz.id, ranks.key(4, 10.0)) == 4  # read again: p1, p2, p0

@@ -18,8 +18,9 @@ from bot.engine import Engine
 from bot.scheduler import Jobs, start_scheduler
 from bot.services import Services
 from bot.storage.database import Database
-from bot.storage.models import GroupQuizAnswer, GroupQuizPoll, GroupQuizRound, utcnow
+from bot.storage.models import GroupQuizAnswer, GroupQuizPoll, GroupQuizRound, QuizCampaign, utcnow
 from quizzes import campaigns, group_rounds
+from quizzes.schedule import open_and_close_due
 from tests.fake_telegram import FakeTelegram
 from tests.support import Server
 
@@ -314,6 +315,34 @@ async def test_groups_that_opted_in_get_a_daily_round_while_a_campaign_is_open(
     quiz(fake, text="/quiz off")
     await until(lambda: texts(fake)[-1].startswith("好的，不再自动出题"))
     assert await host.schedule_due(utcnow() + timedelta(days=1)) == 0
+
+
+async def test_a_round_whose_campaign_closes_ends_at_once_with_its_leaderboard(
+        served: Bot, fake: FakeTelegram, services: Services) -> None:
+    async with services.db.transaction() as session:
+        await campaigns.create(session, slug="group-winter", name="冬季防非答题", audience="all", questions=3,
+                               open_now=True)
+    quiz(fake)
+    await posted(fake, services, 1)
+    started = await the_round(services)
+    assert started.campaign_id is not None and len(started.drawn["questions"]) == 3
+    first = polls(fake)[0]
+    fake.poll_answer(WANG, [started.drawn["questions"][0]["answer"]], first["poll"]["id"], first_name="王小明")
+    await until(counted(services, 1), 5)
+    async with services.db.transaction() as session:  # the campaign's end has come, and the scheduler closes it
+        await session.execute(update(QuizCampaign).values(ends_at=utcnow()))
+    assert await open_and_close_due(services) == [("group-winter", "closed")]
+    await until(lambda: any("排行榜：" in t for t in texts(fake)), OPEN)
+    board = [m for m in fake.messages_to(GROUP) if m["method"] == "sendMessage"][-1]
+    assert board["time"] - first["time"] < OPEN  # at once: not after the open poll, nor with a next one
+    lines = board["plain_text"].splitlines()
+    assert lines[0] == "「冬季防非答题」活动已经结束，这一轮答题也结束了。答了 1 题，1 人参加。"
+    assert lines[2].startswith("1. 王*明  答对 1 题") and lines[-1] == "想自己多练练，请私聊我，发“答题”。"
+    await asyncio.sleep(1)
+    assert len(polls(fake)) == 1 and (await the_round(services)).state == "finished"
+    fake.poll_answer(LI, [0], first["poll"]["id"], first_name="李四")  # to the poll still open: the round is over
+    await asyncio.sleep(0.5)
+    assert await answers(services) == 1
 
 
 def test_texts_are_fitted_to_telegrams_poll_limits() -> None:

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from bot.config import LOCAL_DATA, sqlite_folder
 
@@ -48,6 +49,11 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's transactions instead of failing on "locked"
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # PostgreSQL's hot statements (`driver`) queue here, first come first served, for at most as many connections
+        # as the pool keeps: a burst beyond it (hundreds of players at once) waits in order instead of thrashing in
+        # the pool's queue (where a request arriving later may take a connection first: seconds at the tail) and
+        # opening and closing overflow connections (a PostgreSQL process each)
+        self._drivers = asyncio.Semaphore(pool_size) if not self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,17 +108,21 @@ class Database:
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[Any]:
         """PostgreSQL: the pool's asyncpg connection itself, for hot statements that run on their own (each one
-        atomic, no BEGIN or COMMIT); SQLAlchemy's layers cost more CPU than such statements."""
-        assert not self.is_sqlite
-        async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
+        atomic, no BEGIN or COMMIT); SQLAlchemy's layers (even its Connection around a pooled one) cost more CPU
+        than such statements."""
+        assert self._drivers is not None
+        async with self._drivers:
+            pooled = await self.engine.raw_connection()
+            driver = pooled.driver_connection
             try:
                 yield driver
             except BaseException:
-                if driver.is_closed():
-                    await conn.invalidate()
+                if driver.is_closed():  # the database went away: so did the pool's other connections
+                    await greenlet_spawn(pooled.invalidate)
                     await self.engine.dispose(close=False)
                 raise
+            finally:
+                await greenlet_spawn(pooled.close)  # back to the pool (where a reset may need the event loop)
 
     def serialized(self) -> AbstractAsyncContextManager[object]:
         """Hold around a read-modify-write transaction: a lock on SQLite, nothing on PostgreSQL (row locks)."""

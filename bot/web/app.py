@@ -189,11 +189,13 @@ def create_app(engine: Engine, channels: Sequence[Route] = (), wechat_api: WeCha
             {"text": r.text, "options": [{"label": o.label, "value": o.value} for o in r.options]} for r in replies]})
 
     app = Starlette(routes=[
-        *channels,  # first: the platforms' webhooks carry nearly all requests
+        # first: a quiz campaign's answers (its first hour brings thousands of players at once) and the platforms'
+        # webhooks carry nearly all requests; each route before the one a request is for costs a pattern match
+        *QuizApi(engine.services).routes(),
+        *channels,
         Route("/healthz", healthz),
         Route("/", page),
         Route("/api/chat", api_chat, methods=["POST"]),
-        *QuizApi(engine.services).routes(),
         *QuizPage(engine.services, wechat_api).routes(),
         *console.console_routes(engine.services),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -20,6 +20,7 @@ from bot.web.app import BadRequest, read_json
 from bot.web.quiz_player import Players
 from quizzes import answering, campaigns
 from quizzes.campaigns import Asked, QuizError
+from quizzes.ranks import Ranks
 
 log = logging.getLogger(__name__)
 BOARD_SECONDS = 5.0  # how old a leaderboard served may be
@@ -42,11 +43,12 @@ class QuizApi:
         self._boards: dict[str, tuple[float, dict[str, Any]]] = {}
         self._computing: dict[str, asyncio.Lock] = {}
         self.players = Players(services.vault)
+        self.ranks = Ranks()
 
     def routes(self) -> list[Route]:
-        return [Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
+        return [Route("/api/quiz/{slug}/attempts/{attempt}/answers", self.answer, methods=["POST"]),  # most asked
+                Route("/api/quiz/{slug}", self.campaign, methods=["GET"]),
                 Route("/api/quiz/{slug}/attempts", self.start, methods=["POST"]),
-                Route("/api/quiz/{slug}/attempts/{attempt}/answers", self.answer, methods=["POST"]),
                 Route("/api/quiz/{slug}/leaderboard", self.leaderboard, methods=["GET"])]
 
     # -- endpoints ---------------------------------------------------------------------------------------------------
@@ -96,21 +98,26 @@ class QuizApi:
         except BadRequest as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         if not isinstance(body, dict) or not isinstance(body.get("question"), str) \
-                or type(body.get("choice")) is not int:
-            return JSONResponse({"error": 'body must be {"question": "<id>", "choice": <index>}'}, status_code=400)
+                or not body["question"].isprintable() or type(body.get("choice")) is not int:
+            return JSONResponse({"error": 'body must be {"question": "<id>", "choice": <index>}, the question '
+                                          "id printable text"}, status_code=400)
         me = self.players.known(request)
         if me is None:
             return _error(QuizError("foreign", "no such attempt"))
         services = self.services
         slug = request.path_params["slug"]
         try:
-            result, extra = await answering.take(
-                services.db, slug, request.path_params["attempt"], me.key, body["question"], body["choice"],
-                lambda session, campaign, attempt, _: _result(session, services, campaign, attempt))
-            if result.next is None:  # the player's own result shows in the standings they see next (this
-                self._boards.pop(slug, None)  # process's copy)
+            taken = await answering.take(services.db, self.ranks, slug, request.path_params["attempt"], me.key,
+                                         body["question"], body["choice"])
         except QuizError as exc:
             return _error(exc)
+        result, extra = taken.answered, {}
+        if taken.rank is not None:  # the last answer: the player's own result shows in the standings they see
+            self._boards.pop(slug, None)  # next (this process's copy)
+            attempt = result.attempt
+            extra = {"result": {"score": attempt.score, "total": len(attempt.drawn["questions"]),
+                                "seconds": round(attempt.seconds, 1), "passed": taken.passed, "rank": taken.rank,
+                                "certificate": attempt.certificate}}
         status = 409 if result.late else 200  # too late: recorded as not answered in time, the attempt goes on
         return JSONResponse({**({"error": "time was up for that question", "kind": "deadline"} if result.late else {}),
                              "correct": result.correct, "answer": result.answer, "explanation": result.explanation,
@@ -141,14 +148,6 @@ class QuizApi:
                 self._boards.clear()
             self._boards[slug] = (time.monotonic(), board)
             return board
-
-
-async def _result(session: Any, services: Services, campaign: Any, attempt: Any) -> dict[str, Any]:
-    """What a finished attempt adds to the last answer: the score, the rank, the certificate when passed."""
-    return {"result": {"score": attempt.score, "total": len(attempt.drawn["questions"]),
-                       "seconds": round(attempt.seconds, 1), "passed": campaigns.passed(campaign, attempt),
-                       "rank": await campaigns.rank_of(session, campaign, attempt),
-                       "certificate": attempt.certificate}}
 
 
 def _error(exc: QuizError) -> JSONResponse:
