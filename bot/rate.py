@@ -3,9 +3,9 @@
 Platforms count messages per bot, not per process: Telegram takes about 30 a second from one bot, whatever number
 of workers send them. Before each send a worker books the next free slot (one statement in one transaction: the
 slot is `max(next_slot, now)`, and `next_slot` moves on by 1/per_second) and waits for it. Slots are booked back to
-back while there is work, and in any second at most about `per_second`
-sends leave (set it a little below the platform's limit: a send leaves a few milliseconds after its slot; one whose
-process stalled past it by more than LATE books again rather than leave in a burst with the next ones). A
+back while there is work, and in any second at most about `per_second` sends leave (set it a little below the
+platform's limit: a send leaves a few milliseconds after its slot; one whose process stalled past it by more than
+LATE books once more rather than leave in a burst with the next ones). A
 platform's "too many requests, retry after N s" starts no slot for N seconds, in every process (`hold`). A worker
 killed after booking leaves its slot unused: a gap of 1/per_second.
 """
@@ -36,7 +36,8 @@ class SharedRate:
     async def take(self) -> None:
         """Book the next send slot and wait for it. A worker that wakes up too late (its process stalled) gives
         the slot up and books another: sent late, it would leave beside the next slots' sends, a burst the
-        platform counts against its limit."""
+        platform counts against its limit. Late again, it goes: a process that slow must still send."""
+        rebooked = False
         while True:
             try:
                 slot = await self._book(self.step)
@@ -46,8 +47,9 @@ class SharedRate:
             wait = (slot - utcnow()).total_seconds()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if (utcnow() - slot).total_seconds() <= LATE:
+            if rebooked or (utcnow() - slot).total_seconds() <= LATE:
                 return
+            rebooked = True
 
     async def hold(self, seconds: float) -> None:
         """No new slot starts in the next `seconds` (the platform asked us to wait; several such answers at once

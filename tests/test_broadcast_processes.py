@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from telegram.ext import ExtBot
 
+from bot import rate as rate_module
 from bot import subscribers
 from bot.channels.telegram import RetryingLimiter
 from bot.channels.wecom import WeComRobot, shared_rate
@@ -112,6 +113,13 @@ async def test_a_send_woken_too_late_gives_its_slot_up_so_no_two_leave_together(
     woke = time.monotonic()
     await rate.take()
     assert time.monotonic() - woke >= 0.09
+
+
+async def test_a_process_late_for_every_slot_still_sends(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Late wake-ups give a slot up once, not for ever: a process too slow for any slot still sends."""
+    monkeypatch.setattr(rate_module, "LATE", -1.0)  # every wake-up counts as late
+    rate = SharedRate(database, "always-late", per_second=20)
+    await asyncio.wait_for(rate.take(), 5)
 
 
 def _env(db_env: dict[str, str], fake: FakeTelegram) -> dict[str, str]:
