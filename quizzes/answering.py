@@ -101,11 +101,11 @@ async def take(db: Database, book: ranks.Ranks, slug: str, token: str, key: str,
         q = judged.question
         values = (attempt.id, judged.position, int(judged.correct), judged.seconds, now, q["id"], q["category"],
                   judged.choice, judged.correct)
+        result = campaigns.moved_on(campaign, attempt, judged, now)
         if not judged.last:
             if await driver.execute(_WRITE, *values) != "INSERT 0 1":
                 raise _answered()
-            return Taken(campaigns.moved_on(campaign, attempt, judged, now))
-        result = campaigns.moved_on(campaign, attempt, judged, now)
+            return Taken(result)
         passed = campaigns.passed(campaign, attempt)
         attempt.certificate = campaigns.certificate_code() if passed else None
         finished = await driver.fetchrow(_FINISH, *values, attempt.certificate, campaign.scoring == "best",
