@@ -1,8 +1,10 @@
-"""Search benchmark: index build time (including jieba's dictionary), query p50/p99, process RSS.
+"""Search benchmark: index build time (including jieba's dictionary), query p50/p99, process RSS; the plain BM25
+baseline (`knowledge.search.PlainBM25`, the one `fangfei eval kb` scores beside ours) built and queried in the same
+run, so the ratios hold whatever else the machine is doing.
 
     .venv/bin/python benchmarks/search_bench.py [--rounds 20]
 
-Targets (issue 2): build <= 2 s, query p99 <= 5 ms.
+Targets (issues 2 and 15): build <= 2 s, query p99 <= 5 ms.
 """
 
 from __future__ import annotations
@@ -25,6 +27,23 @@ def queries() -> list[str]:
     return out or ["养老投姿", "消费全返是真的吗", "fei fa ji zi ju bao"]
 
 
+def timed(search, qs: list[str], rounds: int) -> list[float]:
+    """Each query's time in ms over `rounds` rounds, sorted (caches warmed once first, as a serving process's)."""
+    for q in qs:
+        search(q)
+    times: list[float] = []
+    for _ in range(rounds):
+        for q in qs:
+            t = time.perf_counter()
+            search(q)
+            times.append((time.perf_counter() - t) * 1000)
+    return sorted(times)
+
+
+def p99(times: list[float]) -> float:
+    return times[int(len(times) * 0.99) - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20)
@@ -37,22 +56,21 @@ def main() -> None:
     index = SearchIndex(kb)
     build = time.perf_counter() - t0
     qs = queries()
-    for q in qs:  # warm caches once, as a serving process would be
-        index.search(q)
-    times: list[float] = []
-    for _ in range(args.rounds):
-        for q in qs:
-            t = time.perf_counter()
-            index.search(q)
-            times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    p50 = statistics.median(times)
-    p99 = times[int(len(times) * 0.99) - 1]
+    times = timed(index.search, qs, args.rounds)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    from knowledge.search import PlainBM25
+
+    plain = PlainBM25(kb)
+    plain_build = time.perf_counter() - t0
+    plain_times = timed(plain.search, qs, args.rounds)
     print(f"entries={len(kb.entries)} queries={len(times)}")
-    print(f"index_build_s={build:.3f} (target <= 2.0, ratio {build / 2.0:.2f})")
-    print(f"query_p50_ms={p50:.3f} query_p99_ms={p99:.3f} (target p99 <= 5.0, ratio {p99 / 5.0:.2f})")
-    print(f"max_rss_mb={rss_mb:.1f}")
+    print(f"index_build_s={build:.3f} (target <= 2.0, ratio {build / 2.0:.2f}; "
+          f"plain BM25 {plain_build:.3f} s, ratio {build / plain_build:.1f})")
+    print(f"query_p50_ms={statistics.median(times):.3f} query_p99_ms={p99(times):.3f} "
+          f"(target p99 <= 5.0, ratio {p99(times) / 5.0:.2f}; plain BM25 p50 {statistics.median(plain_times):.3f} "
+          f"p99 {p99(plain_times):.3f}, ratio {p99(times) / p99(plain_times):.1f})")
+    print(f"max_rss_mb={rss_mb:.1f} (before the baseline was built)")
 
 
 if __name__ == "__main__":
