@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # deadlock to one): the first RACES read without a lock, the others wait for the row
 RACES, ATTEMPTS = 2, 4
 TRAILING = "!！。.?？~～啊呀呢"  # "谢谢！" is "谢谢", "你是谁？" and "你是谁呀" are "你是谁"
+QUOTES = "\"'“”‘’「」『』《》"  # “回主菜单” typed with the quotes an instruction put around it
 
 
 class Guard(Protocol):
@@ -221,7 +222,7 @@ class Engine:
         for recognise in RECOGNISERS:
             if await recognise(turn, words):
                 return
-        name = KEYWORDS.get(words) or KEYWORDS.get(words.rstrip(TRAILING))
+        name = KEYWORDS.get(words) or KEYWORDS.get(words.strip(QUOTES).rstrip(TRAILING).strip(QUOTES))
         if name is not None:
             await self._run(turn, name, "")
             return

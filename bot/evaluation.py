@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from knowledge.schema import KnowledgeBase
-from knowledge.search import SearchResult
+from knowledge.search import Asked, SearchResult
 
 if TYPE_CHECKING:
     from knowledge.risk import RiskChecker
@@ -62,9 +62,14 @@ def score_kb(cases: Iterable[dict], search: Callable[[str], SearchResult]) -> Kb
     return s
 
 
-def folds(kb: KnowledgeBase, offtopic: Sequence[str], k: int) -> Iterator[tuple[KnowledgeBase, list[str], list[dict]]]:
-    """K train/test splits: each entry's sample questions (and the everyday questions) dealt into `k` folds in
-    turn; fold f's questions are held out of the base and become its labelled test cases."""
+Split = tuple[KnowledgeBase, list[str], list[Asked], list[dict]]
+Method = Callable[[KnowledgeBase, list[str], list[Asked]], Callable[[str], SearchResult]]
+
+
+def folds(kb: KnowledgeBase, offtopic: Sequence[str], k: int, asked: Sequence[Asked] = ()) -> Iterator[Split]:
+    """K train/test splits: each entry's sample questions, the everyday questions and the residents' questions
+    dealt into `k` folds in turn; fold f's questions are held out of what the index learns from and become its
+    labelled test cases."""
     for f in range(k):
         cases: list[dict] = []
         entries = []
@@ -72,19 +77,30 @@ def folds(kb: KnowledgeBase, offtopic: Sequence[str], k: int) -> Iterator[tuple[
             cases += [{"q": q, "cats": [e.category]} for n, q in enumerate(e.questions) if n % k == f]
             entries.append(replace(e, questions=tuple(q for n, q in enumerate(e.questions) if n % k != f)))
         cases += [{"q": q, "cats": []} for n, q in enumerate(offtopic) if n % k == f]
-        yield (KnowledgeBase(kb.categories, entries), [q for n, q in enumerate(offtopic) if n % k != f], cases)
+        cases += [{"q": a.question, "cats": list(a.categories)} for n, a in enumerate(asked) if n % k == f]
+        yield (KnowledgeBase(kb.categories, entries), [q for n, q in enumerate(offtopic) if n % k != f],
+               [a for n, a in enumerate(asked) if n % k != f], cases)
 
 
-def cross_validate(kb: KnowledgeBase, offtopic: Sequence[str], k: int,
-                   methods: dict[str, Callable[[KnowledgeBase, list[str]], Callable[[str], SearchResult]]],
-                   ) -> dict[str, KbScore]:
-    """Each method (built from a base and its everyday questions) scored on the questions it never saw."""
-    if k < 2:
+def writer_folds(kb: KnowledgeBase, offtopic: Sequence[str], asked: Sequence[Asked]) -> Iterator[Split]:
+    """One split per writer of the residents' messages: everything that writer wrote is held out (their style and
+    their choice of topics are new to the index, as a real resident's are); the base and the others stay in."""
+    for writer in sorted({a.by for a in asked}):
+        yield (kb, list(offtopic), [a for a in asked if a.by != writer],
+               [{"q": a.question, "cats": list(a.categories)} for a in asked if a.by == writer])
+
+
+def cross_validate(kb: KnowledgeBase, offtopic: Sequence[str], k: int, methods: dict[str, Method],
+                   asked: Sequence[Asked] = (), by_writer: bool = False) -> dict[str, KbScore]:
+    """Each method (built from a base, its everyday questions and residents' questions) scored on the questions
+    it never saw: `k` folds, or (`by_writer`) one writer held out at a time."""
+    if k < 2 and not by_writer:
         raise ValueError("at least 2 folds")
     total = {name: KbScore() for name in methods}
-    for train, everyday, cases in folds(kb, offtopic, k):
+    splits = writer_folds(kb, offtopic, asked) if by_writer else folds(kb, offtopic, k, asked)
+    for train, everyday, asked_train, cases in splits:
         for name, build in methods.items():
-            one = score_kb(cases, build(train, everyday))
+            one = score_kb(cases, build(train, everyday, asked_train))
             s = total[name]
             s.answerable += one.answerable
             s.top1 += one.top1

@@ -15,6 +15,7 @@ threshold were chosen by 5-fold cross-validation on the base's own questions (`f
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -34,9 +35,11 @@ from knowledge.text import has_han, normalize
 
 LEXICON_FILE = KNOWLEDGE_DIR / "lexicon.yaml"
 OFFTOPIC_FILE = KNOWLEDGE_DIR / "offtopic.yaml"
+ASKED_FILE = KNOWLEDGE_DIR / "asked.jsonl"
 OFFTOPIC = "_offtopic"
 _WORD = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+")
 _LATIN_ONLY = re.compile(r"^[a-z\s']+$")
+_PUNCTUATION = re.compile(r"[,.!?;:，。！？；：、]+")  # pinyin typed with commas and a question mark is still pinyin
 _FIELD_WEIGHTS = {"title": 3, "keywords": 3, "questions": 1, "summary": 1, "body": 1}
 # a rate however it is written (1%, 百分之一, 一分利, 日息千分之五, 三个点) is one word, so its digits weigh nothing
 _N = r"[0-9.零〇一二两三四五六七八九十百点几]+"
@@ -54,6 +57,7 @@ W_FIT, W_BM25, W_LEXICAL = 1.8, 3.2, 0.9
 G_BIAS, G_EVERYDAY, G_BM25, G_COVER = 9.4, 1.5, -3.8, -1.5
 TITLE_WEIGHT = 3.0  # a title or keyword line counts as much as three sample questions
 EVERYDAY_WEIGHT = 6.0  # each everyday question weighs as six: they are few beside the base's texts
+ASKED_WEIGHT = 1.0  # a resident's question in knowledge/asked.jsonl weighs as one sample question
 MODEL_CATEGORIES = 5  # the entries of the model's first five categories are ranked even without a shared word
 NGRAMS = (1, 2)  # characters and pairs (triples added nothing under cross-validation and cost time)
 _SENTENCE = re.compile(r"[。；！？\n]")
@@ -90,6 +94,27 @@ def load_offtopic(path: Path = OFFTOPIC_FILE) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Asked:
+    """A message as residents write it, by someone who never saw the entries, with the categories that answer it
+    (none: not ours to answer, like the everyday questions); `by` names the writer, so that cross-validation can
+    hold out everything one writer wrote."""
+
+    question: str
+    categories: tuple[str, ...]
+    by: str = ""
+
+
+def load_asked(path: Path = ASKED_FILE) -> list[Asked]:
+    """The residents' messages of knowledge/asked.jsonl (one {"q": ..., "cats": [...], "by": ...} per line)."""
+    out: list[Asked] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(Asked(str(row["q"]), tuple(str(c) for c in row["cats"]), str(row.get("by", ""))))
+    return out
+
+
+@dataclass(frozen=True)
 class Hit:
     entry: Entry
     score: float
@@ -115,7 +140,7 @@ def _pinyin_key(syllables: list[str]) -> str:
 
 class SearchIndex:
     def __init__(self, kb: KnowledgeBase, lexicon: Lexicon | None = None,
-                 offtopic: Sequence[str] | None = None) -> None:
+                 offtopic: Sequence[str] | None = None, asked: Sequence[Asked] | None = None) -> None:
         self.kb = kb
         self.lexicon = lexicon or Lexicon.load()
         self.tokenizer = jieba.Tokenizer()
@@ -161,12 +186,14 @@ class SearchIndex:
             if has_han(word) and 2 <= len(word) <= 6:
                 self.by_pinyin.setdefault(_pinyin_key(lazy_pinyin(word, style=Style.NORMAL)), word)
         self.max_key_len = max((len(k) for k in self.by_pinyin), default=0)
-        self._train(kb, offtopic, words)
+        self._train(kb, offtopic, load_asked() if asked is None else asked, words)
 
-    def _train(self, kb: KnowledgeBase, offtopic: Sequence[str], words: Callable[[str], list[str]]) -> None:
-        """Two models from the base's own texts. The category model: which category a question is about (titles and
-        keywords count several times, every sentence of the body is a text of its own; everyday questions are a
-        class of their own). The everyday model: whether a question is about fundraising at all."""
+    def _train(self, kb: KnowledgeBase, offtopic: Sequence[str], asked: Sequence[Asked],
+               words: Callable[[str], list[str]]) -> None:
+        """Two models from the base's own texts and the residents' questions. The category model: which category a
+        question is about (titles and keywords count several times, every sentence of the body is a text of its
+        own; everyday questions are a class of their own). The everyday model: whether a question is about
+        fundraising at all."""
         memo: dict[str, Counter[str]] = {}
 
         def features(text: str) -> Counter[str]:
@@ -185,6 +212,12 @@ class SearchIndex:
         for c in kb.categories.values():
             samples.append((c.slug, features(f"{c.name} {c.covers}"), 1.0))
         everyday = [features(q) for q in offtopic]
+        for a in asked:
+            if a.categories:
+                samples += [(c, features(a.question), ASKED_WEIGHT) for c in a.categories if c in kb.categories]
+                topical.append(("on", features(a.question)))
+            else:
+                everyday.append(features(a.question))
         samples += [(OFFTOPIC, f, 1.0) for f in everyday]
         self.model = CategoryModel(samples)
         self.everyday = CategoryModel([*topical, *(("off", f, EVERYDAY_WEIGHT) for f in everyday)])
@@ -320,8 +353,9 @@ class SearchIndex:
 
     def _prepare(self, query: str, cuts: dict[str, list[str]]) -> str:
         text = normalize(query)
-        if (_LATIN_ONLY.match(text) and len(text.split()) >= 2) or (_LATIN_ONLY.match(text) and len(text) >= 6):
-            text = self._from_pinyin(text) or text
+        letters = _PUNCTUATION.sub(" ", text).strip()
+        if _LATIN_ONLY.match(letters) and (len(letters.split()) >= 2 or len(letters) >= 6):
+            text = self._from_pinyin(letters) or text
         return self._repair(text, cuts)
 
     # -- ranking --------------------------------------------------------------------------------------------------
@@ -366,7 +400,7 @@ class SearchIndex:
             covered = sum(w for t, w in idf.items() if t in self.doc_sets[i]) / mass
             entries[i] = (fit.get(self.entries[i].category, 0.0), b / top_bm, covered,
                           W_COVER * covered + W_TOKENS * resemblance.get(i, 0.0) + W_BIGRAMS * similar.get(i, 0.0))
-        return Signals(entries, apart["off"] - apart["on"], top_bm)
+        return Signals(entries, apart["off"] - apart["on"], top_bm, fit.get(OFFTOPIC, 0.0), len(unique))
 
     def _weight(self, token: str) -> float:
         """A token's share of the query's meaning: its idf in the knowledge base; for a word the base never uses,
@@ -388,6 +422,8 @@ class Signals:
     entries: dict[int, tuple[float, float, float, float]]
     everyday: float
     top_bm25: float
+    offtopic_fit: float = 0.0
+    words: int = 0
 
 
 def rank(s: Signals) -> tuple[list[tuple[float, int]], float]:

@@ -9,7 +9,7 @@ import pytest
 from bot.evaluation import cross_validate, folds, read_jsonl, score_kb
 from bot.services import Services
 from knowledge.classify import CategoryModel
-from knowledge.search import RATE_WORD, PlainBM25, SearchIndex, load_offtopic
+from knowledge.search import RATE_WORD, PlainBM25, SearchIndex, load_asked, load_offtopic
 from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,7 @@ def best_category(shared: Services, query: str) -> str | None:
     ("非法集姿的特征", "identify-features"),          # 集资
     ("fei fa ji zi ju bao", "how-to-report"),          # plain pinyin
     ("feifajizi jubao", "how-to-report"),              # pinyin without spaces
+    ("wakuang zhende neng zhuanqian ma, pengyou jiao wo touzi kuangji?", "crypto-blockchain"),  # with punctuation
     ("非法集資有哪些特徵", "identify-features"),       # traditional characters
     ("ＮＦＴ藏品平台承诺回购", "crypto-blockchain"),     # full-width letters
     ("我妈在讲座上买了保健床垫，说能当股东分红", "health-product-sales"),
@@ -111,18 +112,18 @@ def test_the_category_model_learns_from_its_samples() -> None:
 
 
 def test_folds_hold_every_question_out_exactly_once(shared: Services) -> None:
-    everyday = load_offtopic()
+    everyday, asked = load_offtopic(), load_asked()
     held: list[str] = []
-    for train, kept, cases in folds(shared.kb, everyday, 5):
-        seen = {q for e in train.entries for q in e.questions} | set(kept)
+    for train, kept, asked_kept, cases in folds(shared.kb, everyday, 5, asked):
+        seen = {q for e in train.entries for q in e.questions} | set(kept) | {a.question for a in asked_kept}
         assert not seen & {c["q"] for c in cases}  # the index never sees the questions it is scored on
         held += [c["q"] for c in cases]
         assert all(c["cats"] == [] for c in cases if c["q"] in everyday)
-    every = [q for e in shared.kb.entries for q in e.questions] + everyday
+    every = [q for e in shared.kb.entries for q in e.questions] + everyday + [a.question for a in asked]
     assert sorted(held) == sorted(every)
 
 
-@pytest.mark.parametrize("args", [(), ("--folds", "1"), ("some.jsonl", "--folds", "5")])
+@pytest.mark.parametrize("args", [(), ("--folds", "1"), ("some.jsonl", "--folds", "5"), ("--by-writer", "--folds", "5")])
 def test_eval_kb_wants_a_file_or_folds(args: tuple[str, ...]) -> None:
     proc = run("eval", "kb", *args, check=False)
     assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
@@ -153,8 +154,8 @@ def test_group_threshold_is_stricter(shared: Services) -> None:
 def test_cross_validated_quality_beats_plain_bm25(shared: Services) -> None:
     """Issue 15 §1: on the base's own questions, each fold held out of the index it is asked against."""
     scores = cross_validate(shared.kb, load_offtopic(), 5, {
-        "ours": lambda kb, everyday: SearchIndex(kb, offtopic=everyday).search,
-        "base": lambda kb, everyday: PlainBM25(kb).search})
+        "ours": lambda kb, everyday, asked: SearchIndex(kb, offtopic=everyday, asked=asked).search,
+        "base": lambda kb, everyday, asked: PlainBM25(kb).search}, asked=load_asked())
     ours, base = scores["ours"].figures(), scores["base"].figures()
     assert ours["top1"] >= 90 and ours["top3"] >= 97 and ours["no_match"] >= 90, ours
     assert ours["top1"] >= base["top1"] + 3 and ours["top3"] > base["top3"], (ours, base)

@@ -159,6 +159,15 @@ async def test_typed_label_selects_the_option(client: httpx.AsyncClient) -> None
     assert "怎么说的" in me.text
 
 
+@pytest.mark.parametrize("typed", ["“回主菜单”", "「回主菜单」。", "\"你是谁\"？"])
+async def test_keywords_typed_with_quotes_are_understood(client: httpx.AsyncClient, typed: str) -> None:
+    """Issue 15 §2: a keyword typed with the quotes an instruction put around it, where no menu offers it."""
+    me = WebUser(client, "resident-7q")
+    await me.send("/start")  # the main menu: no "回主菜单" among its options
+    await me.send(typed)
+    assert "答不上来" not in me.text and "问问题" in me.options(), me.text
+
+
 @pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "\x00\x01\x1b[31m", "。。。！！"])
 async def test_empty_or_meaningless_input_gets_a_clear_reply(client: httpx.AsyncClient, text: str) -> None:
     me = WebUser(client, "resident-8")

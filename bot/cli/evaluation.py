@@ -13,7 +13,7 @@ from bot.cli.common import console, existing, say_error, services, settings
 
 if TYPE_CHECKING:
     from knowledge.schema import KnowledgeBase
-    from knowledge.search import SearchResult
+    from knowledge.search import Asked, SearchResult
 
 app = typer.Typer(help="Quality figures on labelled JSONL sets.")
 
@@ -21,16 +21,19 @@ app = typer.Typer(help="Quality figures on labelled JSONL sets.")
 @app.command("kb")
 def eval_kb(file: Annotated[Path | None, typer.Argument()] = None,
             folds: Annotated[int, typer.Option("--folds", help="cross-validate on the base's own questions")] = 0,
+            by_writer: Annotated[bool, typer.Option("--by-writer", help="hold out each writer of "
+                                                    "knowledge/asked.jsonl in turn")] = False,
             show_misses: Annotated[bool, typer.Option("--misses")] = False) -> None:
-    """Top-1, top-3 and no-match accuracy, ours beside plain BM25: on a labelled FILE, or with --folds K on the
-    knowledge base's own sample questions, each fold held out of the index it is asked against."""
+    """Top-1, top-3 and no-match accuracy, ours beside plain BM25: on a labelled FILE; with --folds K on the
+    knowledge base's own sample questions, everyday and residents' questions, each fold held out of the index it
+    is asked against; with --by-writer on the residents' messages, all of one writer's held out at a time."""
     from bot.evaluation import cross_validate, score_kb
-    from knowledge.search import PlainBM25, SearchIndex, load_offtopic
+    from knowledge.search import PlainBM25, SearchIndex, load_asked, load_offtopic
 
-    if (file is None) == (folds == 0):
-        say_error("give a FILE or --folds K (not both)")
+    if [file is not None, folds != 0, by_writer].count(True) != 1:
+        say_error("give one of FILE, --folds K or --by-writer")
         raise typer.Exit(2)
-    if file is None and not 2 <= folds <= 20:
+    if folds and not 2 <= folds <= 20:
         say_error("--folds: between 2 and 20")
         raise typer.Exit(2)
     s = settings()
@@ -39,14 +42,16 @@ def eval_kb(file: Annotated[Path | None, typer.Argument()] = None,
     if file is None:
         threshold = s.search.threshold
 
-        def ours_on(kb: KnowledgeBase, everyday: list[str]) -> Callable[[str], SearchResult]:
-            index = SearchIndex(kb, offtopic=everyday)
+        def ours_on(kb: KnowledgeBase, everyday: list[str], asked: list[Asked]) -> Callable[[str], SearchResult]:
+            index = SearchIndex(kb, offtopic=everyday, asked=asked)
             return lambda q: index.search(q, threshold=threshold)
 
         scores = cross_validate(svc.kb, load_offtopic(), folds,
-                                {"ours": ours_on, "base": lambda kb, everyday: PlainBM25(kb).search})
+                                {"ours": ours_on, "base": lambda kb, everyday, asked: PlainBM25(kb).search},
+                                asked=load_asked(), by_writer=by_writer)
         ours, base = scores["ours"], scores["base"]
-        title = f"knowledge search, {folds}-fold cross-validation on the base's own questions"
+        title = ("knowledge search, each writer of the residents' messages held out in turn" if by_writer else
+                 f"knowledge search, {folds}-fold cross-validation on the base's own questions")
     else:
         ours = score_kb(cases, lambda q: svc.search(q))
         base = score_kb(cases, PlainBM25(svc.kb).search)
