@@ -40,11 +40,17 @@ def bases(entry: Entry) -> str:
 # ---- definition --------------------------------------------------------------------------------------------
 
 def test_three_features_are_enough_and_word_of_mouth_is_promotion(entries: dict[str, Entry]) -> None:
-    """Art. 2 of the Regulation: unlicensed + promised returns + the public; all four are not needed."""
+    """Art. 2 of the Regulation: unlicensed + promised returns + the public; all four are not needed to act.
+    The judicial interpretation's Art. 1 (a crime) also needs public promotion, and word of mouth or letting it
+    spread knowingly (明知扩散而放任) counts as promotion: "the law looks only at three" was wrong."""
     e = entries["identify-four-features"]
     assert "这四条都沾上，就是非法集资" not in text(e)
-    assert "三条占全" in e.summary and "不用四条都有" in e.summary
-    assert "口口相传" in text(e) and "再介绍别人" in text(e)
+    assert "只看三条" not in text(e) and "不用四条都有" not in e.summary
+    assert "三条占全，就要查处" in e.body["套路"]
+    assert "要判刑，法院还看第四条：有没有公开宣传" in e.body["套路"]
+    assert "口口相传，也算公开宣传" in e.summary
+    assert "口口相传" in text(e) and "再介绍别人" in text(e) and "明知道消息会传开，还由着它传，也算" in text(e)
+    assert "若干问题的解释》第一条" in bases(e)  # the four features of the crime
     assert "适用法律若干问题的意见》第二条" in bases(e)  # 明知扩散而放任 counts as public promotion
 
 
