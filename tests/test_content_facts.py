@@ -141,6 +141,17 @@ def test_real_local_financing_vehicles_defaulted_too(entries: dict[str, Entry]) 
     assert "城投" in text(e) and "定融" in text(e) and "到期还不上" in text(e)
 
 
+def test_chengtou_bonds_are_for_professional_investors(entries: dict[str, Entry]) -> None:
+    """Many 城投 bonds are sold only to professional (qualified) investors; only some local-government bonds are
+    sold at bank counters: "城投债在银行柜台或证券账户里就能买" was wrong."""
+    e = entries["wealth-chengtou-dingrong"]
+    assert "在银行柜台或证券账户里就能买" not in text(e)
+    said = schema.sentences(e.body["怎么办"])
+    assert any("地方政府债券" in s and "有的在银行柜台" in s and "城投" not in s for s in said), said
+    assert any("城投债" in s and "专业投资者（" in s for s in said), said
+    assert "普通人一般买不到" in e.body["怎么办"]
+
+
 def test_crypto_business_is_illegal_and_trading_unprotected(entries: dict[str, Entry]) -> None:
     e = entries["crypto-coin-mining"]
     assert "个人买卖虚拟币不受法律保护" in text(e)
