@@ -227,6 +227,16 @@ def test_every_summary_says_what_to_do(entries: dict[str, Entry]) -> None:
     ("crypto-coin-mining", "“静态”（"),
     ("insurance-fake-agent-surrender", "“飞单”（"),
     ("soe-fake-central-enterprise", "城投公司（"),
+    ("hot-solar-loan", "征信（银行记的信用记录）"),
+    ("soe-fake-central-enterprise", "“有国家兜底”（"),
+    ("exchange-fake-listing", "“交易中心挂牌”（"),
+    ("exchange-asset-registration", "“登记备案”（"),
+    ("ponzi-daily-return", "复投（"),
+    ("safe-investing-deposit-insurance", "清算（"),
+    ("wealth-livestream-stock-tips", "“打新必中”（"),
+    ("debt-relief-business", "债权银行（"),
+    ("crypto-coin-mining", "区块链（"),
+    ("crypto-nft-metaverse", "元宇宙（"),
 ])
 def test_jargon_has_a_plain_gloss(entries: dict[str, Entry], eid: str, glossed: str) -> None:
     assert glossed in text(entries[eid])
