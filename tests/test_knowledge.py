@@ -83,3 +83,21 @@ def test_every_category_has_twenty_sample_questions() -> None:
     assert not [p for p in problems if p.field == "questions"]
     for slug in kb.categories:
         assert len({q for e in kb.in_category(slug) for q in e.questions}) >= 20, slug
+
+
+# how residents ask: an elderly person, a farmer, a student, a family member asking for a parent (issue 15 §3)
+RESIDENTS_VOICE = re.compile(r"我妈|我爸|俺|老人|老年|啥|咋|村里|孩子|娃|老伴|儿子|闺女|女儿|爷爷|奶奶|姥|婆婆|"
+                             r"父母|爸妈|大爷|大妈|学生|同学|室友|辅导员|学校|种地|庄稼|乡里|镇上|亲戚|咱|退休|"
+                             r"老公|老家")
+
+
+def test_every_category_is_asked_in_residents_voices() -> None:
+    """At least one in five of a category's sample questions sounds like a resident, not like an editor."""
+    kb, _ = schema.load()
+    thin = []
+    for slug in kb.categories:
+        questions = {q for e in kb.in_category(slug) for q in e.questions}
+        voiced = [q for q in questions if RESIDENTS_VOICE.search(q)]
+        if len(voiced) * 5 < len(questions):
+            thin.append(f"{slug}: {len(voiced)} of {len(questions)}")
+    assert not thin, thin
