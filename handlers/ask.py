@@ -9,6 +9,8 @@ from knowledge.schema import Entry
 
 MORE = "详细说说"
 BASIS = "法律依据"
+# the last line of an answer: what the reader can do now, whatever option they pick (issue 15 §3)
+CLOSING = "拿不准，先别交钱，打 {hotline} 问问。"
 
 
 @action("ask.start")
@@ -23,7 +25,7 @@ async def answer(turn: Turn, question: str) -> None:
     if not result.matched or result.best is None:
         await record_gap(turn.tx, question)
         turn.say("这个问题我还答不上来。我不想乱说，免得误导您。")
-        turn.say(f"您可以换个说法再问，或者打 {{hotline}} 问问。也可以{turn.tap()}：", MAIN_MENU)
+        turn.say(f"您可以换个说法再问，也可以{turn.tap()}。\n有人让您交钱的，先别交，打 {{hotline}} 问问。", MAIN_MENU)
         return
     await show(turn, result.best.entry.id)
 
@@ -34,7 +36,8 @@ async def show(turn: Turn, entry_id: str) -> None:
     if entry is None:
         return
     choices = [Choice(MORE, "ask.more", entry.id), *_related(turn, entry), BACK]
-    turn.say(f"【{entry.title}】\n{entry.summary}\n\n想知道怎么识别、怎么办，请{turn.tap(MORE, choices)}。", choices)
+    hint = f"想知道怎么识别、怎么办，请{turn.tap(MORE, choices)}。"
+    turn.say(f"【{entry.title}】\n{entry.summary}\n\n{hint}\n{CLOSING}", choices)
 
 
 @action("ask.more")
@@ -45,8 +48,8 @@ async def more(turn: Turn, entry_id: str) -> None:
     turn.say(f"【{entry.title}】常见套路：\n{entry.body['套路']}")
     turn.say(f"怎么识别：\n{entry.body['识别']}")
     choices = [*_related(turn, entry), Choice(BASIS, "ask.basis", entry.id), Choice("风险自测", "check.start"), BACK]
-    next_step = f"拿不准，就打 {{hotline}} 问问。想看法律怎么规定，请{turn.tap(BASIS, choices)}。"
-    turn.say(f"怎么办：\n{entry.body['怎么办']}\n\n{next_step}", choices)
+    hint = f"想看法律怎么规定，请{turn.tap(BASIS, choices)}。"
+    turn.say(f"怎么办：\n{entry.body['怎么办']}\n\n{hint}\n{CLOSING}", choices)
 
 
 @action("ask.basis")

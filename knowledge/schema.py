@@ -20,6 +20,7 @@ SUMMARY_MAX = 60
 TITLE_MAX = 30
 MIN_QUESTIONS = 6
 MIN_PER_CATEGORY = 2
+MIN_QUESTIONS_PER_CATEGORY = 20  # sample questions over a category's entries: what search learns a category from
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 REQUIRED = ("id", "category", "title", "questions", "summary", "body", "legal_basis", "audience", "related",
             "keywords")
@@ -238,4 +239,8 @@ def load(entries_dir: Path = ENTRIES_DIR, region_keys: set[str] | None = None,
         if count < MIN_PER_CATEGORY:
             problems.append(Problem(TAXONOMY_FILE.name, slug, "category",
                                     f"{count} entries, at least {MIN_PER_CATEGORY}"))
+        asked = len({q for e in kb.entries if e.category == slug for q in e.questions})
+        if count and asked < MIN_QUESTIONS_PER_CATEGORY:
+            problems.append(Problem(TAXONOMY_FILE.name, slug, "questions",
+                                    f"{asked} sample questions in its entries, at least {MIN_QUESTIONS_PER_CATEGORY}"))
     return kb, problems

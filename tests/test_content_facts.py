@@ -40,11 +40,17 @@ def bases(entry: Entry) -> str:
 # ---- definition --------------------------------------------------------------------------------------------
 
 def test_three_features_are_enough_and_word_of_mouth_is_promotion(entries: dict[str, Entry]) -> None:
-    """Art. 2 of the Regulation: unlicensed + promised returns + the public; all four are not needed."""
+    """Art. 2 of the Regulation: unlicensed + promised returns + the public; all four are not needed to act.
+    The judicial interpretation's Art. 1 (a crime) also needs public promotion, and word of mouth or letting it
+    spread knowingly (明知扩散而放任) counts as promotion: "the law looks only at three" was wrong."""
     e = entries["identify-four-features"]
     assert "这四条都沾上，就是非法集资" not in text(e)
-    assert "三条占全" in e.summary and "不用四条都有" in e.summary
-    assert "口口相传" in text(e) and "再介绍别人" in text(e)
+    assert "只看三条" not in text(e) and "不用四条都有" not in e.summary
+    assert "三条占全，就要查处" in e.body["套路"]
+    assert "要判刑，法院还看第四条：有没有公开宣传" in e.body["套路"]
+    assert "口口相传，也算公开宣传" in e.summary
+    assert "口口相传" in text(e) and "再介绍别人" in text(e) and "明知道消息会传开，还由着它传，也算" in text(e)
+    assert "若干问题的解释》第一条" in bases(e)  # the four features of the crime
     assert "适用法律若干问题的意见》第二条" in bases(e)  # 明知扩散而放任 counts as public promotion
 
 
@@ -135,6 +141,17 @@ def test_real_local_financing_vehicles_defaulted_too(entries: dict[str, Entry]) 
     assert "城投" in text(e) and "定融" in text(e) and "到期还不上" in text(e)
 
 
+def test_chengtou_bonds_are_for_professional_investors(entries: dict[str, Entry]) -> None:
+    """Many 城投 bonds are sold only to professional (qualified) investors; only some local-government bonds are
+    sold at bank counters: "城投债在银行柜台或证券账户里就能买" was wrong."""
+    e = entries["wealth-chengtou-dingrong"]
+    assert "在银行柜台或证券账户里就能买" not in text(e)
+    said = schema.sentences(e.body["怎么办"])
+    assert any("地方政府债券" in s and "有的在银行柜台" in s and "城投" not in s for s in said), said
+    assert any("城投债" in s and "专业投资者（" in s for s in said), said
+    assert "普通人一般买不到" in e.body["怎么办"]
+
+
 def test_crypto_business_is_illegal_and_trading_unprotected(entries: dict[str, Entry]) -> None:
     e = entries["crypto-coin-mining"]
     assert "个人买卖虚拟币不受法律保护" in text(e)
@@ -210,6 +227,16 @@ def test_every_summary_says_what_to_do(entries: dict[str, Entry]) -> None:
     ("crypto-coin-mining", "“静态”（"),
     ("insurance-fake-agent-surrender", "“飞单”（"),
     ("soe-fake-central-enterprise", "城投公司（"),
+    ("hot-solar-loan", "征信（银行记的信用记录）"),
+    ("soe-fake-central-enterprise", "“有国家兜底”（"),
+    ("exchange-fake-listing", "“交易中心挂牌”（"),
+    ("exchange-asset-registration", "“登记备案”（"),
+    ("ponzi-daily-return", "复投（"),
+    ("safe-investing-deposit-insurance", "清算（"),
+    ("wealth-livestream-stock-tips", "“打新必中”（"),
+    ("debt-relief-business", "债权银行（"),
+    ("crypto-coin-mining", "区块链（"),
+    ("crypto-nft-metaverse", "元宇宙（"),
 ])
 def test_jargon_has_a_plain_gloss(entries: dict[str, Entry], eid: str, glossed: str) -> None:
     assert glossed in text(entries[eid])

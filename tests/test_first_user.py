@@ -16,6 +16,7 @@ from bot.engine import Engine
 from handlers.report import receipt_in
 from tests.fake_telegram import FakeTelegram
 from tests.test_cli import ROOT, run
+from tests.test_plain_words import acts
 from tests.test_telegram import channel, fake, keyboard_labels, say  # noqa: F401 (fixtures)
 from tests.test_telegram import text as tg_text
 from tests.test_web_chat import WebUser
@@ -26,6 +27,21 @@ MAIN = ["问问题", "风险自测", "知识答题", "我要举报", "查询举�
 QUESTION = "养老院让交钱订床位，每年还给利息，靠谱吗"
 # an instruction to click, which a terminal or WeChat cannot do ("请点下面的选项", "点“详细说说”")
 CLICK = re.compile(r"点(?:下面|“)")
+# the options as a text channel renders them: "  1. 详细说说" (the local chat), "回复 1：详细说说" (WeChat)
+OPTION_LINE = re.compile(r"^(?:\s*\d{1,2}\. |回复 \d{1,2}：)")
+CLOSING = "拿不准，先别交钱，打 12345 问问。"
+
+
+def last_sentence(message: str) -> str:
+    """The last sentence of a message's text, the options rendered below it left out."""
+    text = "\n".join(line for line in message.splitlines() if not OPTION_LINE.match(line))
+    return re.split(r"[。！？；\n]", text.strip().rstrip("。！？；"))[-1]
+
+
+def ends_with_action(message: str) -> bool:
+    """Every reply ends with what the reader can do now, not with where to click (issue 15 §3)."""
+    last = last_sentence(message)
+    return acts(last) and not CLICK.search(last) and "回复数字" not in last
 
 
 # -- the web chat -------------------------------------------------------------------------------------------------
@@ -42,9 +58,11 @@ async def test_web_numbers_labels_and_who_are_you(web: httpx.AsyncClient) -> Non
     await me.send("1")  # a digit typed on the web picks the numbered option (问问题), not a random entry
     assert "请把您想问的发给我" in me.text
     await me.send(QUESTION)
-    assert me.text.startswith("【") and "请点“详细说说”" in me.text
+    assert me.text.startswith("【") and "想知道怎么识别、怎么办，请点“详细说说”。" in me.text
+    assert me.text.endswith(CLOSING) and ends_with_action(me.text), me.text
     await me.send("详细说说")  # the label typed
     assert len(me.replies) == 3 and "常见套路" in me.replies[0]["text"]
+    assert "想看法律怎么规定，请点“法律依据”。" in me.text and me.text.endswith(CLOSING), me.text
     await me.send("回主菜单")
     assert "请选择您要做的事" in me.text and list(me.options()) == MAIN
 
@@ -118,7 +136,9 @@ def test_local_chat_says_reply_with_a_number(tmp_path: Path) -> None:
     out = run("chat", stdin="\n".join(lines) + "\n", env=env).stdout
     assert "请回复下面的数字，或者直接把问题发给我。" in out
     assert "没有 9 这一项。请回复数字 1 到 6。" in out and "过期" not in out
-    assert "请回复数字 1。\n  1. 详细说说" in out  # the answer's own menu: 1 is 详细说说
+    # the answer's own menu (1 is 详细说说) said before the closing action, then the numbered options
+    assert f"想知道怎么识别、怎么办，请回复数字 1。\n{CLOSING}\n  1. 详细说说" in out
+    assert re.search(rf"想看法律怎么规定，请回复数字 (\d)。\n{CLOSING}\n(?:  \d\. .*\n)*?  \1\. 法律依据\n", out)
     assert "常见套路" in out and "请选择您要做的事" in out
     assert "我能做这几件事" in out and "答不上来" not in out
     assert not CLICK.search(out), "nothing can be clicked in a terminal"
@@ -132,7 +152,10 @@ async def test_telegram_typed_labels_and_numbers(channel: TelegramChannel, fake:
     assert "请把您想问的发给我" in tg_text(await say(fake, "1"))  # 问问题
     answer = await say(fake, QUESTION)
     assert "请点“详细说说”" in tg_text(answer) and "详细说说" in keyboard_labels(answer[-1])
-    assert "常见套路" in tg_text(await say(fake, "详细说说"))
+    assert ends_with_action(answer[-1]["plain_text"]), answer[-1]["plain_text"]
+    details = await say(fake, "详细说说")
+    assert "常见套路" in tg_text(details) and "法律依据" in keyboard_labels(details[-1])
+    assert ends_with_action(details[-1]["plain_text"]), details[-1]["plain_text"]
     menu = await say(fake, "回主菜单")
     assert keyboard_labels(menu[-1]) == MAIN
     assert "我能做这几件事" in tg_text(await say(fake, "你是谁"))
@@ -146,8 +169,9 @@ async def test_wechat_never_asks_to_click(wechat: WeChatServer, engine: Engine) 
     said.append(await wechat.say(user, "1"))
     said.append(await wechat.say(user, QUESTION))
     assert "请回复数字 1。" in said[-1] and "回复 1：详细说说" in said[-1]
+    assert ends_with_action(said[-1]), said[-1]
     said.append(await wechat.say(user, "详细说说"))
-    assert "常见套路" in said[-1]
+    assert "常见套路" in said[-1] and ends_with_action(said[-1]), said[-1]
     said.append(await wechat.say(user, "回主菜单"))
     assert "回复 1：问问题" in said[-1]
     said.append(await wechat.say(user, "查询举报 ff2026000001"))  # read as a receipt (none such here)

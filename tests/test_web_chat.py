@@ -132,6 +132,7 @@ async def test_no_match_is_honest_offers_menu_and_hotline_and_is_recorded(client
     await me.send("火车票怎么买")
     assert "答不上来" in me.text and "12345" in me.text
     assert "问问题" in me.options()
+    assert me.text.endswith("有人让您交钱的，先别交，打 12345 问问。"), "it ends with an action, not the menu"
     await WebUser(client, "resident-4").send("火车票怎么买")
     async with engine.services.db.session() as s:
         assert await s.scalar(select(func.coalesce(func.sum(QuestionGap.count), 0))) == 2
