@@ -254,6 +254,7 @@ def test_audit_misses_are_risky(checker: RiskChecker, text: str) -> None:
     # gifts for attending an investment talk
     "去听个项目推介会，每人发一百块红包",
     "小区里有个公司，签到就送鸡蛋，讲的是一个投资项目",
+    "我奶奶上完课领两斤米，天天都去",                  # a quantity between the gift verb and the gift
     # a painting split into shares
     "一幅字画拆成五百份卖，份额能在平台上转让",
     # an "insurance" said not to come from an insurer
