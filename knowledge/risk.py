@@ -327,14 +327,18 @@ class RiskChecker:
             return self._report(text, [], "", [], False)
         view, index = self._view(norm)
         safe = licensed = False
-        if not (self._scam_compare(view) or self._ctx["leave_safe"].search(view)):
+        # no reassurance where the text compares itself with banks, takes money out of a deposit or says the seller
+        # is no licensed institution ("不是保险公司卖的")
+        if not (self._scam_compare(view) or self._ctx["leave_safe"].search(view)
+                or self._ctx["not_licensed"].search(view)):
             safe = self._ctx["safe_products"].search(view) is not None
             licensed = self._ctx["licensed"].search(view) is not None
         hits = self._not_offers(view, self._hits(view, safe, licensed))
         if safe or licensed:
             hits = [h for h in hits if h.weight >= STRONG]
         paid = self._ctx["paid"].search(view) is not None and not self._about_scams(view)
-        return self._report(text, hits, norm, index, safe or licensed, view, paid)
+        loan = self._ctx["kin_lending"].search(view) is not None
+        return self._report(text, hits, norm, index, safe or licensed, view, paid, loan)
 
     def offer_check(self, text: str) -> RiskReport | None:
         """The check of the text when it describes an offer someone was told about; None for a general question."""
@@ -661,7 +665,7 @@ class RiskChecker:
     # ---- report -----------------------------------------------------------------------------------------
 
     def _report(self, text: str, hits: list[_Hit], norm: str, index: list[int], safe: bool,
-                view: str = "", paid: bool = False) -> RiskReport:
+                view: str = "", paid: bool = False, loan: bool = False) -> RiskReport:
         weights: dict[str, int] = {}
         for h in hits:
             weights[h.feature] = max(weights.get(h.feature, 0), h.weight)
@@ -684,7 +688,7 @@ class RiskChecker:
             reach[h.feature] = h.end
             signals[Signal(h.feature, norm[index[h.start]:index[h.end - 1] + 1])] = None
         return RiskReport(text=text, risky=level != "low", level=level, signals=tuple(signals),
-                          advice=self._advise(level, ordered, safe, paid),
+                          advice=self._advise(level, ordered, safe, paid, loan),
                           category=self._category(view, hits, level, safe))
 
     def _category(self, view: str, hits: list[_Hit], level: str, safe: bool) -> str | None:
@@ -702,12 +706,15 @@ class RiskChecker:
             return max(scores, key=lambda s: (scores[s], -self._category_order.get(s, 99)))
         return self._category_fallback
 
-    def _advise(self, level: str, ordered: list[_Hit], safe: bool, paid: bool = False) -> str:
+    def _advise(self, level: str, ordered: list[_Hit], safe: bool, paid: bool = False, loan: bool = False) -> str:
         """What to do: the strongest findings' tips and the next step; for someone who has paid already, the steps
-        a victim takes instead (the signals shown above the advice say what is wrong with the offer)."""
+        a victim takes instead, whatever the level (the signals shown above the advice say what is wrong with the
+        offer); paying into a safe product (a deposit, 国债) is no sign of being a victim. A loan between people who
+        know each other at or under the legal ceiling is ordinary private lending, and the advice says so."""
         advice = self._advice
-        if paid and (level != "low" or not safe):
-            return advice["paid" if level != "low" else "low_paid"].format_map(_Defaults(self._region))
+        values = _Defaults({**self._region, "loan_cap": f"{self._kin_threshold:g}"})
+        if paid and (level != "low" or not (safe or loan)):
+            return advice["paid" if level != "low" else "low_paid"].format_map(values)
         tips: list[str] = []
         features_done: set[str] = set()
         wanted = {"high": 2, "medium": 1, "low": 0}[level]
@@ -727,11 +734,13 @@ class RiskChecker:
             body = "".join(tips) + advice["high_next"]
         elif level == "medium":
             body = "".join(tips) + advice["medium_next"]
+        elif loan:
+            body = advice["low_loan"]
         elif ordered:
             body = advice["low_weak"]
         else:
             body = advice["low_safe"] if safe else advice["low_none"]
-        return body.format_map(_Defaults(self._region))
+        return body.format_map(values)
 
 
 def _tenths(digit: str | None) -> float:

@@ -49,13 +49,19 @@ def test_someone_who_has_paid_gets_the_victims_steps(checker: RiskChecker, text:
     assert "{" not in advice
 
 
-@pytest.mark.parametrize("text", ["已经交了两万多", "钱已经转过去了"])
-def test_paid_without_red_flags_still_says_what_to_do(checker: RiskChecker, text: str) -> None:
+@pytest.mark.parametrize("text", ["已经交了两万多", "钱已经转过去了", "我妈已经交了五万块"])
+def test_paid_without_red_flags_still_gets_the_victims_steps(checker: RiskChecker, text: str) -> None:
+    """Whatever the level, someone who has paid gets every step a victim takes (issue 15 §4)."""
     report = checker.check(text)
     assert report.level == "low"
-    assert "别再交钱" in report.advice and "记录" in report.advice
-    assert REGION["hotline"] in report.advice and f"打 {REGION['police']} 报警" in report.advice
-    assert 2 <= len(_sentences(report.advice)) <= 4
+    advice = report.advice
+    assert "别再交" in advice and "记录" in advice and "合同" in advice            # stop paying, keep records
+    assert f"打 {REGION['police']} 报警" in advice and REGION["office"] in advice   # report
+    assert "登记为集资参与人" in advice                                             # when the case opens
+    assert "追回损失" in advice and "骗局" in advice                               # paid "recovery"
+    sentences = _sentences(advice)
+    assert len(sentences) == 5 and all(len(s) <= 25 for s in sentences), sentences
+    assert REGION["police"] in sentences[-1] and "{" not in advice
 
 
 @pytest.mark.parametrize("text", [
@@ -214,3 +220,83 @@ def test_an_offer_of_more_money_back_is_a_lure(checker: RiskChecker, text: str) 
 ])
 def test_ordinary_promises_are_no_offer_of_that_shape(checker: RiskChecker, text: str) -> None:
     assert not checker.check(text).risky, checker.check(text)
+
+
+# ---- the audit of 2026-12-07 (issue 15 §4): classes of misses and false alarms ------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "交三千当区域代理，下面每单有提成",
+    "这个币一毛，明年上交易所十块",
+    "交两万以后免费住养老",
+    "网上朋友带炒外汇有内幕",
+])
+def test_audit_misses_are_risky(checker: RiskChecker, text: str) -> None:
+    assert checker.check(text).risky, checker.check(text)
+
+
+@pytest.mark.parametrize("text", [
+    # a fee to become an agent, paid back by commissions on the sales below
+    "花五千拿个市级代理，底下的人卖一单我抽一单的提成",
+    "入门费一千九，拉五个人进来就回本",
+    "花两千块当个店长，以后团队里每个人的单子我都能抽成",
+    # a promised listing, with the price it will reach
+    "那个币才几分钱，说年底登陆交易所就值好几块",
+    "现在买一点，等它上了交易所价格能翻几百倍",
+    "那个公司说明年去纳斯达克上市，现在一块钱一股",
+    # prepaid care or housing
+    "一次性交五万办个养老卡，以后老了免费入住",
+    "预存八万订个床位，将来住进去不用再花钱",
+    "给我爸办了张养老院的会员卡，交了八万，说以后住进去打折还送旅游",
+    # "inside information" on futures
+    "有个老乡说他能拿到期货的内部消息",
+    # someone befriends an old person, then asks for money
+    "有个姑娘经常来陪我妈聊天，认了干妈，后来劝她买理财",
+    # gifts for attending an investment talk
+    "去听个项目推介会，每人发一百块红包",
+    "小区里有个公司，签到就送鸡蛋，讲的是一个投资项目",
+    "我奶奶上完课领两斤米，天天都去",                  # a quantity between the gift verb and the gift
+    # a painting split into shares
+    "一幅字画拆成五百份卖，份额能在平台上转让",
+    # an "insurance" said not to come from an insurer
+    "有个公司卖的养老保险，不是保险公司的，交十万每年返一万",
+    # points that turn into cash day by day
+    "买东西送积分，积分每天按一定比例换成现金",
+])
+def test_everyday_red_flags_of_each_class_are_risky(checker: RiskChecker, text: str) -> None:
+    assert checker.check(text).risky, checker.check(text)
+
+
+@pytest.mark.parametrize("text", [
+    "朋友借五万一年还五万五",                          # 10 % a year, under 4 × LPR
+    "同事找我借两万，说一年后还两万二，写了借条",
+    "老同学借了我三万开店，年息百分之八",
+    "我姐借了我五万，一年给我六千利息",                # 12 % = 4 × LPR, the ceiling itself
+    "交两百九十九成为超市会员，买东西便宜",
+    "我是保险公司的代理人，卖出保单按公司规定拿佣金",   # a licensed agent's commission
+    "在期货公司开户自己做期货，知道风险很大",
+    "保险公司的年金险，合同写明只有很低的保底利率",
+    "给我妈在养老院办了入住，按月交费，一个月四千",
+    "打新股中了一签，下周上市",
+])
+def test_safe_look_alikes_of_the_audit_stay_low(checker: RiskChecker, text: str) -> None:
+    assert not checker.check(text).risky, checker.check(text)
+
+
+@pytest.mark.parametrize("text", ["朋友找我借十万，说月息三分", "同事借我五万，说一年后还八万"])
+def test_a_private_loan_above_the_legal_ceiling_is_still_flagged(checker: RiskChecker, text: str) -> None:
+    assert checker.check(text).risky, checker.check(text)
+
+
+def test_virtual_currency_and_nft_tips_are_each_accurate(checker: RiskChecker) -> None:
+    nft = checker.check("数字藏品 100 元买的，说能涨到 1000").advice
+    assert "虚拟币" not in nft and "数字藏品" in nft and "炒作" in nft, nft
+    coin = checker.check("群里有人拉我炒虚拟币，说稳赚不赔").advice
+    assert "炒虚拟币在我国属于非法金融活动" not in coin
+    assert "业务" in coin and "非法金融活动" in coin and "不保护" in coin, coin
+
+
+def test_a_private_loan_within_the_ceiling_is_explained(checker: RiskChecker) -> None:
+    advice = checker.check("朋友借五万一年还五万五").advice
+    cap = f"{checker._kin_threshold:g}"
+    assert f"不超过{cap}%" in advice and "不算非法集资" in advice and "借条" in advice, advice
+    assert advice.endswith(f"打 {REGION['hotline']} 问问。")
