@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.evaluation import folds, read_jsonl, writer_folds  # noqa: E402
-from knowledge import schema, search  # noqa: E402
-from knowledge.search import SearchIndex, Signals, load_asked, load_offtopic  # noqa: E402
+from bot.evaluation import folds, read_jsonl, writer_folds
+from knowledge import schema, search
+from knowledge.search import SearchIndex, Signals, load_asked, load_offtopic
 
 
 @dataclass
@@ -42,10 +42,7 @@ def collect(index: SearchIndex, cases: Sequence[dict]) -> list[Case]:
 
 def acceptance_features(s: Signals) -> list[float]:
     covered = max(c for _f, _b, c, _l in s.entries.values())
-    return [1.0, s.everyday, math.log1p(s.top_bm25), covered, *EXTRA(s)]
-
-
-EXTRA = lambda s: []  # noqa: E731
+    return [1.0, s.everyday, math.log1p(s.top_bm25), covered]
 
 
 def figures(cases: list[Case], w: tuple[float, float, float], g: Sequence[float], threshold: float) -> dict:
@@ -123,8 +120,6 @@ def main() -> None:
         for name, cases in checks.items():
             print(f"  {name}: {figures(cases, w, g, args.threshold)}")
 
-    if EXTRA(cv[0].signals) if cv[0].signals else []:
-        current_g = (*current_g, *[0.0] * len(EXTRA(cv[0].signals)))
     show("in search.py", current_w, current_g)
     g = fit_acceptance(cv)
     best_w, best_top1 = current_w, -1.0

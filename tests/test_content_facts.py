@@ -255,7 +255,8 @@ NEW_ENTRIES = {
     "hot-solar-loan": ("hot-concept-projects", "免费装太阳能板，要签贷款"),
     "wealth-chengtou-dingrong": ("wealth-intermediary", "城投公司的理财能买吗"),
     "campus-private-school-tuition": ("campus-student", "学校让一次性交三年学费"),
-    "wealth-staff-shares-finance": ("wealth-intermediary", "会计帮老板收钱要负责吗"),
+    # (会计帮老板收钱 alone is as much the helpers' liability entry: the company's own fundraising must be named)
+    "wealth-staff-shares-finance": ("wealth-intermediary", "会计帮老板收员工集资的钱，要负责吗"),
     "legal-prosecution-time-limit": ("legal-consequences", "十年前的集资案还能报吗"),
     "safe-investing-private-loan-rate": ("safe-investing", "月息三分的借条法院认吗"),
     "safe-investing-deposit-insurance": ("safe-investing", "银行倒闭存款能赔多少"),
