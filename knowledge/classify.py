@@ -1,16 +1,16 @@
 """Which category a question belongs to: complement naive Bayes (Rennie et al., 2003) over sparse features.
 
 Trained at index build on the knowledge base's own texts (titles, sample questions, keywords, summaries, the body's
-sentences) and the everyday questions as a class of their own; the search trains a second one, about fundraising or
-not. Each training text's features are log-damped, idf-weighted and length-normed (a text may weigh as several); a
-class is described by the features of every *other* class (its complement), which keeps small classes from being
-drowned by large ones. Pure Python: a query touches only its own features.
+parts), the residents' messages of knowledge/asked.jsonl, and the everyday questions as a class of their own; the
+search trains a second one, about fundraising or not. Each training text's features are log-damped, idf-weighted
+and length-normed (a text may weigh as several); a class is described by the features of every *other* class (its
+complement), which keeps small classes from being drowned by large ones. Pure Python: a query touches only its
+own features.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 
 
@@ -23,43 +23,44 @@ class CategoryModel:
         weight 3 counts as three copies of it; `temperature` sharpens the probabilities."""
         docs = [(s[0], s[1], s[2] if len(s) > 2 else 1.0) for s in samples if s[1]]
         self.temperature = temperature
-        df: Counter[str] = Counter()
+        df: dict[str, float] = {}
         for _, feats, weight in docs:
             for f in feats:
-                df[f] += weight
+                df[f] = df.get(f, 0.0) + weight
         n = sum(weight for *_, weight in docs)
         self.idf = {f: math.log(1 + n / c) for f, c in df.items()}
-        per_class: dict[str, Counter[str]] = {}
-        total: Counter[str] = Counter()
-        for label, feats, weight in docs:
-            vec = self._vector(feats)
-            if weight != 1.0:
-                vec = {f: x * weight for f, x in vec.items()}
-            per_class.setdefault(label, Counter()).update(vec)
-            total.update(vec)
+        per_class: dict[str, dict[str, float]] = {}
+        total: dict[str, float] = {}
+        for label, feats, weight in docs:  # one pass adds each text's vector to its class and to the total
+            own = per_class.setdefault(label, {})
+            for f, x in self._vector(feats).items():
+                x *= weight
+                own[f] = own.get(f, 0.0) + x
+                total[f] = total.get(f, 0.0) + x
         self.labels = sorted(per_class)
         self.alpha = alpha
         vocab = len(total)
         grand = sum(total.values())
-        self.total = dict(total)
+        self.total = total
         # log(total + α) per feature, and per feature the classes that hold it with how much that log changes
         # when the class's own share is taken out: a query then touches only its features' classes
         self.log_total = {f: math.log(t + alpha) for f, t in total.items()}
         self.owners: dict[str, list[tuple[str, float]]] = {}
-        for c in self.labels:
-            for f, v in per_class[c].items():
-                delta = self.log_total[f] - math.log(total[f] - v + alpha)
-                self.owners.setdefault(f, []).append((c, delta))
         # log of each class's complement normaliser, and the sum over the vocabulary of its features' |weights|
+        # (Σ log(total − own + α) = Σ log(total + α) − Σ over the class's features of its delta)
         self.log_z: dict[str, float] = {}
         self.norm: dict[str, float] = {}
-        base = sum(math.log(t + alpha) for t in total.values())
+        base = sum(self.log_total.values())
         for c in self.labels:
             own = per_class[c]
+            deltas = 0.0
+            for f, v in own.items():
+                delta = self.log_total[f] - math.log(total[f] - v + alpha)
+                self.owners.setdefault(f, []).append((c, delta))
+                deltas += delta
             log_z = math.log(grand - sum(own.values()) + alpha * vocab)
-            s = base + sum(math.log(total[f] - v + alpha) - math.log(total[f] + alpha) for f, v in own.items())
             self.log_z[c] = log_z
-            self.norm[c] = vocab * log_z - s  # every complement weight is log(θ) < 0, so |w| = -w
+            self.norm[c] = vocab * log_z - (base - deltas)  # every complement weight is log(θ) < 0, so |w| = -w
 
     def _vector(self, feats: Mapping[str, float]) -> dict[str, float]:
         vec = {f: math.log1p(v) * self.idf.get(f, 0.0) for f, v in feats.items()}
