@@ -98,6 +98,7 @@ class LimitSettings(BaseModel):
 class SearchSettings(BaseModel):
     threshold: float = Field(0.3, ge=0, le=1)
     group_threshold: float = Field(0.5, ge=0, le=1)
+    suggest_threshold: float = Field(0.1, ge=0, le=1)
     related: int = Field(3, ge=0, le=8)
     gaps_retention_days: float = Field(365, gt=0)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.conversation import TEXT_COMMANDS, Choice, Flow, Turn, action, free_text, keywords, register_flow
 from bot.services import record_gap
 from handlers.menu import BACK, MAIN_MENU
 from knowledge.schema import Entry
+from knowledge.search import Hit
 
 MORE = "详细说说"
 BASIS = "法律依据"
@@ -25,9 +28,22 @@ async def answer(turn: Turn, question: str) -> None:
     if not result.matched or result.best is None:
         await record_gap(turn.tx, question)
         turn.say("这个问题我还答不上来。我不想乱说，免得误导您。")
+        close = [] if turn.inbound.is_group else _close_answers(turn, result.hits)
+        if close:
+            # not sure enough to answer, close enough to ask: the resident decides, we do not guess
+            choices = [*close, BACK]
+            pick = turn.tap(close[0].label, choices) if len(close) == 1 else turn.tap()
+            turn.say(f"您问的是不是这件事？是的话，请{pick}。\n不是的话，换个说法再问。\n{CLOSING}", choices)
+            return
         turn.say(f"您可以换个说法再问，也可以{turn.tap()}。\n有人让您交钱的，先别交，打 {{hotline}} 问问。", MAIN_MENU)
         return
     await show(turn, result.best.entry.id)
+
+
+def _close_answers(turn: Turn, hits: Sequence[Hit]) -> list[Choice]:
+    """The answers a refused question came close to (at most two, each of its own category), to offer as options."""
+    floor = turn.services.settings.search.suggest_threshold
+    return [Choice(h.entry.title, "ask.show", h.entry.id) for h in hits[:2] if h.score >= floor]
 
 
 @action("ask.show")

@@ -4,13 +4,15 @@ A query is cleaned (width, traditional script, case), typos and homophones are r
 pinyin input is turned back into words, the text is cut with jieba (domain dictionary added) and each word is
 replaced by the head word of its synonym group.
 
-Two models are trained from the base's own texts when the index is built (complement naive Bayes over the words and
-the characters and character pairs of the text as written): one says which category a question is about, the other
-whether it is about fundraising at all (against the everyday questions of knowledge/offtopic.yaml). An entry ranks by
-the category model's fit of its category, its BM25 score over its weighted fields and how closely it resembles one of
-its sample questions; the confidence that the question is ours at all (the everyday model, the best BM25 score, the
-share of the query's meaning that the base's words cover) accepts or refuses the answer. All weights and the
-threshold were chosen by 5-fold cross-validation on the base's own questions (`fangfei eval kb --folds 5`).
+Two models are trained when the index is built (complement naive Bayes over the words and the characters and
+character pairs of the text as written), from the base's own texts and the residents' messages of
+knowledge/asked.jsonl: one says which category a question is about, the other whether it is about fundraising at all
+(against the everyday questions of knowledge/offtopic.yaml and the out-of-scope residents' messages). An entry ranks
+by the category model's fit of its category, its BM25 score over its weighted fields and how closely it resembles one
+of its sample questions; the confidence that the question is ours at all (the everyday model, the best BM25 score,
+the share of the query's meaning that the base's words cover) accepts or refuses the answer. The weights were chosen
+by cross-validation, 5-fold and with each writer of the residents' messages held out (`fangfei eval kb --folds 5`,
+`--by-writer`; `scripts/tune_search.py`).
 """
 
 from __future__ import annotations
