@@ -138,6 +138,30 @@ async def test_no_match_is_honest_offers_menu_and_hotline_and_is_recorded(client
         assert await s.scalar(select(func.coalesce(func.sum(QuestionGap.count), 0))) == 2
 
 
+async def test_a_near_miss_offers_the_closest_answer_to_pick(client: httpx.AsyncClient, engine: Engine) -> None:
+    """Not sure enough to answer "钱要不回来了", close enough to ask: the honest no-match offers the answer it came
+    close to; the resident picks it or rephrases. Nothing is offered for an everyday question."""
+    services = engine.services
+    result = services.search("钱要不回来了")
+    best = result.best
+    assert not result.matched and best is not None
+    assert best.score >= services.settings.search.suggest_threshold and best.entry.category == "victim-next-steps"
+    me = WebUser(client, "resident-3s")
+    await me.send("/start")
+    await me.tap("问问题")
+    await me.send("钱要不回来了")
+    assert "答不上来" in me.text and "是不是这件事" in me.text and me.text.endswith("问问。")
+    assert best.entry.title in me.options() and "回主菜单" in me.options()
+    await me.tap(best.entry.title)
+    assert f"【{best.entry.title}】" in me.text
+    await me.tap("回主菜单")
+    await me.tap("问问题")
+    await me.send("火车票怎么买")
+    assert "是不是这件事" not in me.text and "问问题" in me.options()
+    async with services.db.session() as s:  # the near miss is still counted for the editors
+        assert await s.scalar(select(func.coalesce(func.sum(QuestionGap.count), 0))) == 2
+
+
 async def test_stale_and_foreign_options_expire_politely(client: httpx.AsyncClient) -> None:
     me = WebUser(client, "resident-5")
     await me.send("/start")
