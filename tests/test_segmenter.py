@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import jieba
@@ -38,7 +39,8 @@ def test_the_cache_is_written_privately_and_read_back_as_jieba_would_cut(cache_h
     assert "防非测试词" in second.FREQ and "防非测试词" not in segmenter.tokenizer().FREQ
 
 
-@pytest.mark.parametrize("spoil", ["file writable by others", "folder writable by others", "damaged", "not a dict"])
+@pytest.mark.parametrize("spoil", ["file writable by others", "folder writable by others", "damaged", "not a dict",
+                                   "too small", "file is a symlink"])
 def test_a_cache_that_is_not_private_or_not_sound_is_ignored(cache_home: Path, spoil: str) -> None:
     segmenter.tokenizer()
     path = next(cache_home.glob("jieba-*.pickle"))
@@ -50,16 +52,54 @@ def test_a_cache_that_is_not_private_or_not_sound_is_ignored(cache_home: Path, s
         os.chmod(cache_home, 0o777)
     elif spoil == "damaged":
         path.write_bytes(path.read_bytes()[:1000])
+    elif spoil == "too small":
+        path.write_bytes(pickle.dumps(({"养老公寓返利": 1}, 1)))
+    elif spoil == "file is a symlink":
+        planted = cache_home.parent / "planted.pickle"
+        planted.write_bytes(b"cos\nsystem\n(S'touch " + str(cache_home / "owned").encode() + b"'\ntR.")
+        path.unlink()
+        path.symlink_to(planted)
     else:
-        import pickle
         path.write_bytes(pickle.dumps(([], 1)))
     tk = segmenter.tokenizer()
     assert not (cache_home / "owned").exists()  # a foreign pickle never runs
     assert list(tk.cut(TEXT, HMM=False)) == list(jieba_own().cut(TEXT, HMM=False))
 
 
-def test_no_writable_home_costs_only_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocked = tmp_path / "file"
-    blocked.write_text("not a folder")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+@pytest.mark.parametrize("home", ["a file", "unset", "relative", "symlinked folder"])
+def test_no_usable_home_costs_only_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home: str) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    if home == "a file":
+        blocked = tmp_path / "file"
+        blocked.write_text("not a folder")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    elif home == "unset":
+        monkeypatch.delenv("HOME", raising=False)
+    elif home == "relative":
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+        monkeypatch.delenv("HOME", raising=False)
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (tmp_path / "cache").mkdir()
+        (tmp_path / "cache" / "fangfei").symlink_to(elsewhere)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert list(segmenter.tokenizer().cut(TEXT, HMM=False)) == list(jieba_own().cut(TEXT, HMM=False))
+    assert not list(tmp_path.rglob("jieba-*.pickle"))  # nothing kept where it does not belong
+
+
+def test_jiebas_shared_temporary_cache_is_never_trusted(cache_home: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """jieba reads and writes jieba.cache in the shared temporary folder, where anyone could plant a tiny
+    dictionary: ours is built from jieba's own dict.txt, so a planted one neither cuts nor gets kept."""
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    import marshal
+    (shared / "jieba.cache").write_bytes(marshal.dumps(({"养老公寓返利": 5, "养": 0, "养老": 0}, 5)))
+    monkeypatch.setenv("TMPDIR", str(shared))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    tk = segmenter.tokenizer()
+    assert len(tk.FREQ) > segmenter.MIN_WORDS and "养老公寓返利" not in list(tk.cut(TEXT, HMM=False))
+    assert len(segmenter.tokenizer().FREQ) == len(tk.FREQ)  # and the kept cache is the real dictionary
