@@ -115,6 +115,15 @@ async def start(turn: Turn, _: str = "") -> None:
     _ask(turn, "what")
 
 
+@action("report.police")
+async def police(turn: Turn, _: str = "") -> None:
+    """"报警" / "我要报案": a resident who wants the police gets the police first, then the tip line here."""
+    turn.say("想报案，就打 {police}，或者去附近的派出所。\n带上合同、收据、转账和聊天记录。")
+    choices = [Choice("我要举报", "report.start"), Choice("问问题", "ask.start"), BACK]
+    here = turn.tap("我要举报", choices)
+    turn.say(f"也可以向{{office}}举报，电话 {{office_phone}}，身份保密。\n想在这里举报，请{here}。", choices)
+
+
 async def answer(turn: Turn, text: str) -> None:
     """The user's own words at a step that waits for them."""
     limit = turn.services.settings.tips.max_text_chars
@@ -510,6 +519,9 @@ register_flow(Flow(
     confirm_leave=confirm_leave, expired=expired_step, unusable=unusable, attach=attach, expire=expire_stale))
 register_flow(Flow("status", text_steps={"receipt": status}))
 RECOGNISERS.append(status_query)
-keywords("report.start", "我要举报", "举报", "/report", "举报线索")
+keywords("report.start", "我要举报", "举报", "/report", "举报线索", "怎么举报", "如何举报", "在哪举报", "去哪举报",
+         "我想举报", "怎样举报")
+keywords("report.police", "报警", "我要报警", "怎么报警", "报案", "我要报案", "怎么报案", "去哪报案", "在哪报案",
+         "我想报案", "报案电话")
 keywords("report.status", "查询举报", "查举报", "/status", "举报进度")
 keywords("report.resume", "继续", "接着填", "/continue")

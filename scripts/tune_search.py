@@ -47,7 +47,7 @@ def acceptance_features(s: Signals) -> list[float]:
 
 def figures(cases: list[Case], w: tuple[float, float, float], g: Sequence[float], threshold: float) -> dict:
     top1 = top3 = answerable = refused = unanswerable = 0
-    limit = math.log(1 / threshold - 1)
+    limit = math.log(1 / threshold - 1) if 0 < threshold < 1 else (math.inf if threshold <= 0 else -math.inf)
     for c in cases:
         if c.signals is None:
             matched, order = False, []
@@ -73,6 +73,8 @@ def fit_acceptance(cases: list[Case], l2: float = 0.01, steps: int = 3000, rate:
     """Logistic regression: x = g·features is the log-odds that the question is NOT ours (as search.rank uses it).
     Classes weighed equally (the held-out everyday questions are fewer than the base's)."""
     rows = [(acceptance_features(c.signals), 0.0 if c.cats else 1.0) for c in cases if c.signals is not None]
+    if not rows:
+        raise SystemExit("no held-out questions to fit on")
     n_off = sum(y for _x, y in rows) or 1.0
     n_on = len(rows) - n_off or 1.0
     # standardise the features for the descent, then map the weights back
@@ -116,7 +118,8 @@ def main() -> None:
 
     def show(label: str, w: tuple[float, float, float], g: Sequence[float]) -> None:
         print(f"{label}: W={tuple(round(v, 2) for v in w)} G={tuple(round(v, 2) for v in g)}")
-        print(f"  cv ({args.folds} folds): {figures(cv, w, g, args.threshold)}")
+        held = "each writer held out" if args.by_writer else f"{args.folds} folds"
+        print(f"  cv ({held}): {figures(cv, w, g, args.threshold)}")
         for name, cases in checks.items():
             print(f"  {name}: {figures(cases, w, g, args.threshold)}")
 

@@ -162,6 +162,27 @@ async def test_a_near_miss_offers_the_closest_answer_to_pick(client: httpx.Async
         assert await s.scalar(select(func.coalesce(func.sum(QuestionGap.count), 0))) == 2
 
 
+@pytest.mark.parametrize("typed", ["我要报案", "报警！", "怎么报警？"])
+async def test_a_resident_who_wants_the_police_gets_the_police_first(client: httpx.AsyncClient, engine: Engine,
+                                                                      typed: str) -> None:
+    """The search refused these short messages (they are rarely about fundraising alone): they are a victim's
+    words, answered with the police number, what to bring, and the tip line."""
+    region = engine.services.settings.region
+    me = WebUser(client, "resident-police")
+    await me.send(typed)
+    assert region.police in me.replies[0]["text"] and "转账" in me.text and region.office_phone in me.text
+    assert "答不上来" not in me.text and "我要举报" in me.options()
+    await me.tap("我要举报")
+    assert "第1步" in me.text
+
+
+@pytest.mark.parametrize("typed", ["怎么举报？", "如何举报", "去哪举报"])
+async def test_asking_how_to_report_starts_the_report(client: httpx.AsyncClient, typed: str) -> None:
+    me = WebUser(client, "resident-how")
+    await me.send(typed)
+    assert "第1步" in me.text and "答不上来" not in me.text
+
+
 async def test_stale_and_foreign_options_expire_politely(client: httpx.AsyncClient) -> None:
     me = WebUser(client, "resident-5")
     await me.send("/start")

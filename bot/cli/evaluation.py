@@ -36,6 +36,10 @@ def eval_kb(file: Annotated[Path | None, typer.Argument()] = None,
     if folds and not 2 <= folds <= 20:
         say_error("--folds: between 2 and 20")
         raise typer.Exit(2)
+    asked = load_asked()
+    if by_writer and len({a.by for a in asked if a.by}) < 2:
+        say_error("--by-writer: knowledge/asked.jsonl names fewer than two writers")
+        raise typer.Exit(2)
     s = settings()
     cases = _cases(file) if file is not None else []
     svc = services(s)
@@ -48,7 +52,7 @@ def eval_kb(file: Annotated[Path | None, typer.Argument()] = None,
 
         scores = cross_validate(svc.kb, load_offtopic(), folds,
                                 {"ours": ours_on, "base": lambda kb, everyday, asked: PlainBM25(kb).search},
-                                asked=load_asked(), by_writer=by_writer)
+                                asked=asked, by_writer=by_writer)
         ours, base = scores["ours"], scores["base"]
         title = ("knowledge search, each writer of the residents' messages held out in turn" if by_writer else
                  f"knowledge search, {folds}-fold cross-validation on the base's own questions")
