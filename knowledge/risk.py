@@ -626,6 +626,8 @@ class RiskChecker:
             received = parse_number(ret.group("n") or ret.group("n2"))
             if not received or _NOT_MONEY_AFTER.match(view, ret.end()):
                 continue
+            if view.startswith(("毛", "角"), ret.end()):     # "每天收益几毛钱": tenths of a yuan
+                received /= 10
             if ret.group("v") in _HAVE_VERBS and not _HAVE_RETURN.match(view, ret.end()):
                 continue
             principal = self._find_principal(view, sentence_start(ret.start()), ret.start())
