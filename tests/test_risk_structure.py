@@ -64,6 +64,8 @@ def checker() -> RiskChecker:
     "果园认领，一年另外还给分红",
     # recruiting relatives into a listing promised
     "经理让我们把亲戚都叫来入股，说明年就上市",
+    # a yearly figure for a product pitched at the door
+    "业务员上门说这个产品稳稳的 一年百分之九",
     # a scheme holding itself up against social insurance
     "给老年人办高息的养老保险代办 交三万 以后月月领得比社保多",
 ])
@@ -86,6 +88,12 @@ def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecke
     "我去银行买了大额存单 三年期 到期一次还本付息",
     "余额宝里放了几千块零钱，每天收益几毛钱",             # 几毛 is tenths of a yuan: about 3.6 % a year
     "开了家便利店，签了特许经营合同，总部在商务部备案过，没说保证赚钱",
+    "买车的时候4S店说分期免息",                            # a loan's cost, not a return
+    "房东让俺把房租转到他个人卡上",
+    "券商的客户经理说手机上就能开户 不用去营业部",
+    "我介绍朋友来我们公司上班 公司给了五百块内推奖",
+    "俺们几个合伙开了个饭馆 赚了钱按月分给大家 亏了一起担",
+    "表弟在证券公司上班 说私募只卖给合格投资者 一百万起",
     "儿媳妇在网上开了个店，一个月能赚几千",              # a return word and a promotion word: no offer shape
     "我在网上买了一台空调，商家给了三百块的安装补贴",
 ])
