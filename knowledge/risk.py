@@ -47,11 +47,12 @@ _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四":
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000, "k": 1000}
 _CN_BIG = {"万": 10_000, "w": 10_000, "亿": 100_000_000}
 # return verbs naming the total paid back ("十天拿回一千二"), and those that may name either the total or the gain
-_TOTAL_VERBS = frozenset(("连本带利拿回", "连本带利", "拿回", "收回", "领回", "取回", "回来", "变成", "一共", "还"))
+_TOTAL_VERBS = frozenset(("连本带利拿回", "连本带利", "拿回", "收回", "领回", "取回", "回来", "变成", "一共", "还",
+                          "退回", "退还", "退给", "退", "变"))
 _EITHER_VERBS = frozenset(("返还", "返", "给", "拿", "领", "得", "拿到"))
 # Words of the amount-based return grammar ("投一千 … 每天返十块").
 _STAKE_VERBS = "投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|借给[他她]?|放|买了|买|充值|充了|充|认购|拿出|花了"
-_RETURN_VERBS = ("连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到"
+_RETURN_VERBS = ("连本带利拿回|连本带利|拿回|返还|收回|领回|取回|回来|变成|一共|拿到|退回|退还|退给|退|变"
                  "|返息|返利|返|还|给|发|分红|分润|分|利息|收益|赚|挣|拿|领|得|补贴|回报|能有|有")
 # "每天能有一百多的收益": 有 names a return only when a return word follows the figure
 _HAVE_VERBS = frozenset(("有", "能有"))
@@ -119,6 +120,7 @@ class _Hit:
     tip: str | None
     category: str | None
     rate: float | None = None   # promised return, percent a year
+    rule: str | None = None     # the rule's id (None for figures worked out from rates)
 
 
 def _alternation(patterns: Any) -> str:
@@ -214,6 +216,13 @@ class RiskChecker:
         self._category_fallback: str | None = data.get("category_fallback")
         self._category_safe: str | None = data.get("category_safe")
         self._advice: dict[str, Any] = data["advice"]
+        combine = data.get("combine") or {}
+        unknown = set(combine.get("core") or ()) - {r.id for r in self._rules}
+        if unknown:
+            raise ValueError(f"risk rules: combine: unknown rules {sorted(unknown)}")
+        self._combine_core = frozenset(combine.get("core") or ())
+        self._combine_off = tuple(ctx[self._known_context(ctx, "combine", name)]
+                                  for name in combine.get("off_contexts") or ())
 
     def _compile_rule(self, raw: Mapping[str, Any], ctx: Mapping[str, re.Pattern[str]]) -> _Rule:
         if raw["feature"] not in self.features:
@@ -460,7 +469,7 @@ class RiskChecker:
                 if rule.negatable and self._negated(view, m.start(), m.end()):
                     continue
                 weight = 1 if safe and rule.safe_downgrade else rule.weight
-                hits.append(_Hit(rule.feature, weight, m.start(), m.end(), rule.tip, rule.category))
+                hits.append(_Hit(rule.feature, weight, m.start(), m.end(), rule.tip, rule.category, rule=rule.id))
         hits += self._rate_hits(view)
         hits += self._rise_to_hits(view)
         hits += self._windfall_hits(view)
@@ -617,6 +626,8 @@ class RiskChecker:
             received = parse_number(ret.group("n") or ret.group("n2"))
             if not received or _NOT_MONEY_AFTER.match(view, ret.end()):
                 continue
+            if view.startswith(("毛", "角"), ret.end()):     # "每天收益几毛钱": tenths of a yuan
+                received /= 10
             if ret.group("v") in _HAVE_VERBS and not _HAVE_RETURN.match(view, ret.end()):
                 continue
             principal = self._find_principal(view, sentence_start(ret.start()), ret.start())
@@ -672,7 +683,7 @@ class RiskChecker:
         strong = [f for f, w in weights.items() if w >= STRONG]
         if (LURE in strong and len(weights) >= 2) or len(strong) >= 2:
             level = "high"
-        elif strong or sum(weights.values()) >= MEDIUM_SCORE:
+        elif strong or sum(weights.values()) >= MEDIUM_SCORE or self._weak_pair(hits, weights, view):
             level = "medium"
         else:
             level = "low"
@@ -690,6 +701,15 @@ class RiskChecker:
         return RiskReport(text=text, risky=level != "low", level=level, signals=tuple(signals),
                           advice=self._advise(level, ordered, safe, paid, loan),
                           category=self._category(view, hits, level, safe))
+
+    def _weak_pair(self, hits: list[_Hit], weights: Mapping[str, int], view: str) -> bool:
+        """Two weak signals of different features, one of them from a core rule (the shape of an offer: more back
+        than paid, pay first to join, money taken from many people), make an offer together: "先交钱才能入会" +
+        "入了会有钱拿". Not next to ordinary pay or a relative's loan."""
+        core = {h.feature for h in hits if h.rule in self._combine_core}
+        weak = [f for f, w in weights.items() if w < STRONG]
+        return (len(weak) >= 2 and any(f in core for f in weak)
+                and not any(c.search(view) for c in self._combine_off))
 
     def _category(self, view: str, hits: list[_Hit], level: str, safe: bool) -> str | None:
         if level == "low":
