@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from knowledge import yamlfile
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
 LOCAL_DATA = Path("data")  # the local default's folder (for SQLite and the generated key), made when missing
@@ -454,7 +456,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     """Read the config file and the environment; raise ConfigError with one line per problem."""
     file = config_path(path)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        data = yamlfile.loads(file.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
         raise ConfigError([f"{file}: config file not found"]) from exc
     except yaml.YAMLError as exc:

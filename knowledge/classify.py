@@ -11,6 +11,7 @@ own features.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 
@@ -23,20 +24,27 @@ class CategoryModel:
         weight 3 counts as three copies of it; `temperature` sharpens the probabilities."""
         docs = [(s[0], s[1], s[2] if len(s) > 2 else 1.0) for s in samples if s[1]]
         self.temperature = temperature
-        df: dict[str, float] = {}
+        df: Counter[str] = Counter()
         for _, feats, weight in docs:
-            for f in feats:
-                df[f] = df.get(f, 0.0) + weight
+            if weight == 1.0:
+                df.update(feats.keys())  # counted in C
+            else:
+                for f in feats:
+                    df[f] += weight
         n = sum(weight for *_, weight in docs)
-        self.idf = {f: math.log(1 + n / c) for f, c in df.items()}
+        idf = self.idf = {f: math.log(1 + n / c) for f, c in df.items()}
         per_class: dict[str, dict[str, float]] = {}
         total: dict[str, float] = {}
-        for label, feats, weight in docs:  # one pass adds each text's vector to its class and to the total
+        log1p, sqrt = math.log1p, math.sqrt
+        for label, feats, weight in docs:  # one pass adds each text's vector (as _vector makes it) to its class
             own = per_class.setdefault(label, {})
-            for f, x in self._vector(feats).items():
-                x *= weight
-                own[f] = own.get(f, 0.0) + x
-                total[f] = total.get(f, 0.0) + x
+            vec = [(f, log1p(v) * idf[f]) for f, v in feats.items()]
+            scale = weight / (sqrt(sum(x * x for _, x in vec)) or 1.0)
+            for f, x in vec:
+                if x:
+                    x *= scale
+                    own[f] = own.get(f, 0.0) + x
+                    total[f] = total.get(f, 0.0) + x
         self.labels = sorted(per_class)
         self.alpha = alpha
         vocab = len(total)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from knowledge import yamlfile
 
 from .text import is_meaningful, normalize
 
@@ -188,7 +188,7 @@ class RiskChecker:
     """Rule-based red-flag check of an offer; construct once, call `check` per message."""
 
     def __init__(self, region: Mapping[str, str], rules_path: Path | None = None) -> None:
-        data = yaml.safe_load((rules_path or RULES_FILE).read_text(encoding="utf-8"))
+        data = yamlfile.loads((rules_path or RULES_FILE).read_text(encoding="utf-8"))
         self.features: tuple[str, ...] = tuple(data["features"])
         self._region = {**data.get("region_defaults", {}), **{k: str(v) for k, v in region.items()
                                                                if isinstance(v, (str, int, float))}}

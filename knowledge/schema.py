@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from knowledge import yamlfile
+
 KNOWLEDGE_DIR = Path(__file__).resolve().parent
 ENTRIES_DIR = KNOWLEDGE_DIR / "entries"
 TAXONOMY_FILE = KNOWLEDGE_DIR / "taxonomy.yaml"
@@ -73,7 +75,7 @@ class KnowledgeBase:
 
 
 def load_taxonomy(path: Path = TAXONOMY_FILE) -> dict[str, Category]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yamlfile.loads(path.read_text(encoding="utf-8"))
     return {c["slug"]: Category(c["slug"], c["name"], c["kind"], c.get("covers", "")) for c in data["categories"]}
 
 
@@ -196,7 +198,7 @@ def load(entries_dir: Path = ENTRIES_DIR, region_keys: set[str] | None = None,
     for path in sorted(entries_dir.glob("*.yaml")):
         fname = path.name
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yamlfile.loads(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             problems.append(Problem(fname, "-", "-", f"invalid YAML: {exc}".replace("\n", " ")))
             continue

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from knowledge import yamlfile
 from knowledge.schema import ID_PATTERN, KNOWLEDGE_DIR, Problem, load_taxonomy, placeholders
 
 WARNINGS_DIR = KNOWLEDGE_DIR / "warnings"
@@ -61,7 +62,7 @@ def load(directory: Path = WARNINGS_DIR, region_keys: set[str] | None = None) ->
     problems: list[Problem] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            data = yamlfile.loads(path.read_text(encoding="utf-8")) or []
         except (OSError, yaml.YAMLError) as exc:
             problems.append(Problem(path.name, "-", "-", f"cannot be read: {exc.__class__.__name__}"))
             continue
