@@ -43,7 +43,7 @@ class Services:
         kb = load_knowledge(settings)
         return cls(settings=settings, db=db or Database(settings.database.url, settings.database.echo,
                                                              settings.database.pool_size), kb=kb,
-                   index=SearchIndex(kb), risk=RiskChecker(settings.region.placeholders()),
+                   index=SearchIndex.cached(kb), risk=RiskChecker(settings.region.placeholders()),
                    vault=Vault(lambda: secret_key(settings)))
 
     @cached_property

@@ -10,7 +10,7 @@ from pathlib import Path
 import jieba
 import pytest
 
-from knowledge import segmenter
+from knowledge import cache, segmenter
 
 TEXT = "我妈在养老公寓交了十万块床位费，说每年返百分之十二"
 
@@ -33,7 +33,7 @@ def cached(cache_home: Path) -> Path:
     """A sound cache file written as the segmenter writes it (quicker than a first start's build)."""
     own = jieba_own()
     name = segmenter._cache_name(os.path.join(os.path.dirname(jieba.__file__), "dict.txt"))
-    segmenter._write(cache_home, name, (own.FREQ, own.total))
+    cache.write(name, (own.FREQ, own.total))
     return cache_home / name
 
 
