@@ -25,6 +25,10 @@ async def start(turn: Turn, _: str = "") -> None:
 async def answer(turn: Turn, question: str) -> None:
     turn.finish()
     result = turn.services.search(question, group=turn.inbound.is_group)
+    if not result.worded:  # "这个靠谱吗": nothing to look up, so ask what it is about
+        turn.go("ask", "question")
+        turn.say("您问的是哪件事？请说具体些。\n比如：“有人让我交一万块入会，每月返八百，靠谱吗？”")
+        return
     if not result.matched or result.best is None:
         await record_gap(turn.tx, question)
         turn.say("这个问题我还答不上来。我不想乱说，免得误导您。")

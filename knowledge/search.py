@@ -138,6 +138,7 @@ class SearchResult:
     query: str
     matched: bool
     hits: tuple[Hit, ...]
+    worded: bool = True  # False: the question holds no word that says what it is about ("这个靠谱吗", "真的假的")
 
     @property
     def best(self) -> Hit | None:
@@ -339,7 +340,8 @@ class SearchIndex:
             for i in range(len(run) - size + 1):
                 span = run[i:i + size]
                 if (i not in starts or i + size not in ends or not singles & set(range(i, i + size))
-                        or span in self.known or taken & set(range(i, i + size))):
+                        or span in self.known or taken & set(range(i, i + size))
+                        or all(ch in self.lexicon.stopwords for ch in span)):  # 这是 is no typo of 这时
                     continue
                 syllables = syllables or [self._reading(ch) for ch in run]
                 word = self.by_pinyin.get(_pinyin_key(syllables[i:i + size]))
@@ -399,7 +401,7 @@ class SearchIndex:
         """The entries that answer `query`, best first (only those of `category` when given)."""
         signals = self.signals(query, category)
         if signals is None:
-            return SearchResult(query, False, ())
+            return SearchResult(query, False, (), worded=bool(self.query_tokens(query)))
         ranked, confidence = rank(signals)
         hits = tuple(Hit(self.entries[i], round(confidence * math.exp(r - ranked[0][0]), 4))
                      for r, i in _by_category(ranked, self.entries)[:top])

@@ -56,6 +56,16 @@ def test_first_users_questions_find_the_right_entry(shared: Services, query: str
     assert result.matched and result.best is not None and result.best.entry.id == entry, result.hits[:3]
 
 
+def test_function_words_are_no_typo_and_question_forms_carry_no_topic(shared: Services) -> None:
+    """这是 sounded like 这时 and was "repaired" into it; jieba cut 靠谱 into 靠/谱, which then weighed as topics."""
+    assert shared.index.query_tokens("这是骗局吗") == ["骗局"]
+    assert shared.index.query_tokens("养老公寓靠谱吗") == ["养老公寓"]
+    for vague in ("这个靠谱吗", "真的假的", "靠不靠谱"):
+        result = shared.search(vague)
+        assert not result.matched and not result.worded
+    assert shared.search("天气预报").worded
+
+
 @pytest.mark.parametrize("query", ["請問虛擬貨幣投資是不是非法集資", "虚拟货币投资是不是非法集资"])
 def test_a_polite_prefix_does_not_change_the_answer(shared: Services, query: str) -> None:
     """请问 sent this to 数字人民币; without it the answer was right."""

@@ -162,6 +162,18 @@ async def test_a_near_miss_offers_the_closest_answer_to_pick(client: httpx.Async
         assert await s.scalar(select(func.coalesce(func.sum(QuestionGap.count), 0))) == 2
 
 
+@pytest.mark.parametrize("vague", ["这个靠谱吗", "真的假的", "靠谱不？"])
+async def test_a_question_with_nothing_to_look_up_is_asked_back(client: httpx.AsyncClient, vague: str) -> None:
+    """No word says what it is about: the bot asks which matter, and the next message is the question."""
+    me = WebUser(client, "resident-vague")
+    await me.send("/start")
+    await me.tap("问问题")
+    await me.send(vague)
+    assert "哪件事" in me.text and "答不上来" not in me.text
+    await me.send("养老公寓让交十万订床位，靠谱吗")
+    assert "【" in me.text and "床位" in me.text
+
+
 @pytest.mark.parametrize("typed", ["我要报案", "报警！", "怎么报警？"])
 async def test_a_resident_who_wants_the_police_gets_the_police_first(client: httpx.AsyncClient, engine: Engine,
                                                                       typed: str) -> None:
