@@ -44,6 +44,7 @@ def test_tolerant_matching(shared: Services, query: str, category: str) -> None:
 @pytest.mark.parametrize(("query", "entry"), [
     ("非法集资是什么", "identify-four-features"),      # was the reporting entry
     ("非法集资", "identify-four-features"),
+    ("集资", "identify-four-features"),              # was the prosecution time-limit entry
     ("feifa jizi shi shenme", "identify-four-features"),
     ("非法急资怎么认", "identify-four-features"),      # typo; was the crimes entry
     ("伪私募是什么意思", "private-fund-public-sale"),   # 意思 matched another entry's sample
