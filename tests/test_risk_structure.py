@@ -79,6 +79,13 @@ def checker() -> RiskChecker:
     # an income said to be guaranteed; a seller's price now and a price promised
     "投三万开网店，公司代运营，每月保证收入五千",
     "这个藏品现在值十万，一年后能卖一百万",
+    # money handed over with more promised back; income without work; early payers said to be rich; a top-up
+    # demanded to go on with paid tasks; a seller's share of what the people below sell
+    "他让我把钱放他那，到时候多给我一些",
+    "那个人说只要出钱，什么都不用干，年底等着分钱就行",
+    "早进去的人都发财了，他让我也赶紧投",
+    "做任务就能赚钱，前几单返了钱，后面要我充值才能继续",
+    "先囤货两万，成为总代理，下面的人卖货都有我的提成",
 ])
 def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecker, text: str) -> None:
     report = checker.check(text)
@@ -114,6 +121,9 @@ def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecke
     "存了一万，到期拿回一万零二百",
     "超市买一千返一百的购物券",
     "听说有人卖原始股骗人，大家要小心",
+    "退休了什么都不用干，等着领退休金",
+    "我把钱放我妈那里保管",
+    "孩子把工资交给我存着",
 ])
 def test_safe_look_alikes_of_the_shapes_stay_low(checker: RiskChecker, text: str) -> None:
     report = checker.check(text)
