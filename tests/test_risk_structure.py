@@ -86,6 +86,9 @@ def checker() -> RiskChecker:
     "早进去的人都发财了，他让我也赶紧投",
     "做任务就能赚钱，前几单返了钱，后面要我充值才能继续",
     "先囤货两万，成为总代理，下面的人卖货都有我的提成",
+    # a minimum figure guaranteed; money paid out by the share on a schedule
+    "有个公司招股东，十万一个名额，年底按名额分利润，保证不低于两万",
+    "入伙之后，每月按股领钱，一股五千，每月三百",
 ])
 def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecker, text: str) -> None:
     report = checker.check(text)
@@ -124,6 +127,9 @@ def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecke
     "退休了什么都不用干，等着领退休金",
     "我把钱放我妈那里保管",
     "孩子把工资交给我存着",
+    "厂里说工资保证不低于最低工资标准",
+    "这个班保证至少考过一门",
+    "村里的合作社每月按股领钱，账目都公示了，村集体的",
 ])
 def test_safe_look_alikes_of_the_shapes_stay_low(checker: RiskChecker, text: str) -> None:
     report = checker.check(text)
