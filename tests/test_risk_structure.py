@@ -129,6 +129,8 @@ def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecke
     "孩子把工资交给我存着",
     "厂里说工资保证不低于最低工资标准",
     "这个班保证至少考过一门",
+    "我收了一批旧家具，转手就赚了两千",
+    "我爸收玉米再卖给粮站，转手赚个差价",
     "村里的合作社每月按股领钱，账目都公示了，村集体的",
 ])
 def test_safe_look_alikes_of_the_shapes_stay_low(checker: RiskChecker, text: str) -> None:
