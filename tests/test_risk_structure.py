@@ -178,3 +178,15 @@ def test_independent_writers_sets_meet_the_targets(name: str) -> None:
     base = score_risk(cases, KeywordBaseline().is_risky).figures()
     assert ours["recall"] >= 97 and ours["specificity"] >= 95, ours
     assert ours["recall"] > base["recall"] and ours["specificity"] >= base["specificity"]
+
+
+def test_the_fourth_writers_set_keeps_its_honest_figure() -> None:
+    """risk_w4 (200 offers by another writer who never saw the rules) was scored once, after tuning on risk_w3, and
+    never tuned on: recall 85.5, specificity 95.6, short of the recall target. It is a regression set at that
+    figure until someone tunes on it."""
+    from bot.evaluation import read_jsonl, risk_checker_is_risky, score_risk
+
+    cases = read_jsonl(DATA / "risk_w4.jsonl")
+    assert len(cases) == 200
+    ours = score_risk(cases, risk_checker_is_risky(RiskChecker(REGION))).figures()
+    assert ours["recall"] >= 85.5 and ours["specificity"] >= 95.6, ours
