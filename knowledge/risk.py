@@ -287,7 +287,7 @@ class RiskChecker:
             rf"(?:(?:花|用|出)了?(?P<a>{NUM})(?:元|块钱|块)?(?:钱)?[^,。!?;]{{0,8}}?(?:买|入手|拿|收)"
             rf"|(?P<a2>{NUM})(?:元|块钱|块)?(?:钱)?(?:买的|买了|买进|买入|入手|拿的|进的|收的)"
             # a seller's price now, of something kept or collected: "这个茶现在八百一饼，放三年能卖三千"
-            rf"|(?:现在|如今|目前)(?:是|卖|才|只要|只卖)?(?P<a3>{NUM})(?:元|块钱|块)?(?:钱)?(?:一|每)?"
+            rf"|(?:现在|如今|目前)(?:是|卖|才|只要|只卖|值|只值)?(?P<a3>{NUM})(?:元|块钱|块)?(?:钱)?(?:一|每)?"
             r"[饼斤克个件套张瓶盒箱片份枚颗株棵幅块]?)"
             rf"(?P<gap>[^。!?;]{{0,24}}?)(?:{rates['rise_to']})(?:{_HEDGES})?(?P<b>{NUM})")
         self._rise_to_tip: str = rates["rise_to_tip"]
@@ -298,6 +298,12 @@ class RiskChecker:
         # amount based: 投一千 … 每天返十块 / 十天拿回一千二 / 每年保底分红一万
         self._principal = re.compile(rf"(?:{_STAKE_VERBS})了?(?P<n>{NUM})")
         self._any_amount = re.compile(NUM)
+        # a total promised back after an event rather than a period: "投一万，上映后至少拿回一万五",
+        # "交五千，回来返六千", "出十万，等公司上市能换成一百万" (the whole gain; periods are read above)
+        self._stake_back = re.compile(
+            rf"(?:投资|投入|投了|投|存入|存了|存|交了|交|入股|出资|出了|出|认购)(?P<a>{NUM})(?:元|块钱|块)?"
+            r"(?P<gap>[^。!?;]{1,16}?)(?<![只才])(?:至少|最少|起码|保证|就能|就可以|就会|能|可以|会|就|还|再)?"
+            rf"(?:拿回|收回|领回|变成|换成|返还|返|退回|还你|还给你)(?:{_HEDGES})?(?P<b>{NUM})")
         self._return = re.compile(
             rf"(?P<p>{period})(?:后|以后|之后|到期后?)?[^,。!?;]{{0,4}}?(?P<v>{_RETURN_VERBS})"
             rf"(?:{_PRONOUNS}|了){{0,3}}(?:发|打|转|付|返)?的?"
@@ -309,7 +315,10 @@ class RiskChecker:
             # ("交一千能领三千", "捐一千返两千"), or a bare sum with 返 ("一万返八百"; not "满一千返一百")
             rf"|(?:(?:投资|投入|投|存入|存|交了|交|捐了|捐)(?P<n3>{NUM})(?:元|块钱|块)?,?(?:就能|就可以|就|能|可以|便能)?"
             rf"(?P<v3>返|拿回|变成|赚|领回|领|拿到|收回)"
-            rf"|(?<![满费买物额了\d零〇一二两三四五六七八九十百千万])(?P<n5>{NUM})(?:元|块钱|块)?(?P<v5>返))(?P<n4>{NUM})")
+            rf"|(?<![满费买物额了\d零〇一二两三四五六七八九十百千万])(?P<n5>{NUM})(?:元|块钱|块)?(?P<v5>返)"
+            # ... or more back than the price of goods bought ("买一万返一万二"; "买一千返一百" is a discount)
+            rf"|(?:买了?|消费了?|花了?)(?P<n6>{NUM})(?:元|块钱|块)?(?:的?东西|的?货)?,?(?:就能|就可以|就|能|可以|便能)?返"
+            rf")(?P<n4>{NUM})")
 
     def _compile_windfall(self, raw: Mapping[str, Any]) -> None:
         if raw["feature"] not in self.features:
@@ -611,10 +620,13 @@ class RiskChecker:
     def _amount_rates(self, view: str, sentence_start: Callable[[int], int]) -> list[tuple[int, int, float]]:
         out = []
         for ret in self._return.finditer(view):
-            if ret.group("n3") or ret.group("n5"):     # one-off: the stake is in the match itself
-                bare = ret.group("n5")
-                amount, received = parse_number(ret.group("n3") or bare), parse_number(ret.group("n4"))
+            if ret.group("n3") or ret.group("n5") or ret.group("n6"):   # one-off: the stake is in the match
+                bare, bought = ret.group("n5"), ret.group("n6")
+                amount = parse_number(ret.group("n3") or bare or bought)
+                received = parse_number(ret.group("n4"))
                 if bare and not _BIG_UNIT.search(bare):
+                    continue
+                if bought and not (amount and received and received > amount):
                     continue
                 if (amount and received and amount >= 100 and not _NOT_MONEY_AFTER.match(view, ret.end())
                         and not _GOODS_AFTER.match(view, ret.end())
@@ -649,6 +661,14 @@ class RiskChecker:
                 continue
             per_year = self._per_year(self._period.match(ret.group("p") or ret.group("p2")))
             out.append((p_start, p_end, gain / amount * per_year * 100))
+        for m in self._stake_back.finditer(view):
+            amount, received = parse_number(m.group("a")), parse_number(m.group("b"))
+            if (not amount or not received or amount < 100 or received <= amount or self._period.search(m.group("gap"))
+                    or _NOT_MONEY_AFTER.match(view, m.end()) or _NOT_MONEY_AFTER.match(view, m.end("a"))
+                    or _GOODS_AFTER.match(view, m.end())
+                    or self._rate_blockers.search(view, max(0, m.start() - 6), m.end())):
+                continue
+            out.append((m.start(), m.end(), (received - amount) / amount * 100))
         return out
 
     def _find_principal(self, view: str, lo: int, hi: int, after: bool = False) -> tuple[int, float] | None:

@@ -68,6 +68,27 @@ def checker() -> RiskChecker:
     "业务员上门说这个产品稳稳的 一年百分之九",
     # a scheme holding itself up against social insurance
     "给老年人办高息的养老保险代办 交三万 以后月月领得比社保多",
+    # a total promised back after an event, not a period; more back than the price of goods bought
+    "投两万，项目回款后能拿回三万",
+    "出十万，等公司上市能换成一百万",
+    "买他们的黄金首饰，买五千返六千",
+    # an income right sold to residents; a resale profit promised; units of a project with dividends
+    "有人卖光伏电站的收益权，一万起",
+    "他说这批货拿下来转手就赚",
+    "酒店项目卖份额，两万一份，每年分红",
+    # an income said to be guaranteed; a seller's price now and a price promised
+    "投三万开网店，公司代运营，每月保证收入五千",
+    "这个藏品现在值十万，一年后能卖一百万",
+    # money handed over with more promised back; income without work; early payers said to be rich; a top-up
+    # demanded to go on with paid tasks; a seller's share of what the people below sell
+    "他让我把钱放他那，到时候多给我一些",
+    "那个人说只要出钱，什么都不用干，年底等着分钱就行",
+    "早进去的人都发财了，他让我也赶紧投",
+    "做任务就能赚钱，前几单返了钱，后面要我充值才能继续",
+    "先囤货两万，成为总代理，下面的人卖货都有我的提成",
+    # a minimum figure guaranteed; money paid out by the share on a schedule
+    "有个公司招股东，十万一个名额，年底按名额分利润，保证不低于两万",
+    "入伙之后，每月按股领钱，一股五千，每月三百",
 ])
 def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecker, text: str) -> None:
     report = checker.check(text)
@@ -96,6 +117,21 @@ def test_the_shape_of_an_offer_is_risky_however_it_is_worded(checker: RiskChecke
     "表弟在证券公司上班 说私募只卖给合格投资者 一百万起",
     "儿媳妇在网上开了个店，一个月能赚几千",              # a return word and a promotion word: no offer shape
     "我在网上买了一台空调，商家给了三百块的安装补贴",
+    # fees earned, not paid; dividends that follow the profit; a return below what was paid; a warning
+    "我是村里的快递代理点，按件拿代理费",
+    "合作社的社员按入股比例分红，赚得多就多分，没有保底",
+    "投了两万，出事后只拿回一万",
+    "存了一万，到期拿回一万零二百",
+    "超市买一千返一百的购物券",
+    "听说有人卖原始股骗人，大家要小心",
+    "退休了什么都不用干，等着领退休金",
+    "我把钱放我妈那里保管",
+    "孩子把工资交给我存着",
+    "厂里说工资保证不低于最低工资标准",
+    "这个班保证至少考过一门",
+    "我收了一批旧家具，转手就赚了两千",
+    "我爸收玉米再卖给粮站，转手赚个差价",
+    "村里的合作社每月按股领钱，账目都公示了，村集体的",
 ])
 def test_safe_look_alikes_of_the_shapes_stay_low(checker: RiskChecker, text: str) -> None:
     report = checker.check(text)
@@ -129,11 +165,11 @@ def test_combine_names_known_rules(tmp_path: Path) -> None:
         RiskChecker(REGION, path)
 
 
-@pytest.mark.parametrize("name", ["risk_w1.jsonl", "risk_w2.jsonl"])
+@pytest.mark.parametrize("name", ["risk_w1.jsonl", "risk_w2.jsonl", "risk_w3.jsonl"])
 def test_independent_writers_sets_meet_the_targets(name: str) -> None:
-    """Two sets of 200 offers written by people who never saw the rules (issue 15 §4 targets: recall >= 97,
+    """Sets of 200 offers written by people who never saw the rules (issue 15 §4 targets: recall >= 97,
     specificity >= 95). risk_w1 was used for tuning; risk_w2 was scored once (recall 90.9, specificity 97.8), then
-    tuned on: both are regression sets now."""
+    tuned on; risk_w3 (96.4 / 97.8 before) was tuned on: all are regression sets now."""
     from bot.evaluation import KeywordBaseline, read_jsonl, risk_checker_is_risky, score_risk
 
     cases = read_jsonl(DATA / name)
@@ -142,3 +178,15 @@ def test_independent_writers_sets_meet_the_targets(name: str) -> None:
     base = score_risk(cases, KeywordBaseline().is_risky).figures()
     assert ours["recall"] >= 97 and ours["specificity"] >= 95, ours
     assert ours["recall"] > base["recall"] and ours["specificity"] >= base["specificity"]
+
+
+def test_the_fourth_writers_set_keeps_its_honest_figure() -> None:
+    """risk_w4 (200 offers by another writer who never saw the rules) was scored once, after tuning on risk_w3, and
+    never tuned on: recall 85.5, specificity 95.6, short of the recall target. It is a regression set at that
+    figure until someone tunes on it."""
+    from bot.evaluation import read_jsonl, risk_checker_is_risky, score_risk
+
+    cases = read_jsonl(DATA / "risk_w4.jsonl")
+    assert len(cases) == 200
+    ours = score_risk(cases, risk_checker_is_risky(RiskChecker(REGION))).figures()
+    assert ours["recall"] >= 85.5 and ours["specificity"] >= 95.6, ours
