@@ -456,7 +456,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     """Read the config file and the environment; raise ConfigError with one line per problem."""
     file = config_path(path)
     try:
-        data = yamlfile.loads(file.read_text(encoding="utf-8")) or {}
+        data = yamlfile.load(file) or {}
     except FileNotFoundError as exc:
         raise ConfigError([f"{file}: config file not found"]) from exc
     except yaml.YAMLError as exc:

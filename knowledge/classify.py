@@ -26,25 +26,18 @@ class CategoryModel:
         self.temperature = temperature
         df: Counter[str] = Counter()
         for _, feats, weight in docs:
-            if weight == 1.0:
-                df.update(feats.keys())  # counted in C
-            else:
-                for f in feats:
-                    df[f] += weight
+            for f in feats:
+                df[f] += weight
         n = sum(weight for *_, weight in docs)
-        idf = self.idf = {f: math.log(1 + n / c) for f, c in df.items()}
+        self.idf = {f: math.log(1 + n / c) for f, c in df.items()}
         per_class: dict[str, dict[str, float]] = {}
         total: dict[str, float] = {}
-        log1p, sqrt = math.log1p, math.sqrt
-        for label, feats, weight in docs:  # one pass adds each text's vector (as _vector makes it) to its class
+        for label, feats, weight in docs:  # one pass adds each text's vector to its class and to the total
             own = per_class.setdefault(label, {})
-            vec = [(f, log1p(v) * idf[f]) for f, v in feats.items()]
-            scale = weight / (sqrt(sum(x * x for _, x in vec)) or 1.0)
-            for f, x in vec:
-                if x:
-                    x *= scale
-                    own[f] = own.get(f, 0.0) + x
-                    total[f] = total.get(f, 0.0) + x
+            for f, x in self._vector(feats).items():
+                x *= weight
+                own[f] = own.get(f, 0.0) + x
+                total[f] = total.get(f, 0.0) + x
         self.labels = sorted(per_class)
         self.alpha = alpha
         vocab = len(total)

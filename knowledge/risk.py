@@ -188,7 +188,7 @@ class RiskChecker:
     """Rule-based red-flag check of an offer; construct once, call `check` per message."""
 
     def __init__(self, region: Mapping[str, str], rules_path: Path | None = None) -> None:
-        data = yamlfile.loads((rules_path or RULES_FILE).read_text(encoding="utf-8"))
+        data = yamlfile.load(rules_path or RULES_FILE)
         self.features: tuple[str, ...] = tuple(data["features"])
         self._region = {**data.get("region_defaults", {}), **{k: str(v) for k, v in region.items()
                                                                if isinstance(v, (str, int, float))}}

@@ -75,7 +75,7 @@ class KnowledgeBase:
 
 
 def load_taxonomy(path: Path = TAXONOMY_FILE) -> dict[str, Category]:
-    data = yamlfile.loads(path.read_text(encoding="utf-8"))
+    data = yamlfile.load(path)
     return {c["slug"]: Category(c["slug"], c["name"], c["kind"], c.get("covers", "")) for c in data["categories"]}
 
 
@@ -198,7 +198,7 @@ def load(entries_dir: Path = ENTRIES_DIR, region_keys: set[str] | None = None,
     for path in sorted(entries_dir.glob("*.yaml")):
         fname = path.name
         try:
-            data = yamlfile.loads(path.read_text(encoding="utf-8"))
+            data = yamlfile.load(path)
         except yaml.YAMLError as exc:
             problems.append(Problem(fname, "-", "-", f"invalid YAML: {exc}".replace("\n", " ")))
             continue

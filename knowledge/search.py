@@ -87,7 +87,7 @@ class Lexicon:
 
     @classmethod
     def load(cls, path: Path = LEXICON_FILE) -> Lexicon:
-        data = yamlfile.loads(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(path)
         synonyms: dict[str, str] = {}
         for group in data.get("synonyms", []):
             words = [normalize(str(w)) for w in group]
@@ -103,7 +103,7 @@ class Lexicon:
 
 def load_offtopic(path: Path = OFFTOPIC_FILE) -> list[str]:
     """The everyday questions that are not about fundraising."""
-    return [str(q) for q in yamlfile.loads(path.read_text(encoding="utf-8"))["questions"]]
+    return [str(q) for q in yamlfile.load(path)["questions"]]
 
 
 @dataclass(frozen=True)
@@ -462,13 +462,22 @@ class Signals:
     top_bm25: float
 
 
-def rank(s: Signals) -> tuple[list[tuple[float, int]], float]:
-    """The entries best first with their ranking scores, and the confidence that the query is about fundraising
-    at all (0-1). Weights chosen by 5-fold cross-validation (`fangfei eval kb --folds 5`)."""
-    ranked = sorted(((W_FIT * fit + W_BM25 * bm + W_LEXICAL * lexical, i)
-                     for i, (fit, bm, _covered, lexical) in s.entries.items()), reverse=True)
+def acceptance_features(s: Signals) -> tuple[float, float, float, float]:
+    """What the log-odds that a query is not ours is made of, in the order of (G_BIAS, G_EVERYDAY, G_BM25,
+    G_COVER): 1, the everyday model's margin, the best BM25 score (log1p), the best coverage."""
     covered = max(c for _f, _b, c, _l in s.entries.values())
-    x = G_BIAS + G_EVERYDAY * s.everyday + G_BM25 * math.log1p(s.top_bm25) + G_COVER * covered
+    return 1.0, s.everyday, math.log1p(s.top_bm25), covered
+
+
+def rank(s: Signals, ranking: tuple[float, float, float] = (W_FIT, W_BM25, W_LEXICAL),
+         acceptance: tuple[float, ...] = (G_BIAS, G_EVERYDAY, G_BM25, G_COVER),
+         ) -> tuple[list[tuple[float, int]], float]:
+    """The entries best first with their ranking scores, and the confidence that the query is about fundraising
+    at all (0-1). The weights default to those chosen by cross-validation (scripts/tune_search.py tries others)."""
+    w_fit, w_bm25, w_lexical = ranking
+    ranked = sorted(((w_fit * fit + w_bm25 * bm + w_lexical * lexical, i)
+                     for i, (fit, bm, _covered, lexical) in s.entries.items()), reverse=True)
+    x = sum(g * f for g, f in zip(acceptance, acceptance_features(s), strict=True))
     return ranked, 1.0 / (1.0 + math.exp(min(x, 50.0)))
 
 

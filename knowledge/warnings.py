@@ -62,7 +62,7 @@ def load(directory: Path = WARNINGS_DIR, region_keys: set[str] | None = None) ->
     problems: list[Problem] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            data = yamlfile.loads(path.read_text(encoding="utf-8")) or []
+            data = yamlfile.load(path) or []
         except (OSError, yaml.YAMLError) as exc:
             problems.append(Problem(path.name, "-", "-", f"cannot be read: {exc.__class__.__name__}"))
             continue

@@ -11,10 +11,6 @@ import yaml
 LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def loads(text: str) -> Any:
-    """The YAML document in `text` (plain data only, as yaml.safe_load); raises yaml.YAMLError when malformed."""
-    return yaml.load(text, Loader=LOADER)
-
-
 def load(path: Path) -> Any:
-    return loads(path.read_text(encoding="utf-8"))
+    """The YAML document in the file (plain data only, as yaml.safe_load); raises yaml.YAMLError when malformed."""
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=LOADER)  # LOADER is a safe loader

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.evaluation import folds, read_jsonl, writer_folds
 from knowledge import schema, search
-from knowledge.search import SearchIndex, Signals, load_asked, load_offtopic
+from knowledge.search import SearchIndex, Signals, acceptance_features, load_asked, load_offtopic
 
 
 @dataclass
@@ -40,22 +40,14 @@ def collect(index: SearchIndex, cases: Sequence[dict]) -> list[Case]:
     return [Case(set(c["cats"]), index.signals(c["q"]), cats) for c in cases]
 
 
-def acceptance_features(s: Signals) -> list[float]:
-    covered = max(c for _f, _b, c, _l in s.entries.values())
-    return [1.0, s.everyday, math.log1p(s.top_bm25), covered]
-
-
 def figures(cases: list[Case], w: tuple[float, float, float], g: Sequence[float], threshold: float) -> dict:
     top1 = top3 = answerable = refused = unanswerable = 0
-    limit = math.log(1 / threshold - 1) if 0 < threshold < 1 else (math.inf if threshold <= 0 else -math.inf)
     for c in cases:
         if c.signals is None:
             matched, order = False, []
         else:
-            x = sum(a * b for a, b in zip(g, acceptance_features(c.signals), strict=True))
-            matched = x <= limit
-            ranked = sorted(((w[0] * f + w[1] * b + w[2] * lex, i) for i, (f, b, _c, lex) in c.signals.entries.items()),
-                            reverse=True)
+            ranked, confidence = search.rank(c.signals, w, tuple(g))
+            matched = round(confidence, 4) >= threshold  # as the best hit's score is compared in search()
             order = list(dict.fromkeys(c.categories[i] for _r, i in ranked))
         if c.cats:
             answerable += 1

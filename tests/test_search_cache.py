@@ -11,6 +11,7 @@ import pytest
 
 from knowledge import schema
 from knowledge.search import SearchIndex
+from tests.test_segmenter import planted_pickle
 
 QUESTIONS = ["非法集资是什么", "养老投姿", "fei fa ji zi ju bao", "钱要不回来了", "天气预报",
              "我妈在讲座上买了保健床垫"]
@@ -47,7 +48,7 @@ def test_a_kept_index_that_is_not_private_is_rebuilt(cache_home: Path) -> None:
     kb, _ = schema.load()
     SearchIndex.cached(kb)
     path = next(cache_home.glob("index-*.pickle"))
-    path.write_bytes(b"cos\nsystem\n(S'touch " + str(cache_home / "owned").encode() + b"'\ntR.")
+    path.write_bytes(planted_pickle(cache_home / "owned"))
     os.chmod(path, 0o666)
     index = SearchIndex.cached(kb)
     assert not (cache_home / "owned").exists() and answers(index) == answers(SearchIndex(kb))

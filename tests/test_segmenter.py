@@ -29,6 +29,11 @@ def jieba_own() -> jieba.Tokenizer:
     return tk
 
 
+def planted_pickle(marker: Path) -> bytes:
+    """A pickle that, read, runs `touch marker`: what someone who could write the cache would plant."""
+    return b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+
+
 def cached(cache_home: Path) -> Path:
     """A sound cache file written as the segmenter writes it (quicker than a first start's build)."""
     own = jieba_own()
@@ -56,10 +61,10 @@ def test_a_cache_that_is_not_private_or_not_sound_is_ignored(cache_home: Path, s
     path = cached(cache_home)
     assert segmenter.tokenizer().FREQ == jieba_own().FREQ  # read back while it is sound
     if spoil == "file writable by others":
-        path.write_bytes(b"cos\nsystem\n(S'touch " + str(cache_home / "owned").encode() + b"'\ntR.")
+        path.write_bytes(planted_pickle(cache_home / "owned"))
         os.chmod(path, 0o666)
     elif spoil == "folder writable by others":
-        path.write_bytes(b"cos\nsystem\n(S'touch " + str(cache_home / "owned").encode() + b"'\ntR.")
+        path.write_bytes(planted_pickle(cache_home / "owned"))
         os.chmod(cache_home, 0o777)
     elif spoil == "damaged":
         path.write_bytes(path.read_bytes()[:1000])
@@ -67,7 +72,7 @@ def test_a_cache_that_is_not_private_or_not_sound_is_ignored(cache_home: Path, s
         path.write_bytes(pickle.dumps(({"养老公寓返利": 1}, 1)))
     elif spoil == "file is a symlink":
         planted = cache_home.parent / "planted.pickle"
-        planted.write_bytes(b"cos\nsystem\n(S'touch " + str(cache_home / "owned").encode() + b"'\ntR.")
+        planted.write_bytes(planted_pickle(cache_home / "owned"))
         path.unlink()
         path.symlink_to(planted)
     else:

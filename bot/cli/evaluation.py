@@ -36,7 +36,7 @@ def eval_kb(file: Annotated[Path | None, typer.Argument()] = None,
     if folds and not 2 <= folds <= 20:
         say_error("--folds: between 2 and 20")
         raise typer.Exit(2)
-    asked = load_asked()
+    asked = load_asked() if file is None else []
     if by_writer and len({a.by for a in asked if a.by}) < 2:
         say_error("--by-writer: knowledge/asked.jsonl names fewer than two writers")
         raise typer.Exit(2)
